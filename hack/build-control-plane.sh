@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the control-plane binaries (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl and kwok) from Go modules into a cache directory keyed by
+# their versions, skipping whatever is already there.
+#
+# The versions come from the tools modules under hack/tools. The cache lives
+# outside the repository so that every clone on a machine shares it:
+#   ${MEMCACHED_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memcached-operator}
+#
+# Usage:
+#   hack/build-control-plane.sh            build what is missing, print the directory last
+#   hack/build-control-plane.sh --print-dir print the directory only
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools="${root}/hack/tools"
+
+module_version() { # module_version <tools module dir> <module path>
+	sed -n "s#^\s*\(require \)\?$2 \(v[^ ]*\).*#\2#p" "${tools}/$1/go.mod" | head -n 1
+}
+
+k8s_version=$(module_version kube k8s.io/kubernetes)
+etcd_version=$(module_version etcd go.etcd.io/etcd/server/v3)
+kwok_version=$(module_version kwok sigs.k8s.io/kwok)
+
+cache_root=${MEMCACHED_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memcached-operator}
+dest="${cache_root}/control-plane/k8s-${k8s_version}_etcd-${etcd_version}_kwok-${kwok_version}"
+
+if [[ "${1:-}" == "--print-dir" ]]; then
+	echo "${dest}"
+	exit 0
+fi
+
+mkdir -p "${dest}"
+
+# build <tools module> <package> <binary name>
+build() {
+	local target="${dest}/$3"
+	if [[ -x "${target}" ]]; then
+		echo "  ${3}: cached" >&2
+		return
+	fi
+	echo "  ${3}: building $2 (this can take minutes on a cold Go build cache)" >&2
+	local start=${SECONDS}
+	go build -C "${tools}/$1" -trimpath -ldflags='-s -w' -o "${target}.partial" "$2"
+	mv "${target}.partial" "${target}"
+	echo "  ${3}: built in $((SECONDS - start))s" >&2
+}
+
+echo "Control plane k8s ${k8s_version}, etcd ${etcd_version}, kwok ${kwok_version} in ${dest}" >&2
+build kube k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver
+build kube k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager
+build kube k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler
+build kube k8s.io/kubernetes/cmd/kubectl kubectl
+build etcd go.etcd.io/etcd/server/v3 etcd
+build kwok sigs.k8s.io/kwok/cmd/kwok kwok
+
+# kwok needs stage definitions to move nodes and pods through their lifecycle;
+# its module ships the standard ones.
+stages="${dest}/kwok-stages"
+if [[ ! -d "${stages}" ]]; then
+	kwok_dir=$(go mod download -C "${tools}/kwok" -json "sigs.k8s.io/kwok@${kwok_version}" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+	mkdir -p "${stages}.partial"
+	for stage in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+		cp "${kwok_dir}/kustomize/stage/${stage}" "${stages}.partial/"
+	done
+	chmod -R u+w "${stages}.partial"
+	mv "${stages}.partial" "${stages}"
+fi
+
+echo "${dest}"
