@@ -1,0 +1,87 @@
+package controller
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+)
+
+// CacheOptions restricts the manager's informers for Deployments and Pods to
+// the objects this operator manages, and strips managed fields from every
+// cached object: the cache then costs memory in proportion to the Memcacheds,
+// not to the cluster.
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagerName})
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: {Label: managed},
+			&corev1.Pod{}:        {Label: managed},
+		},
+	}
+}
+
+// SetupWithManager registers the reconciler with mgr. It watches Memcacheds,
+// the Deployments they own and their pods.
+func (r *MemcachedReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&cachev1alpha1.Memcached{}).
+		Owns(&appsv1.Deployment{}).
+		Watches(&corev1.Pod{},
+			handler.EnqueueRequestsFromMapFunc(podToMemcached),
+			builder.WithPredicates(podChanged{})).
+		Named("memcached").
+		Complete(r)
+}
+
+// podToMemcached maps a memcached pod to the Memcached it belongs to.
+func podToMemcached(_ context.Context, pod client.Object) []reconcile.Request {
+	podLabels := pod.GetLabels()
+	name, ok := podLabels[resources.InstanceLabel]
+	if !ok || podLabels[resources.NameLabel] != resources.AppName {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.GetNamespace(), Name: name}}}
+}
+
+// podChanged passes pod creations and deletions, and the updates that can
+// change a Memcached's status: its labels, its deletion, its readiness or its IP.
+// Other updates are frequent and change nothing the operator reports.
+type podChanged struct {
+	predicate.Funcs
+}
+
+func (podChanged) Update(e event.UpdateEvent) bool {
+	oldPod, okOld := e.ObjectOld.(*corev1.Pod)
+	newPod, okNew := e.ObjectNew.(*corev1.Pod)
+	if !okOld || !okNew {
+		return true
+	}
+	return !labels.Equals(oldPod.Labels, newPod.Labels) ||
+		oldPod.DeletionTimestamp.IsZero() != newPod.DeletionTimestamp.IsZero() ||
+		isReady(oldPod) != isReady(newPod) ||
+		oldPod.Status.PodIP != newPod.Status.PodIP
+}
+
+func isReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
