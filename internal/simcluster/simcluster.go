@@ -1,0 +1,352 @@
+// Package simcluster runs a simulated Kubernetes cluster on this machine: a
+// real control plane (etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler) and kwok, which plays the kubelet of fake nodes so that
+// scheduled pods become Running with an IP. No container runs: pods are API
+// objects only, and their IPs are not reachable.
+//
+// The API server enforces RBAC and Pod Security admission, the controller
+// manager runs the ReplicaSet, garbage-collector and other controllers, and the
+// scheduler places pods on the fake nodes, so operators see what they would
+// see on a real cluster.
+package simcluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Options configure a simulated cluster.
+type Options struct {
+	// BinDir holds the etcd, kube-apiserver, kube-controller-manager,
+	// kube-scheduler and kwok binaries and kwok's stages in kwok-stages/, as
+	// hack/build-control-plane.sh builds them. Required.
+	BinDir string
+
+	// DataDir holds the cluster's state, keys and logs. When empty, a
+	// temporary directory is used and removed by Close.
+	DataDir string
+
+	// Nodes is the number of fake nodes; 3 when zero.
+	Nodes int
+
+	// ClientQPS limits the requests per second of kube-controller-manager and
+	// kube-scheduler; 1000 when zero, so that they are not the bottleneck of a
+	// test or a benchmark. Bursts may be twice as large.
+	ClientQPS int
+}
+
+// Cluster is a running simulated cluster.
+type Cluster struct {
+	// Kubeconfig is the path of a kubeconfig that authenticates as a cluster
+	// administrator (group system:masters).
+	Kubeconfig string
+
+	// Config is the REST config of the cluster administrator.
+	Config *rest.Config
+
+	// DataDir holds the cluster's state; its logs/ directory has the output of
+	// every component.
+	DataDir string
+
+	processes     []*process
+	removeDataDir bool
+}
+
+// stopGrace is how long a component may take to exit after SIGTERM.
+const stopGrace = 10 * time.Second
+
+// Start starts a simulated cluster and returns once the API server is ready and
+// every node is Ready and schedulable. The caller must Close it.
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	if opts.BinDir == "" {
+		return nil, errors.New("simcluster: Options.BinDir is required")
+	}
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.ClientQPS == 0 {
+		opts.ClientQPS = 1000
+	}
+
+	c := &Cluster{DataDir: opts.DataDir}
+	if c.DataDir == "" {
+		if c.DataDir, err = os.MkdirTemp("", "simcluster-"); err != nil {
+			return nil, fmt.Errorf("failed to create a data directory: %w", err)
+		}
+		c.removeDataDir = true
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.Close())
+		}
+	}()
+
+	for _, dir := range []string{c.pki(), c.logs()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("failed to create %s: %w", dir, err)
+		}
+	}
+	token, err := c.writeCredentials()
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	apiServerPort := ports[2]
+
+	if err := c.start("etcd", opts.BinDir,
+		"--name=simcluster",
+		"--data-dir="+filepath.Join(c.DataDir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=simcluster="+peerURL,
+		// The cluster is thrown away: losing writes on a power cut does not matter.
+		"--unsafe-no-fsync",
+		"--log-level=warn",
+	); err != nil {
+		return nil, err
+	}
+
+	if err := c.start("kube-apiserver", opts.BinDir,
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(apiServerPort),
+		"--cert-dir="+c.pki(),
+		// The default reconciler refuses to publish a loopback address.
+		"--endpoint-reconciler-type=none",
+		"--service-cluster-ip-range=10.96.0.0/16",
+		"--token-auth-file="+filepath.Join(c.pki(), "tokens.csv"),
+		"--authorization-mode=Node,RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file="+filepath.Join(c.pki(), "sa.pub"),
+		"--service-account-signing-key-file="+filepath.Join(c.pki(), "sa.key"),
+		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
+	); err != nil {
+		return nil, err
+	}
+	if err := c.waitForAPIServer(ctx, apiServerPort, token); err != nil {
+		return nil, err
+	}
+
+	qps, burst := strconv.Itoa(opts.ClientQPS), strconv.Itoa(2*opts.ClientQPS)
+	if err := c.start("kube-controller-manager", opts.BinDir,
+		"--kubeconfig="+c.Kubeconfig,
+		"--secure-port=0",
+		"--leader-elect=false",
+		"--service-account-private-key-file="+filepath.Join(c.pki(), "sa.key"),
+		"--root-ca-file="+filepath.Join(c.pki(), "apiserver.crt"),
+		"--use-service-account-credentials=false",
+		"--kube-api-qps="+qps, "--kube-api-burst="+burst,
+		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+		"--concurrent-gc-syncs=50",
+	); err != nil {
+		return nil, err
+	}
+
+	schedulerConfig := filepath.Join(c.DataDir, "kube-scheduler.yaml")
+	if err := os.WriteFile(schedulerConfig, []byte(fmt.Sprintf(`apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: %q
+  qps: %s
+  burst: %s
+leaderElection:
+  leaderElect: false
+`, c.Kubeconfig, qps, burst)), 0o600); err != nil {
+		return nil, fmt.Errorf("failed to write the scheduler configuration: %w", err)
+	}
+	if err := c.start("kube-scheduler", opts.BinDir, "--config="+schedulerConfig, "--secure-port=0"); err != nil {
+		return nil, err
+	}
+
+	kwokArgs := []string{
+		"--kubeconfig=" + c.Kubeconfig,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=" + nodeAnnotation + "=fake",
+		"--cidr=10.244.0.0/16",
+		"--node-ip=10.1.0.1",
+	}
+	stages, err := filepath.Glob(filepath.Join(opts.BinDir, "kwok-stages", "*.yaml"))
+	if err != nil || len(stages) == 0 {
+		return nil, fmt.Errorf("no kwok stages in %s/kwok-stages: run hack/build-control-plane.sh", opts.BinDir)
+	}
+	for _, stage := range stages {
+		kwokArgs = append(kwokArgs, "--config="+stage)
+	}
+	if err := c.start("kwok", opts.BinDir, kwokArgs...); err != nil {
+		return nil, err
+	}
+
+	clientset, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	if err := createNodes(ctx, clientset, opts.Nodes); err != nil {
+		return nil, err
+	}
+	if err := c.waitFor(ctx, "nodes to be Ready and schedulable", func(ctx context.Context) (bool, error) {
+		return nodesReady(ctx, clientset, opts.Nodes)
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops every process of the cluster, newest first, and removes its data
+// directory if Start created it.
+func (c *Cluster) Close() error {
+	var errs []error
+	for i := len(c.processes) - 1; i >= 0; i-- {
+		errs = append(errs, c.processes[i].stop(stopGrace))
+	}
+	c.processes = nil
+	if c.removeDataDir {
+		errs = append(errs, os.RemoveAll(c.DataDir))
+	}
+	return errors.Join(errs...)
+}
+
+// LogPath returns the path of the log of a component, e.g. "kube-apiserver".
+func (c *Cluster) LogPath(component string) string {
+	return filepath.Join(c.logs(), component+".log")
+}
+
+func (c *Cluster) pki() string  { return filepath.Join(c.DataDir, "pki") }
+func (c *Cluster) logs() string { return filepath.Join(c.DataDir, "logs") }
+
+func (c *Cluster) start(name, binDir string, args ...string) error {
+	p, err := startProcess(name, filepath.Join(binDir, name), c.logs(), args...)
+	if err != nil {
+		return err
+	}
+	c.processes = append(c.processes, p)
+	return nil
+}
+
+// writeCredentials writes the service-account signing keys and the static
+// token file of the administrator, and returns the administrator's token.
+func (c *Cluster) writeCredentials() (string, error) {
+	if err := writeServiceAccountKeys(filepath.Join(c.pki(), "sa.key"), filepath.Join(c.pki(), "sa.pub")); err != nil {
+		return "", err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", fmt.Errorf("failed to generate a token: %w", err)
+	}
+	token := hex.EncodeToString(secret)
+	tokens := fmt.Sprintf("%s,admin,admin,\"system:masters\"\n", token)
+	if err := os.WriteFile(filepath.Join(c.pki(), "tokens.csv"), []byte(tokens), 0o600); err != nil {
+		return "", fmt.Errorf("failed to write the token file: %w", err)
+	}
+	return token, nil
+}
+
+// waitForAPIServer waits for kube-apiserver to be ready, then writes the
+// administrator's kubeconfig.
+func (c *Cluster) waitForAPIServer(ctx context.Context, port int, token string) error {
+	caFile := filepath.Join(c.pki(), "apiserver.crt")
+	if err := c.waitFor(ctx, "kube-apiserver to write its serving certificate", func(context.Context) (bool, error) {
+		_, err := os.Stat(caFile)
+		return err == nil, nil
+	}); err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return fmt.Errorf("failed to read the API server certificate: %w", err)
+	}
+	c.Config = &rest.Config{
+		Host:            "https://127.0.0.1:" + strconv.Itoa(port),
+		BearerToken:     token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: ca},
+	}
+	clientset, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return fmt.Errorf("failed to create a client: %w", err)
+	}
+	if err := c.waitFor(ctx, "kube-apiserver to be ready", func(ctx context.Context) (bool, error) {
+		err := clientset.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+		return err == nil, nil
+	}); err != nil {
+		return err
+	}
+
+	c.Kubeconfig = filepath.Join(c.DataDir, "admin.kubeconfig")
+	return WriteKubeconfig(c.Kubeconfig, c.Config, "admin")
+}
+
+// waitFor polls done until it reports true, a component exits, or ctx or two
+// minutes run out.
+func (c *Cluster) waitFor(ctx context.Context, what string, done func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, p := range c.processes {
+			if err := p.exited(); err != nil {
+				return fmt.Errorf("waiting for %s: %w", what, err)
+			}
+		}
+		ok, err := done(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (logs in %s)", what, ctx.Err(), c.logs())
+		case <-tick.C:
+		}
+	}
+}
+
+// WriteKubeconfig writes a kubeconfig at path for cfg, which must
+// authenticate with a bearer token, naming its user user.
+func WriteKubeconfig(path string, cfg *rest.Config, user string) error {
+	kubeconfig := clientcmdapi.NewConfig()
+	kubeconfig.Clusters["simcluster"] = &clientcmdapi.Cluster{
+		Server:                   cfg.Host,
+		CertificateAuthorityData: cfg.CAData,
+	}
+	kubeconfig.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kubeconfig.Contexts["simcluster"] = &clientcmdapi.Context{Cluster: "simcluster", AuthInfo: user}
+	kubeconfig.CurrentContext = "simcluster"
+	if err := clientcmd.WriteToFile(*kubeconfig, path); err != nil {
+		return fmt.Errorf("failed to write kubeconfig %s: %w", path, err)
+	}
+	return nil
+}
+
+// freePorts returns n distinct free TCP ports on the loopback interface.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("failed to find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
