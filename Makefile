@@ -25,6 +25,17 @@ all: build
 help: ## Display this help.
 	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
 
+##@ Getting started
+
+.PHONY: demo
+demo: build k8s-bins ## Run the operator on a simulated cluster with the sample Memcached, until Ctrl-C.
+	go build -o bin/demo ./cmd/demo
+	bin/demo --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager
+
+.PHONY: simcluster
+simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goes to simcluster.kubeconfig.
+	go run ./cmd/simcluster --bin-dir "$(CONTROL_PLANE_DIR)" --kubeconfig simcluster.kubeconfig
+
 ##@ Development
 
 .PHONY: manifests
@@ -53,6 +64,10 @@ vet: ## Run go vet against code.
 .PHONY: test
 test: manifests generate fmt vet k8s-bins ## Run the unit and envtest (real kube-apiserver) tests.
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test $$(go list ./... | grep -v /test/) -coverprofile cover.out
+
+.PHONY: test-e2e
+test-e2e: build k8s-bins ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
+	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" go test ./test/e2e/ -count=1 -timeout 30m -v
 
 ##@ Build
 

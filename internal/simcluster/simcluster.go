@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"example.com/memcached-operator/internal/proc"
 )
 
 // Options configure a simulated cluster.
@@ -61,7 +62,7 @@ type Cluster struct {
 	// every component.
 	DataDir string
 
-	processes     []*process
+	processes     []*proc.Process
 	removeDataDir bool
 }
 
@@ -103,7 +104,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := proc.FreeLoopbackPorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +215,7 @@ leaderElection:
 func (c *Cluster) Close() error {
 	var errs []error
 	for i := len(c.processes) - 1; i >= 0; i-- {
-		errs = append(errs, c.processes[i].stop(stopGrace))
+		errs = append(errs, c.processes[i].Stop(stopGrace))
 	}
 	c.processes = nil
 	if c.removeDataDir {
@@ -232,7 +233,7 @@ func (c *Cluster) pki() string  { return filepath.Join(c.DataDir, "pki") }
 func (c *Cluster) logs() string { return filepath.Join(c.DataDir, "logs") }
 
 func (c *Cluster) start(name, binDir string, args ...string) error {
-	p, err := startProcess(name, filepath.Join(binDir, name), c.logs(), args...)
+	p, err := proc.Start(name, c.LogPath(name), filepath.Join(binDir, name), args...)
 	if err != nil {
 		return err
 	}
@@ -301,7 +302,7 @@ func (c *Cluster) waitFor(ctx context.Context, what string, done func(context.Co
 	defer tick.Stop()
 	for {
 		for _, p := range c.processes {
-			if err := p.exited(); err != nil {
+			if err := p.Exited(); err != nil {
 				return fmt.Errorf("waiting for %s: %w", what, err)
 			}
 		}
@@ -335,18 +336,4 @@ func WriteKubeconfig(path string, cfg *rest.Config, user string) error {
 		return fmt.Errorf("failed to write kubeconfig %s: %w", path, err)
 	}
 	return nil
-}
-
-// freePorts returns n distinct free TCP ports on the loopback interface.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("failed to find a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -1,18 +1,20 @@
-package simcluster
+// Package proc runs commands in process groups of their own, their output in
+// a log file, so that stopping one stops everything it started.
+package proc
 
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 )
 
-// process is one control-plane component running in its own process group,
-// its output going to a log file.
-type process struct {
+// Process is a command running in its own process group, its output going to
+// a log file.
+type Process struct {
 	name string
 	cmd  *exec.Cmd
 	log  *os.File
@@ -20,9 +22,10 @@ type process struct {
 	err  error // set when done is closed
 }
 
-// startProcess starts binary with args, writing its output to logDir/name.log.
-func startProcess(name, binary, logDir string, args ...string) (*process, error) {
-	logFile, err := os.Create(filepath.Join(logDir, name+".log"))
+// Start starts binary with args, writing its output to logPath. name names the
+// process in errors.
+func Start(name, logPath, binary string, args ...string) (*Process, error) {
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the log of %s: %w", name, err)
 	}
@@ -40,7 +43,7 @@ func startProcess(name, binary, logDir string, args ...string) (*process, error)
 		logFile.Close()
 		return nil, fmt.Errorf("failed to start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -48,8 +51,8 @@ func startProcess(name, binary, logDir string, args ...string) (*process, error)
 	return p, nil
 }
 
-// exited returns an error if the process has already exited.
-func (p *process) exited() error {
+// Exited returns an error if the process has already exited.
+func (p *Process) Exited() error {
 	select {
 	case <-p.done:
 		return fmt.Errorf("%s exited: %v (see %s)", p.name, p.err, p.log.Name())
@@ -58,9 +61,9 @@ func (p *process) exited() error {
 	}
 }
 
-// stop sends SIGTERM to the process group, then SIGKILL if it is still
-// running after grace.
-func (p *process) stop(grace time.Duration) error {
+// Stop sends SIGTERM to the process group, then SIGKILL if it is still
+// running after grace, and waits for the process to exit.
+func (p *Process) Stop(grace time.Duration) error {
 	defer p.log.Close()
 	pgid := p.cmd.Process.Pid
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -75,4 +78,18 @@ func (p *process) stop(grace time.Duration) error {
 	// Whatever the process group started is gone too.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	return nil
+}
+
+// FreeLoopbackPorts returns n distinct TCP ports that are free on 127.0.0.1.
+func FreeLoopbackPorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("failed to find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }

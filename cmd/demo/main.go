@@ -1,0 +1,172 @@
+// Command demo shows the operator at work on a simulated cluster: it starts
+// the cluster, installs the operator's CRD and RBAC, runs the operator with
+// its own ServiceAccount's token, applies the sample Memcached and waits for
+// its pods to run, then keeps everything up until Ctrl-C.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/localrun"
+	"example.com/memcached-operator/internal/simcluster"
+)
+
+func main() {
+	var (
+		binDir, manager, dataDir string
+		nodes                    int
+	)
+	flag.StringVar(&binDir, "bin-dir", os.Getenv("CONTROL_PLANE_DIR"),
+		"Directory of the control-plane binaries built by hack/build-control-plane.sh (default $CONTROL_PLANE_DIR).")
+	flag.StringVar(&manager, "manager", "bin/manager", "The operator's binary.")
+	flag.StringVar(&dataDir, "data-dir", "bin/demo-data", "Directory for the cluster's state, kubeconfigs and logs; emptied first.")
+	flag.IntVar(&nodes, "nodes", 3, "Number of fake nodes.")
+	flag.Parse()
+
+	if err := run(binDir, manager, dataDir, nodes); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(binDir, manager, dataDir string, nodes int) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+
+	dataDir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dataDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	kubectl := filepath.Join(binDir, "kubectl")
+
+	step("Starting the simulated cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
+	cluster, err := simcluster.Start(ctx, simcluster.Options{BinDir: binDir, DataDir: filepath.Join(dataDir, "cluster"), Nodes: nodes})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("Stopping the operator and the simulated cluster")
+		if err := cluster.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		}
+	}()
+	adminKubeconfig := filepath.Join(dataDir, "admin.kubeconfig")
+	if err := simcluster.WriteKubeconfig(adminKubeconfig, cluster.Config, "admin"); err != nil {
+		return err
+	}
+
+	step("Installing the CRD, the operator's namespace, ServiceAccount and RBAC from config/default")
+	operatorKubeconfig := filepath.Join(dataDir, "operator.kubeconfig")
+	if err := localrun.Install(ctx, cluster.Config, kubectl, ".", operatorKubeconfig); err != nil {
+		return err
+	}
+
+	step("Starting the operator with its ServiceAccount's token")
+	operator, err := localrun.Start(ctx, manager, operatorKubeconfig, filepath.Join(dataDir, "operator.log"))
+	if err != nil {
+		return err
+	}
+	defer operator.Stop()
+
+	sample := filepath.Join("config", "samples", "cache_v1alpha1_memcached.yaml")
+	step("Applying " + sample)
+	if err := kubectlRun(kubectl, adminKubeconfig, "apply", "--namespace=default", "-f", sample); err != nil {
+		return err
+	}
+
+	step("Waiting for the Memcached's pods to run and be listed in status.nodes")
+	if err := waitForNodes(ctx, cluster, "default", "example-memcached", 3); err != nil {
+		return err
+	}
+	fmt.Printf("Ready in %.1fs.\n\n", time.Since(start).Seconds())
+
+	if err := kubectlRun(kubectl, adminKubeconfig, "get", "memcached,deployments,pods", "--namespace=default", "-o", "wide"); err != nil {
+		return err
+	}
+	fmt.Println()
+	if err := kubectlRun(kubectl, adminKubeconfig, "get", "memcached", "example-memcached", "--namespace=default",
+		"-o", "jsonpath={.status}{\"\\n\"}"); err != nil {
+		return err
+	}
+
+	fmt.Printf(`
+The simulated cluster is running, with the operator. Try it from another terminal:
+
+  export KUBECONFIG=%s
+  export PATH=%s:$PATH
+  kubectl patch memcached example-memcached --type=merge -p '{"spec":{"size":5}}'
+  kubectl get memcached example-memcached -o yaml
+
+The operator logs to %s; the cluster's logs are in %s.
+Press Ctrl-C to stop.
+`, adminKubeconfig, binDir, operator.LogPath, filepath.Join(cluster.DataDir, "logs"))
+	<-ctx.Done()
+	return nil
+}
+
+func step(msg string) {
+	fmt.Printf("==> %s\n", msg)
+}
+
+func kubectlRun(kubectl, kubeconfig string, args ...string) error {
+	cmd := exec.Command(kubectl, append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kubectl %v: %w", args, err)
+	}
+	return nil
+}
+
+// waitForNodes waits until the Memcached's status.nodes names exactly its
+// size Running pods.
+func waitForNodes(ctx context.Context, cluster *simcluster.Cluster, namespace, name string, size int) error {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(cachev1alpha1.AddToScheme(scheme))
+	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		mc := &cachev1alpha1.Memcached{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, mc); err != nil {
+			return false, nil
+		}
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabels{"app.kubernetes.io/instance": name}); err != nil {
+			return false, nil
+		}
+		var running []string
+		for _, pod := range pods.Items {
+			if pod.Status.Phase == corev1.PodRunning && pod.DeletionTimestamp == nil {
+				running = append(running, pod.Name)
+			}
+		}
+		slices.Sort(running)
+		return len(running) == size && slices.Equal(running, mc.Status.Nodes), nil
+	})
+}

@@ -1,0 +1,131 @@
+// Package localrun runs the operator as a local process against a cluster,
+// with exactly the permissions it has when deployed: the manifests of
+// config/default are applied (all but the manager's Deployment) and the
+// process authenticates with a token of the operator's ServiceAccount.
+package localrun
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"example.com/memcached-operator/internal/simcluster"
+)
+
+// Install applies the operator's manifests, rendered from config/default by
+// kubectl's kustomize, except the manager's Deployment: the CRDs, the
+// operator's namespace, ServiceAccount and RBAC. It waits for the CRDs to be
+// established and writes to kubeconfigPath a kubeconfig that authenticates as
+// the operator's ServiceAccount.
+func Install(ctx context.Context, admin *rest.Config, kubectl, repoRoot, kubeconfigPath string) error {
+	objects, err := render(ctx, kubectl, filepath.Join(repoRoot, "config", "default"))
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	c, err := client.New(admin, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("failed to create a client: %w", err)
+	}
+
+	var serviceAccount, crds []*unstructured.Unstructured
+	for _, obj := range objects {
+		switch obj.GetKind() {
+		case "Deployment":
+			continue // the operator runs as a local process instead
+		case "ServiceAccount":
+			serviceAccount = append(serviceAccount, obj)
+		case "CustomResourceDefinition":
+			crds = append(crds, obj)
+		}
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
+			client.FieldOwner("memcached-operator-install"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("failed to apply %s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+	if len(serviceAccount) != 1 {
+		return fmt.Errorf("config/default has %d ServiceAccounts, want 1", len(serviceAccount))
+	}
+	if err := waitForCRDs(ctx, c, crds); err != nil {
+		return err
+	}
+
+	clientset, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return fmt.Errorf("failed to create a client: %w", err)
+	}
+	sa := serviceAccount[0]
+	token, err := clientset.CoreV1().ServiceAccounts(sa.GetNamespace()).CreateToken(ctx, sa.GetName(),
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(24 * 3600))}},
+		metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("failed to create a token for ServiceAccount %s/%s: %w", sa.GetNamespace(), sa.GetName(), err)
+	}
+	operator := rest.AnonymousClientConfig(admin)
+	operator.BearerToken = token.Status.Token
+	return simcluster.WriteKubeconfig(kubeconfigPath, operator, sa.GetNamespace()+":"+sa.GetName())
+}
+
+// render runs kubectl kustomize on dir and decodes the objects it prints.
+func render(ctx context.Context, kubectl, dir string) ([]*unstructured.Unstructured, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, kubectl, "kustomize", dir)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("kubectl kustomize %s: %w: %s", dir, err, stderr.String())
+	}
+	var objects []*unstructured.Unstructured
+	decoder := utilyaml.NewYAMLOrJSONDecoder(&stdout, 4096)
+	for {
+		obj := &unstructured.Unstructured{}
+		if err := decoder.Decode(&obj.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objects, nil
+			}
+			return nil, fmt.Errorf("failed to decode the manifests of %s: %w", dir, err)
+		}
+		if len(obj.Object) > 0 {
+			objects = append(objects, obj)
+		}
+	}
+}
+
+func waitForCRDs(ctx context.Context, c client.Client, crds []*unstructured.Unstructured) error {
+	for _, crd := range crds {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			current := &apiextensionsv1.CustomResourceDefinition{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(crd), current); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			for _, cond := range current.Status.Conditions {
+				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			return fmt.Errorf("waiting for CRD %s to be established: %w", crd.GetName(), err)
+		}
+	}
+	return nil
+}

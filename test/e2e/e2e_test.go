@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+)
+
+// newNamespace creates a namespace of its own for a test, with extra labels.
+func newNamespace(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-", Labels: labels}}
+	if err := k8sClient.Create(t.Context(), ns); err != nil {
+		t.Fatalf("Failed to create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+func createMemcached(t *testing.T, namespace, name string, size int32) *cachev1alpha1.Memcached {
+	t.Helper()
+	mc := &cachev1alpha1.Memcached{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec:       cachev1alpha1.MemcachedSpec{Size: size},
+	}
+	if err := k8sClient.Create(t.Context(), mc); err != nil {
+		t.Fatalf("Failed to create Memcached: %v", err)
+	}
+	return mc
+}
+
+// runningPods returns the sorted names of mc's pods that are Running and not
+// being deleted.
+func runningPods(g Gomega, mc *cachev1alpha1.Memcached) []string {
+	pods := &corev1.PodList{}
+	g.Expect(k8sClient.List(context.Background(), pods, client.InNamespace(mc.Namespace),
+		client.MatchingLabels(resources.SelectorLabels(mc)))).To(Succeed())
+	var names []string
+	for _, pod := range pods.Items {
+		if pod.Status.Phase == corev1.PodRunning && pod.DeletionTimestamp == nil {
+			names = append(names, pod.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// expectConverged waits until mc has size Running pods and status.nodes names
+// exactly them.
+func expectConverged(t *testing.T, mc *cachev1alpha1.Memcached, size int) []string {
+	t.Helper()
+	var nodes []string
+	NewWithT(t).Eventually(func(g Gomega) {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		running := runningPods(g, current)
+		g.Expect(running).To(HaveLen(size))
+		g.Expect(current.Status.Nodes).To(Equal(running))
+		nodes = current.Status.Nodes
+	}).Should(Succeed())
+	return nodes
+}
+
+func TestSeedSample(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+
+	out, err := runKubectl("apply", "--namespace="+ns, "-f", "config/samples/cache_v1alpha1_memcached.yaml")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "example-memcached"}}
+	nodes := expectConverged(t, mc, 3)
+	g.Expect(nodes).To(HaveEach(HavePrefix("example-memcached-")))
+}
+
+func TestScaleBySize(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	mc := createMemcached(t, ns, "cache", 3)
+	expectConverged(t, mc, 3)
+
+	for _, size := range []int32{5, 1} {
+		patch := client.MergeFrom(mc.DeepCopy())
+		mc.Spec.Size = size
+		g.Expect(k8sClient.Patch(t.Context(), mc, patch)).To(Succeed())
+		expectConverged(t, mc, int(size))
+	}
+}
+
+func TestDeletingMemcachedGarbageCollectsEverything(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	mc := createMemcached(t, ns, "cache", 2)
+	expectConverged(t, mc, 2)
+
+	g.Expect(k8sClient.Delete(t.Context(), mc)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		err := k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), &appsv1.Deployment{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Deployment: %v", err)
+		replicaSets := &appsv1.ReplicaSetList{}
+		g.Expect(k8sClient.List(t.Context(), replicaSets, client.InNamespace(ns))).To(Succeed())
+		g.Expect(replicaSets.Items).To(BeEmpty())
+		pods := &corev1.PodList{}
+		g.Expect(k8sClient.List(t.Context(), pods, client.InNamespace(ns))).To(Succeed())
+		g.Expect(pods.Items).To(BeEmpty())
+	}).Should(Succeed())
+}
+
+func TestRestrictedNamespaceAdmitsMemcachedPods(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, map[string]string{
+		"pod-security.kubernetes.io/enforce":         "restricted",
+		"pod-security.kubernetes.io/enforce-version": "latest",
+	})
+
+	// The namespace really refuses what is not restricted-compliant.
+	privileged := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "root"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	err := k8sClient.Create(t.Context(), privileged)
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "a non-compliant pod was not refused: %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("violates PodSecurity"))
+
+	mc := createMemcached(t, ns, "cache", 2)
+	expectConverged(t, mc, 2)
+}
+
+func TestRestartedOperatorWritesNothing(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	mc := createMemcached(t, ns, "cache", 3)
+	expectConverged(t, mc, 3)
+	deployment := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), deployment)).To(Succeed())
+	replicaSetsBefore := replicaSetUIDs(g, ns)
+	g.Expect(replicaSetsBefore).To(HaveLen(1))
+
+	g.Expect(operator.Stop()).To(Succeed())
+	g.Expect(startOperator(t.Context())).To(Succeed())
+
+	// The new process reconciles every Memcached once, and finds nothing to do.
+	memcacheds := &cachev1alpha1.MemcachedList{}
+	g.Expect(k8sClient.List(t.Context(), memcacheds)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		metrics, err := operator.Metrics(t.Context())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(sum(metrics, "controller_runtime_reconcile_total", nil)).To(BeNumerically(">=", len(memcacheds.Items)))
+		g.Expect(sum(metrics, "workqueue_depth", map[string]string{"name": "memcached"})).To(BeZero())
+		g.Expect(sum(metrics, "controller_runtime_active_workers", nil)).To(BeZero())
+	}).Should(Succeed())
+
+	g.Consistently(func(g Gomega) {
+		metrics, err := operator.Metrics(t.Context())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(writeRequests(metrics)).To(BeZero(), "the restarted operator sent write requests")
+	}, 5*time.Second, 500*time.Millisecond).Should(Succeed())
+
+	current := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+	g.Expect(current.Generation).To(Equal(deployment.Generation), "the Deployment was changed")
+	g.Expect(replicaSetUIDs(g, ns)).To(Equal(replicaSetsBefore), "the pods were rolled")
+}
+
+func TestDefaultManifestsAreAccepted(t *testing.T) {
+	out, err := runKubectl("apply", "--server-side", "--dry-run=server", "-k", "config/default")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred(), out)
+}
+
+// TestOperatorWasNeverForbidden runs last: it reads the logs of every operator
+// process the tests above started.
+func TestOperatorWasNeverForbidden(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(operatorLogs).NotTo(BeEmpty())
+	for _, path := range operatorLogs {
+		data, err := os.ReadFile(path)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(strings.ToLower(string(data))).NotTo(ContainSubstring("forbidden"), "operator log %s", path)
+		g.Expect(string(data)).To(ContainSubstring("Starting workers"), "operator log %s", path)
+	}
+}
+
+func replicaSetUIDs(g Gomega, namespace string) []string {
+	list := &appsv1.ReplicaSetList{}
+	g.Expect(k8sClient.List(context.Background(), list, client.InNamespace(namespace))).To(Succeed())
+	var uids []string
+	for _, rs := range list.Items {
+		uids = append(uids, string(rs.UID))
+	}
+	slices.Sort(uids)
+	return uids
+}
+
+// writeRequests counts the operator's API requests that can change something.
+func writeRequests(metrics map[string]*dto.MetricFamily) float64 {
+	var n float64
+	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		n += sum(metrics, "rest_client_requests_total", map[string]string{"method": method})
+	}
+	return n
+}
+
+// sum adds the values of the samples of a counter or gauge whose labels
+// include labels.
+func sum(metrics map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	family, ok := metrics[name]
+	if !ok {
+		return 0
+	}
+	var total float64
+samples:
+	for _, m := range family.GetMetric() {
+		for key, value := range labels {
+			if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+				return l.GetName() == key && l.GetValue() == value
+			}) {
+				continue samples
+			}
+		}
+		switch {
+		case m.GetCounter() != nil:
+			total += m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			total += m.GetGauge().GetValue()
+		}
+	}
+	return total
+}

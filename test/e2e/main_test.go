@@ -1,0 +1,132 @@
+// Package e2e tests the operator end to end on a simulated cluster: a real
+// control plane whose kube-controller-manager turns Deployments into
+// ReplicaSets and Pods and garbage-collects them, and whose fake nodes run
+// the pods. The operator runs as a local process with its ServiceAccount's
+// token, so its RBAC is the one it is deployed with.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/localrun"
+	"example.com/memcached-operator/internal/simcluster"
+)
+
+var (
+	// cluster is the simulated cluster the tests run on.
+	cluster *simcluster.Cluster
+	// k8sClient acts as the cluster administrator.
+	k8sClient client.Client
+	// kubectl is the path of the kubectl binary built with the control plane.
+	kubectl string
+	// adminKubeconfig authenticates kubectl as the cluster administrator.
+	adminKubeconfig string
+
+	// operator is the running operator; a test may restart it.
+	operator *localrun.Operator
+	// managerBinary, operatorKubeconfig and logDir let a test restart it.
+	managerBinary, operatorKubeconfig, logDir string
+	// operatorLogs are the logs of every operator process the tests started.
+	operatorLogs []string
+)
+
+const repoRoot = "../.."
+
+func TestMain(m *testing.M) {
+	SetDefaultEventuallyTimeout(90 * time.Second)
+	SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	binDir := os.Getenv("CONTROL_PLANE_DIR")
+	managerBinary = os.Getenv("MANAGER_BINARY")
+	if binDir == "" || managerBinary == "" {
+		fmt.Fprintln(os.Stderr, "CONTROL_PLANE_DIR and MANAGER_BINARY must be set: run these tests with 'make test-e2e'")
+		return 1
+	}
+	kubectl = filepath.Join(binDir, "kubectl")
+	ctx := context.Background()
+
+	dataDir, err := os.MkdirTemp("", "memcached-operator-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	logDir = dataDir
+	start := time.Now()
+	cluster, err = simcluster.Start(ctx, simcluster.Options{BinDir: binDir, DataDir: filepath.Join(dataDir, "cluster")})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to start the simulated cluster: %v\n", err)
+		return 1
+	}
+	fmt.Printf("Simulated cluster started in %.1fs\n", time.Since(start).Seconds())
+	code := 1
+	defer func() {
+		if err := cluster.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "Failed to stop the simulated cluster: %v\n", err)
+		}
+		if code == 0 {
+			os.RemoveAll(dataDir)
+		} else {
+			fmt.Fprintf(os.Stderr, "Logs of the cluster and the operator are kept in %s\n", dataDir)
+		}
+	}()
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(cachev1alpha1.AddToScheme(scheme))
+	if k8sClient, err = client.New(cluster.Config, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	adminKubeconfig = cluster.Kubeconfig
+
+	operatorKubeconfig = filepath.Join(dataDir, "operator.kubeconfig")
+	if err := localrun.Install(ctx, cluster.Config, kubectl, repoRoot, operatorKubeconfig); err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to install the operator: %v\n", err)
+		return 1
+	}
+	if err := startOperator(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to start the operator: %v\n", err)
+		return 1
+	}
+	defer func() { _ = operator.Stop() }()
+
+	code = m.Run()
+	return code
+}
+
+// startOperator starts a new operator process, logging to a file of its own.
+func startOperator(ctx context.Context) error {
+	logPath := filepath.Join(logDir, fmt.Sprintf("operator-%d.log", len(operatorLogs)))
+	o, err := localrun.Start(ctx, managerBinary, operatorKubeconfig, logPath)
+	if err != nil {
+		return err
+	}
+	operator = o
+	operatorLogs = append(operatorLogs, logPath)
+	return nil
+}
+
+// runKubectl runs kubectl as the cluster administrator and returns its
+// combined output.
+func runKubectl(args ...string) (string, error) {
+	cmd := exec.Command(kubectl, append([]string{"--kubeconfig=" + adminKubeconfig}, args...)...)
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
