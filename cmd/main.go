@@ -42,6 +42,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/controller"
+	"example.com/memcached-operator/internal/resources"
 )
 
 var (
@@ -108,7 +109,10 @@ func main() {
 		os.Exit(1)
 	}
 
-	if err := (&controller.MemcachedReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&controller.MemcachedReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder(resources.ManagerName),
+	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "memcached")
 		os.Exit(1)
 	}

@@ -5,19 +5,25 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	cacheac "example.com/memcached-operator/api/v1alpha1/applyconfiguration/api/v1alpha1"
+	"example.com/memcached-operator/internal/memcached"
 	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/internal/status"
 )
@@ -26,20 +32,23 @@ import (
 const fieldOwner = client.FieldOwner(resources.ManagerName)
 
 // MemcachedReconciler reconciles a Memcached: it keeps the Deployment of
-// memcached pods as resources.Deployment describes it and reports the pods in
-// the Memcached's status.
+// memcached pods and the two Services in front of them as internal/resources
+// describes them, and reports what it observes in the Memcached's status.
 type MemcachedReconciler struct {
 	client.Client
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds/status,verbs=patch
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=core,resources=services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings the objects a Memcached owns to the state its spec asks
-// for, then reports what it observes in its status.
+// for, then writes what it observes to its status, once.
 func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	mc := &cachev1alpha1.Memcached{}
 	if err := r.Get(ctx, req.NamespacedName, mc); err != nil {
@@ -50,60 +59,139 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil
 	}
 
-	if err := r.reconcileDeployment(ctx, mc); err != nil {
-		return ctrl.Result{}, err
+	var (
+		deployment        *appsv1.Deployment
+		specErr, applyErr error
+	)
+	if specErr = memcached.CheckMemoryLimit(&mc.Spec); specErr != nil {
+		// Nothing is applied: the pods running the last valid spec stay.
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.ReasonInvalidSpec, "Validate", "%s", specErr.Error())
+		deployment, applyErr = r.cachedDeployment(ctx, mc)
+	} else {
+		deployment, applyErr = r.applyObjects(ctx, mc)
 	}
-	return ctrl.Result{}, r.reconcileStatus(ctx, mc)
+
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {
+		return ctrl.Result{}, errors.Join(applyErr, fmt.Errorf("failed to list pods: %w", err))
+	}
+	newStatus := status.Compute(mc, status.Observed{
+		Deployment: deployment, Pods: pods.Items, SpecError: specErr, ApplyError: applyErr,
+	}, metav1.Now())
+
+	return ctrl.Result{}, errors.Join(applyErr, r.writeStatus(ctx, mc, newStatus))
 }
 
-// reconcileDeployment applies the desired Deployment unless the one in the
-// cache already has every field the operator sets.
-func (r *MemcachedReconciler) reconcileDeployment(ctx context.Context, mc *cachev1alpha1.Memcached) error {
-	log := logf.FromContext(ctx)
+// applyObjects applies the Deployment and the Services of mc, and returns the
+// Deployment as the cache has it, nil if it did not exist.
+func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha1.Memcached) (*appsv1.Deployment, error) {
 	desired := resources.Deployment(mc)
+	deployment := &appsv1.Deployment{}
+	existed, changed, err := r.ensure(ctx, "Deployment", client.ObjectKeyFromObject(mc), deployment, desired)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		r.recordDeploymentChange(mc, existed, deployment, desired)
+	}
+	if !existed {
+		deployment = nil
+	}
 
-	current := &appsv1.Deployment{}
-	err := r.Get(ctx, client.ObjectKeyFromObject(mc), current)
+	for _, service := range []struct {
+		name    string
+		desired runtime.ApplyConfiguration
+	}{
+		{mc.Name, resources.Service(mc)},
+		{resources.HeadlessServiceName(mc), resources.HeadlessService(mc)},
+	} {
+		key := client.ObjectKey{Namespace: mc.Namespace, Name: service.name}
+		existed, _, err := r.ensure(ctx, "Service", key, &corev1.Service{}, service.desired)
+		if err != nil {
+			return deployment, err
+		}
+		if !existed {
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "CreatedService", "Create", "Created Service %s", service.name)
+		}
+	}
+	return deployment, nil
+}
+
+// cachedDeployment returns the Deployment of mc as the cache has it, nil if
+// there is none.
+func (r *MemcachedReconciler) cachedDeployment(ctx context.Context, mc *cachev1alpha1.Memcached) (*appsv1.Deployment, error) {
+	deployment := &appsv1.Deployment{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(mc), deployment); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("failed to get Deployment: %w", err)
+	}
+	return deployment, nil
+}
+
+// ensure reads the object at key from the cache into current and applies
+// desired unless current already holds every field of desired. It reports
+// whether the object existed and whether it applied desired.
+func (r *MemcachedReconciler) ensure(ctx context.Context, kind string, key client.ObjectKey, current client.Object,
+	desired runtime.ApplyConfiguration) (existed, changed bool, err error) {
+	log := logf.FromContext(ctx).WithValues(kind, klog.KRef(key.Namespace, key.Name))
+
+	err = r.Get(ctx, key, current)
 	switch {
 	case apierrors.IsNotFound(err):
-		log.Info("Creating Deployment", "deployment", klog.KObj(mc), "replicas", mc.Spec.Size)
+		log.Info("Creating " + kind)
 	case err != nil:
-		return fmt.Errorf("failed to get Deployment: %w", err)
+		return false, false, fmt.Errorf("failed to get %s: %w", kind, err)
 	default:
+		existed = true
 		upToDate, err := resources.UpToDate(desired, current)
 		if err != nil {
-			return fmt.Errorf("failed to compare Deployment: %w", err)
+			return true, false, fmt.Errorf("failed to compare %s: %w", kind, err)
 		}
 		if upToDate {
-			return nil
+			return true, false, nil
 		}
-		log.Info("Updating Deployment", "deployment", klog.KObj(current), "replicas", mc.Spec.Size)
+		log.Info("Updating " + kind)
 	}
 
 	if err := r.Apply(ctx, desired, fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("failed to apply Deployment: %w", err)
+		return existed, false, fmt.Errorf("failed to apply %s %s: %w", kind, key.Name, err)
 	}
-	return nil
+	return existed, true, nil
 }
 
-// reconcileStatus computes the status from the Memcached's pods and writes it
-// when it differs from the one the Memcached has.
-func (r *MemcachedReconciler) reconcileStatus(ctx context.Context, mc *cachev1alpha1.Memcached) error {
-	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {
-		return fmt.Errorf("failed to list pods: %w", err)
+// recordDeploymentChange tells users, through events on mc, what applying
+// desired over current changed.
+func (r *MemcachedReconciler) recordDeploymentChange(mc *cachev1alpha1.Memcached, existed bool,
+	current *appsv1.Deployment, desired *appsv1ac.DeploymentApplyConfiguration) {
+	if !existed {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "CreatedDeployment", "Create",
+			"Created Deployment %s with %d replicas", mc.Name, mc.Spec.Size)
+		return
 	}
+	scaled := current.Spec.Replicas == nil || *current.Spec.Replicas != mc.Spec.Size
+	if scaled {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Scaled", "Scale",
+			"Scaled Deployment %s from %d to %d replicas", mc.Name, ptr.Deref(current.Spec.Replicas, 1), mc.Spec.Size)
+	}
+	templateUpToDate, err := resources.UpToDate(desired.Spec.Template, &current.Spec.Template)
+	switch {
+	case err == nil && !templateUpToDate:
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "ConfigChanged", "Update",
+			"Updated the pod template of Deployment %s: the memcached pods are replaced", mc.Name)
+	case !scaled:
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "DriftCorrected", "Update",
+			"Put back fields of Deployment %s that were changed outside the operator", mc.Name)
+	}
+}
 
-	newStatus := status.Compute(mc, pods.Items)
+// writeStatus applies newStatus unless mc already has it.
+func (r *MemcachedReconciler) writeStatus(ctx context.Context, mc *cachev1alpha1.Memcached, newStatus cachev1alpha1.MemcachedStatus) error {
 	if equality.Semantic.DeepEqual(mc.Status, newStatus) {
 		return nil
 	}
-
-	patch := cacheac.Memcached(mc.Name, mc.Namespace).
-		WithStatus(cacheac.MemcachedStatus().
-			WithObservedGeneration(newStatus.ObservedGeneration).
-			WithNodes(newStatus.Nodes...))
-	if err := r.Status().Apply(ctx, patch, fieldOwner, client.ForceOwnership); err != nil {
+	if err := r.Status().Apply(ctx, status.ApplyConfiguration(mc, newStatus), fieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to apply status: %w", err)
 	}
 	return nil

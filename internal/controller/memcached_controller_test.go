@@ -44,7 +44,7 @@ func createPod(t *testing.T, mc *cachev1alpha1.Memcached, name string) *corev1.P
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: mc.Namespace, Name: name, Labels: resources.Labels(mc)},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "memcached", Image: resources.Image}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "memcached", Image: resources.DefaultImage}}},
 	}
 	if err := k8sClient.Create(t.Context(), pod); err != nil {
 		t.Fatalf("Failed to create pod: %v", err)
@@ -121,7 +121,7 @@ func TestDeploymentIsOwnedAndLabelled(t *testing.T) {
 		"app.kubernetes.io/instance": "cache",
 	}))
 	g.Expect(d.Spec.Template.Spec.Containers).To(HaveLen(1))
-	g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(resources.Image))
+	g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(resources.DefaultImage))
 	g.Expect(d.Spec.Template.Spec.Containers[0].Ports).To(ContainElement(
 		HaveField("ContainerPort", int32(11211))))
 }

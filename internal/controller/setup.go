@@ -30,17 +30,19 @@ func CacheOptions() cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: managed},
+			&corev1.Service{}:    {Label: managed},
 			&corev1.Pod{}:        {Label: managed},
 		},
 	}
 }
 
 // SetupWithManager registers the reconciler with mgr. It watches Memcacheds,
-// the Deployments they own and their pods.
+// the Deployments and Services they own and their pods.
 func (r *MemcachedReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&cachev1alpha1.Memcached{}).
 		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
 		Watches(&corev1.Pod{},
 			handler.EnqueueRequestsFromMapFunc(podToMemcached),
 			builder.WithPredicates(podChanged{})).

@@ -79,7 +79,10 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "Failed to create the manager: %v\n", err)
 		return 1
 	}
-	if err := (&MemcachedReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&MemcachedReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("memcached-operator"),
+	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to set up the reconciler: %v\n", err)
 		return 1
 	}

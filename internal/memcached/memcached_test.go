@@ -2,16 +2,95 @@ package memcached
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
 func TestArgs(t *testing.T) {
-	args := Args()
+	tests := []struct {
+		name string
+		spec cachev1alpha1.MemcachedSpec
+		want []string
+	}{
+		{
+			name: "defaults",
+			spec: cachev1alpha1.MemcachedSpec{},
+			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k"},
+		},
+		{
+			name: "tuned",
+			spec: cachev1alpha1.MemcachedSpec{MemoryMB: 512, MaxConnections: 4096, Threads: 8, MaxItemSizeKB: 2048},
+			want: []string{"-p", "11211", "-U", "0", "-m", "512", "-c", "4096", "-t", "8", "-I", "2048k"},
+		},
+		{
+			name: "verbose",
+			spec: cachev1alpha1.MemcachedSpec{Verbosity: 2},
+			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k", "-vv"},
+		},
+		{
+			name: "extra arguments last",
+			spec: cachev1alpha1.MemcachedSpec{Verbosity: 1, ExtraArgs: []string{"-o", "modern", "-R", "40"}},
+			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k", "-v", "-o", "modern", "-R", "40"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Args(&tt.spec); !slices.Equal(got, tt.want) {
+				t.Errorf("Args() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
 
-	for _, flag := range [][]string{{"-p", "11211"}, {"-U", "0"}, {"-m", "64"}} {
-		i := slices.Index(args, flag[0])
-		if i < 0 || i+1 >= len(args) || args[i+1] != flag[1] {
-			t.Errorf("Args() = %q, want %s %s", args, flag[0], flag[1])
+func TestMemoryLimit(t *testing.T) {
+	tests := []struct {
+		memoryMB int32
+		want     string
+	}{
+		{memoryMB: 0, want: "102Mi"}, // the default 64 + 6 + 32
+		{memoryMB: 64, want: "102Mi"},
+		{memoryMB: 1024, want: "1158Mi"},
+	}
+	for _, tt := range tests {
+		got := MemoryLimit(&cachev1alpha1.MemcachedSpec{MemoryMB: tt.memoryMB})
+		if got.String() != tt.want {
+			t.Errorf("MemoryLimit(memoryMB=%d) = %s, want %s", tt.memoryMB, got.String(), tt.want)
 		}
+	}
+}
+
+func TestCheckMemoryLimit(t *testing.T) {
+	withLimit := func(memoryMB int32, limit string) *cachev1alpha1.MemcachedSpec {
+		return &cachev1alpha1.MemcachedSpec{MemoryMB: memoryMB, Resources: &corev1.ResourceRequirements{
+			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)}}}
+	}
+	tests := []struct {
+		name    string
+		spec    *cachev1alpha1.MemcachedSpec
+		wantErr string
+	}{
+		{name: "no resources", spec: &cachev1alpha1.MemcachedSpec{MemoryMB: 64}},
+		{name: "no memory limit", spec: &cachev1alpha1.MemcachedSpec{MemoryMB: 64, Resources: &corev1.ResourceRequirements{
+			Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}},
+		{name: "exactly enough", spec: withLimit(64, "102Mi")},
+		{name: "plenty", spec: withLimit(64, "1Gi")},
+		{name: "too small", spec: withLimit(64, "64Mi"),
+			wantErr: "resources.limits.memory 64Mi is too small for memoryMB 64: memcached needs memoryMB + 10% + 32Mi = 102Mi"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckMemoryLimit(tt.spec)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("CheckMemoryLimit() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("CheckMemoryLimit() = %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -94,8 +94,8 @@ func TestDeploymentPodSpec(t *testing.T) {
 		t.Fatalf("containers = %d, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	if c.Image != Image {
-		t.Errorf("image = %q, want %q", c.Image, Image)
+	if c.Image != DefaultImage {
+		t.Errorf("image = %q, want %q", c.Image, DefaultImage)
 	}
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 11211 || c.Ports[0].Protocol != corev1.ProtocolTCP {
 		t.Errorf("ports = %+v, want TCP 11211", c.Ports)

@@ -13,7 +13,7 @@ import (
 //
 // It lets a reconciler skip an apply request that would change nothing, so that
 // a steady state costs the API server nothing.
-func UpToDate(desired any, actual runtime.Object) (bool, error) {
+func UpToDate(desired, actual any) (bool, error) {
 	want, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
 	if err != nil {
 		return false, fmt.Errorf("failed to convert the desired object: %w", err)

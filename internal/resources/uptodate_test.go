@@ -24,7 +24,7 @@ func TestUpToDate(t *testing.T) {
 		d.Spec.Strategy.Type = appsv1.RollingUpdateDeploymentStrategyType
 		d.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
 		d.Spec.Template.Spec.Containers[0].TerminationMessagePath = "/dev/termination-log"
-		d.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}
+		d.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("100m")
 		d.Status.Replicas = 3
 		return d
 	}
@@ -46,6 +46,9 @@ func TestUpToDate(t *testing.T) {
 		{name: "extra label of another manager", mutate: func(d *appsv1.Deployment) { d.Labels["team"] = "cache" }, want: true},
 		{name: "sidecar added by another manager", mutate: func(d *appsv1.Deployment) {
 			d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "proxy"})
+		}, want: false},
+		{name: "memory limit changed", mutate: func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("1Gi")
 		}, want: false},
 		{name: "owner reference removed", mutate: func(d *appsv1.Deployment) { d.OwnerReferences = nil }, want: false},
 	}

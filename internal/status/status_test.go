@@ -1,37 +1,235 @@
 package status
 
 import (
-	"slices"
+	"errors"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
-func pod(name string, deleting bool) corev1.Pod {
-	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if deleting {
-		p.DeletionTimestamp = &metav1.Time{}
+var (
+	earlier = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	now     = metav1.NewTime(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC))
+)
+
+func newMemcached(size int32, generation int64) *cachev1alpha1.Memcached {
+	return &cachev1alpha1.Memcached{
+		ObjectMeta: metav1.ObjectMeta{Name: "cache", Namespace: "ns", Generation: generation},
+		Spec:       cachev1alpha1.MemcachedSpec{Size: size},
+		Status:     cachev1alpha1.MemcachedStatus{ObservedGeneration: generation - 1},
+	}
+}
+
+type podState int
+
+const (
+	running podState = iota
+	ready
+	deleting
+)
+
+func pod(name, ip string, state podState) corev1.Pod {
+	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{PodIP: ip}}
+	switch state {
+	case ready:
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	case deleting:
+		p.DeletionTimestamp = &earlier
 	}
 	return p
 }
 
-func TestNodes(t *testing.T) {
+// rolledOut is a Deployment whose every replica runs the current template.
+func rolledOut(replicas int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Generation: 2},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: replicas, UpdatedReplicas: replicas,
+			ReadyReplicas: replicas, AvailableReplicas: replicas},
+	}
+}
+
+func TestCompute(t *testing.T) {
+	type want struct {
+		replicas, ready                    int32
+		nodes, serverList                  []string
+		available, progressing, degraded   metav1.ConditionStatus
+		availableReason, progressingReason string
+		degradedReason, degradedMessage    string
+		observedGeneration                 int64
+	}
+	failedCreate := rolledOut(0)
+	failedCreate.Status.Conditions = []appsv1.DeploymentCondition{{
+		Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate",
+		Message: `pods "cache-x" is forbidden: violates PodSecurity "restricted:latest"`,
+	}}
+	stuck := rolledOut(3)
+	stuck.Status.UpdatedReplicas = 1
+	stuck.Status.Conditions = []appsv1.DeploymentCondition{{
+		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+		Message: `ReplicaSet "cache-2" has timed out progressing.`,
+	}}
+
 	tests := []struct {
-		name string
-		pods []corev1.Pod
-		want []string
+		name     string
+		mc       *cachev1alpha1.Memcached
+		observed Observed
+		want     want
 	}{
-		{name: "no pods", pods: nil, want: nil},
-		{name: "sorted by name", pods: []corev1.Pod{pod("mc-c", false), pod("mc-a", false), pod("mc-b", false)}, want: []string{"mc-a", "mc-b", "mc-c"}},
-		{name: "pods being deleted left out", pods: []corev1.Pod{pod("mc-b", true), pod("mc-a", false)}, want: []string{"mc-a"}},
-		{name: "only pods being deleted", pods: []corev1.Pod{pod("mc-a", true)}, want: nil},
+		{
+			name:     "new: no Deployment yet",
+			mc:       newMemcached(3, 1),
+			observed: Observed{},
+			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
+				progressingReason: ReasonCreating, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 1},
+		},
+		{
+			name: "all ready: nodes and servers sorted by pod name",
+			mc:   newMemcached(3, 2),
+			observed: Observed{Deployment: rolledOut(3), Pods: []corev1.Pod{
+				pod("cache-c", "10.0.0.3", ready), pod("cache-a", "10.0.0.1", ready), pod("cache-b", "fd00::2", ready)}},
+			want: want{replicas: 3, ready: 3, nodes: []string{"cache-a", "cache-b", "cache-c"},
+				serverList: []string{"10.0.0.1:11211", "[fd00::2]:11211", "10.0.0.3:11211"},
+				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "False",
+				progressingReason: ReasonUpToDate, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 2},
+		},
+		{
+			name: "scaling up: pods being deleted and pods not ready are not servers",
+			mc:   newMemcached(3, 2),
+			observed: Observed{Deployment: rolledOut(3), Pods: []corev1.Pod{
+				pod("cache-a", "10.0.0.1", ready), pod("cache-b", "10.0.0.2", running), pod("cache-old", "10.0.0.9", deleting)}},
+			want: want{replicas: 2, ready: 1, nodes: []string{"cache-a", "cache-b"}, serverList: []string{"10.0.0.1:11211"},
+				available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
+				progressingReason: ReasonScalingUp, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 2},
+		},
+		{
+			name: "scaling down",
+			mc:   newMemcached(1, 2),
+			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{
+				pod("cache-a", "10.0.0.1", ready), pod("cache-b", "10.0.0.2", ready)}},
+			want: want{replicas: 2, ready: 2, nodes: []string{"cache-a", "cache-b"},
+				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211"},
+				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
+				progressingReason: ReasonScalingDown, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 2},
+		},
+		{
+			name:     "pods refused by admission",
+			mc:       newMemcached(2, 2),
+			observed: Observed{Deployment: failedCreate},
+			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
+				progressingReason: ReasonScalingUp, degraded: "True", degradedReason: "FailedCreate",
+				degradedMessage: `pods "cache-x" is forbidden: violates PodSecurity "restricted:latest"`, observedGeneration: 2},
+		},
+		{
+			name: "rollout stuck",
+			mc:   newMemcached(3, 2),
+			observed: Observed{Deployment: stuck, Pods: []corev1.Pod{
+				pod("cache-a", "10.0.0.1", ready), pod("cache-b", "10.0.0.2", ready), pod("cache-c", "10.0.0.3", ready)}},
+			want: want{replicas: 3, ready: 3, nodes: []string{"cache-a", "cache-b", "cache-c"},
+				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"},
+				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
+				progressingReason: ReasonRollingOut, degraded: "True", degradedReason: ReasonProgressDeadlineExceeded,
+				degradedMessage: `ReplicaSet "cache-2" has timed out progressing.`, observedGeneration: 2},
+		},
+		{
+			name:     "apply failed: observedGeneration stays behind",
+			mc:       newMemcached(1, 5),
+			observed: Observed{ApplyError: errors.New("failed to apply Deployment: boom")},
+			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
+				progressingReason: ReasonCreating, degraded: "True", degradedReason: ReasonApplyFailed,
+				degradedMessage: "failed to apply Deployment: boom", observedGeneration: 4},
+		},
+		{
+			name: "invalid spec: pods left as they are, observedGeneration stays behind",
+			mc:   newMemcached(1, 5),
+			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)},
+				SpecError: errors.New("resources.limits.memory 64Mi is too small")},
+			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
+				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
+				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonInvalidSpec,
+				degradedMessage: "resources.limits.memory 64Mi is too small", observedGeneration: 4},
+		},
+		{
+			name:     "scaled to zero",
+			mc:       newMemcached(0, 2),
+			observed: Observed{Deployment: rolledOut(0)},
+			want: want{available: "False", availableReason: ReasonScaledToZero, progressing: "False",
+				progressingReason: ReasonUpToDate, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 2},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Nodes(tt.pods); !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
-				t.Errorf("Nodes() = %q, want %q", got, tt.want)
+			got := Compute(tt.mc, tt.observed, now)
+			w := tt.want
+			if got.Replicas != w.replicas || got.ReadyReplicas != w.ready || got.ObservedGeneration != w.observedGeneration {
+				t.Errorf("replicas %d, ready %d, observedGeneration %d; want %d, %d, %d",
+					got.Replicas, got.ReadyReplicas, got.ObservedGeneration, w.replicas, w.ready, w.observedGeneration)
+			}
+			if !equality.Semantic.DeepEqual(got.Nodes, w.nodes) || !equality.Semantic.DeepEqual(got.ServerList, w.serverList) {
+				t.Errorf("nodes %q, serverList %q; want %q, %q", got.Nodes, got.ServerList, w.nodes, w.serverList)
+			}
+			if got.Selector != "app.kubernetes.io/instance=cache,app.kubernetes.io/name=memcached" {
+				t.Errorf("selector %q", got.Selector)
+			}
+			expectCondition(t, got, cachev1alpha1.ConditionAvailable, w.available, w.availableReason, "")
+			expectCondition(t, got, cachev1alpha1.ConditionProgressing, w.progressing, w.progressingReason, "")
+			expectCondition(t, got, cachev1alpha1.ConditionDegraded, w.degraded, w.degradedReason, w.degradedMessage)
+			for _, c := range got.Conditions {
+				if c.ObservedGeneration != tt.mc.Generation {
+					t.Errorf("condition %s has observedGeneration %d, want %d", c.Type, c.ObservedGeneration, tt.mc.Generation)
+				}
 			}
 		})
+	}
+}
+
+func expectCondition(t *testing.T, s cachev1alpha1.MemcachedStatus, condType string, status metav1.ConditionStatus, reason, message string) {
+	t.Helper()
+	c := meta.FindStatusCondition(s.Conditions, condType)
+	if c == nil {
+		t.Fatalf("no %s condition in %+v", condType, s.Conditions)
+	}
+	if c.Status != status || c.Reason != reason || (message != "" && c.Message != message) {
+		t.Errorf("%s = %s/%s %q, want %s/%s %q", condType, c.Status, c.Reason, c.Message, status, reason, message)
+	}
+	if c.Message == "" {
+		t.Errorf("%s has no message", condType)
+	}
+}
+
+func TestComputeKeepsTransitionTimeUnlessStatusFlips(t *testing.T) {
+	mc := newMemcached(1, 2)
+	mc.Status.Conditions = []metav1.Condition{
+		{Type: cachev1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: ReasonReplicasNotReady, LastTransitionTime: earlier},
+		{Type: cachev1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: ReasonAsExpected, LastTransitionTime: earlier},
+	}
+	got := Compute(mc, Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}}, now)
+
+	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionAvailable); !c.LastTransitionTime.Equal(&now) {
+		t.Errorf("Available flipped to True but kept transition time %v", c.LastTransitionTime)
+	}
+	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionDegraded); !c.LastTransitionTime.Equal(&earlier) {
+		t.Errorf("Degraded stayed False but its transition time moved to %v", c.LastTransitionTime)
+	}
+	// The input is not modified.
+	if !mc.Status.Conditions[0].LastTransitionTime.Equal(&earlier) || mc.Status.Conditions[0].Status != metav1.ConditionFalse {
+		t.Errorf("Compute modified the Memcached's conditions: %+v", mc.Status.Conditions[0])
+	}
+}
+
+func TestComputeIsStable(t *testing.T) {
+	mc := newMemcached(2, 2)
+	observed := Observed{Deployment: rolledOut(2), Pods: []corev1.Pod{pod("cache-b", "10.0.0.2", ready), pod("cache-a", "10.0.0.1", ready)}}
+	first := Compute(mc, observed, earlier)
+	mc.Status = first
+	second := Compute(mc, observed, now)
+	if !equality.Semantic.DeepEqual(first, second) {
+		t.Errorf("a second computation from the same observation differs:\n%+v\n%+v", first, second)
 	}
 }

@@ -17,6 +17,10 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	v1 "k8s.io/api/core/v1"
+)
+
 // MemcachedSpecApplyConfiguration represents a declarative configuration of the MemcachedSpec type for use
 // with apply.
 //
@@ -25,6 +29,45 @@ type MemcachedSpecApplyConfiguration struct {
 	// size is the number of memcached pods. It defaults to 1; 0 stops every pod
 	// but keeps the Memcached and what it owns.
 	Size *int32 `json:"size,omitempty"`
+	// image is the memcached container image.
+	Image *string `json:"image,omitempty"`
+	// memoryMB is the memory memcached uses for items, in megabytes (memcached -m).
+	MemoryMB *int32 `json:"memoryMB,omitempty"`
+	// maxConnections is the maximum number of simultaneous client connections
+	// (memcached -c).
+	MaxConnections *int32 `json:"maxConnections,omitempty"`
+	// threads is the number of worker threads (memcached -t).
+	Threads *int32 `json:"threads,omitempty"`
+	// maxItemSizeKB is the largest item memcached stores, in kilobytes
+	// (memcached -I). It may be at most half of memoryMB.
+	MaxItemSizeKB *int32 `json:"maxItemSizeKB,omitempty"`
+	// verbosity is memcached's logging level: 0 logs errors only, 1 adds
+	// warnings and client errors (-v), 2 adds every request and response (-vv).
+	Verbosity *int32 `json:"verbosity,omitempty"`
+	// extraArgs are passed to memcached after the arguments the operator
+	// renders. They may not set the port (-p), UDP (-U) or memory (-m), which
+	// the operator owns.
+	ExtraArgs []string `json:"extraArgs,omitempty"`
+	// resources are the memcached container's compute resources. When no
+	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
+	// request defaults to the limit. A memory limit below memoryMB + 10% + 32Mi
+	// is refused: the operator reports it in the Degraded condition and leaves
+	// the running pods as they are.
+	Resources *v1.ResourceRequirements `json:"resources,omitempty"`
+	// nodeSelector constrains the memcached pods to nodes with these labels.
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations let the memcached pods run on tainted nodes.
+	Tolerations []v1.Toleration `json:"tolerations,omitempty"`
+	// affinity sets the memcached pods' scheduling constraints.
+	Affinity *v1.Affinity `json:"affinity,omitempty"`
+	// priorityClassName is the memcached pods' priority class.
+	PriorityClassName *string `json:"priorityClassName,omitempty"`
+	// podLabels are added to the memcached pods' labels. They may not set the
+	// app.kubernetes.io/name, instance or managed-by labels, which the
+	// operator uses to select its pods.
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+	// podAnnotations are added to the memcached pods' annotations.
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
 }
 
 // MemcachedSpecApplyConfiguration constructs a declarative configuration of the MemcachedSpec type for use with
@@ -38,5 +81,139 @@ func MemcachedSpec() *MemcachedSpecApplyConfiguration {
 // If called multiple times, the Size field is set to the value of the last call.
 func (b *MemcachedSpecApplyConfiguration) WithSize(value int32) *MemcachedSpecApplyConfiguration {
 	b.Size = &value
+	return b
+}
+
+// WithImage sets the Image field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Image field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithImage(value string) *MemcachedSpecApplyConfiguration {
+	b.Image = &value
+	return b
+}
+
+// WithMemoryMB sets the MemoryMB field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MemoryMB field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithMemoryMB(value int32) *MemcachedSpecApplyConfiguration {
+	b.MemoryMB = &value
+	return b
+}
+
+// WithMaxConnections sets the MaxConnections field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MaxConnections field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithMaxConnections(value int32) *MemcachedSpecApplyConfiguration {
+	b.MaxConnections = &value
+	return b
+}
+
+// WithThreads sets the Threads field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Threads field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithThreads(value int32) *MemcachedSpecApplyConfiguration {
+	b.Threads = &value
+	return b
+}
+
+// WithMaxItemSizeKB sets the MaxItemSizeKB field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MaxItemSizeKB field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithMaxItemSizeKB(value int32) *MemcachedSpecApplyConfiguration {
+	b.MaxItemSizeKB = &value
+	return b
+}
+
+// WithVerbosity sets the Verbosity field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Verbosity field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithVerbosity(value int32) *MemcachedSpecApplyConfiguration {
+	b.Verbosity = &value
+	return b
+}
+
+// WithExtraArgs adds the given value to the ExtraArgs field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the ExtraArgs field.
+func (b *MemcachedSpecApplyConfiguration) WithExtraArgs(values ...string) *MemcachedSpecApplyConfiguration {
+	for i := range values {
+		b.ExtraArgs = append(b.ExtraArgs, values[i])
+	}
+	return b
+}
+
+// WithResources sets the Resources field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Resources field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithResources(value v1.ResourceRequirements) *MemcachedSpecApplyConfiguration {
+	b.Resources = &value
+	return b
+}
+
+// WithNodeSelector puts the entries into the NodeSelector field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, the entries provided by each call will be put on the NodeSelector field,
+// overwriting an existing map entries in NodeSelector field with the same key.
+func (b *MemcachedSpecApplyConfiguration) WithNodeSelector(entries map[string]string) *MemcachedSpecApplyConfiguration {
+	if b.NodeSelector == nil && len(entries) > 0 {
+		b.NodeSelector = make(map[string]string, len(entries))
+	}
+	for k, v := range entries {
+		b.NodeSelector[k] = v
+	}
+	return b
+}
+
+// WithTolerations adds the given value to the Tolerations field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Tolerations field.
+func (b *MemcachedSpecApplyConfiguration) WithTolerations(values ...v1.Toleration) *MemcachedSpecApplyConfiguration {
+	for i := range values {
+		b.Tolerations = append(b.Tolerations, values[i])
+	}
+	return b
+}
+
+// WithAffinity sets the Affinity field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Affinity field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithAffinity(value v1.Affinity) *MemcachedSpecApplyConfiguration {
+	b.Affinity = &value
+	return b
+}
+
+// WithPriorityClassName sets the PriorityClassName field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the PriorityClassName field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithPriorityClassName(value string) *MemcachedSpecApplyConfiguration {
+	b.PriorityClassName = &value
+	return b
+}
+
+// WithPodLabels puts the entries into the PodLabels field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, the entries provided by each call will be put on the PodLabels field,
+// overwriting an existing map entries in PodLabels field with the same key.
+func (b *MemcachedSpecApplyConfiguration) WithPodLabels(entries map[string]string) *MemcachedSpecApplyConfiguration {
+	if b.PodLabels == nil && len(entries) > 0 {
+		b.PodLabels = make(map[string]string, len(entries))
+	}
+	for k, v := range entries {
+		b.PodLabels[k] = v
+	}
+	return b
+}
+
+// WithPodAnnotations puts the entries into the PodAnnotations field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, the entries provided by each call will be put on the PodAnnotations field,
+// overwriting an existing map entries in PodAnnotations field with the same key.
+func (b *MemcachedSpecApplyConfiguration) WithPodAnnotations(entries map[string]string) *MemcachedSpecApplyConfiguration {
+	if b.PodAnnotations == nil && len(entries) > 0 {
+		b.PodAnnotations = make(map[string]string, len(entries))
+	}
+	for k, v := range entries {
+		b.PodAnnotations[k] = v
+	}
 	return b
 }

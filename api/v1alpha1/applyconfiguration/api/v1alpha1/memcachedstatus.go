@@ -17,6 +17,10 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
+)
+
 // MemcachedStatusApplyConfiguration represents a declarative configuration of the MemcachedStatus type for use
 // with apply.
 //
@@ -25,8 +29,20 @@ type MemcachedStatusApplyConfiguration struct {
 	// observedGeneration is the metadata.generation of the Memcached that the
 	// operator last reconciled successfully.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
+	// replicas is the number of memcached pods that exist, ready or not.
+	Replicas *int32 `json:"replicas,omitempty"`
+	// readyReplicas is the number of memcached pods that are ready.
+	ReadyReplicas *int32 `json:"readyReplicas,omitempty"`
+	// selector is the label selector of the memcached pods, in string form,
+	// for the /scale subresource.
+	Selector *string `json:"selector,omitempty"`
 	// nodes are the names of the memcached pods, sorted.
 	Nodes []string `json:"nodes,omitempty"`
+	// serverList is the address (ip:port) of every ready memcached pod, in
+	// the order of the pods' names: what a memcached client is configured with.
+	ServerList []string `json:"serverList,omitempty"`
+	// conditions are Available, Progressing and Degraded.
+	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
 // MemcachedStatusApplyConfiguration constructs a declarative configuration of the MemcachedStatus type for use with
@@ -43,12 +59,59 @@ func (b *MemcachedStatusApplyConfiguration) WithObservedGeneration(value int64) 
 	return b
 }
 
+// WithReplicas sets the Replicas field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Replicas field is set to the value of the last call.
+func (b *MemcachedStatusApplyConfiguration) WithReplicas(value int32) *MemcachedStatusApplyConfiguration {
+	b.Replicas = &value
+	return b
+}
+
+// WithReadyReplicas sets the ReadyReplicas field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ReadyReplicas field is set to the value of the last call.
+func (b *MemcachedStatusApplyConfiguration) WithReadyReplicas(value int32) *MemcachedStatusApplyConfiguration {
+	b.ReadyReplicas = &value
+	return b
+}
+
+// WithSelector sets the Selector field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Selector field is set to the value of the last call.
+func (b *MemcachedStatusApplyConfiguration) WithSelector(value string) *MemcachedStatusApplyConfiguration {
+	b.Selector = &value
+	return b
+}
+
 // WithNodes adds the given value to the Nodes field in the declarative configuration
 // and returns the receiver, so that objects can be build by chaining "With" function invocations.
 // If called multiple times, values provided by each call will be appended to the Nodes field.
 func (b *MemcachedStatusApplyConfiguration) WithNodes(values ...string) *MemcachedStatusApplyConfiguration {
 	for i := range values {
 		b.Nodes = append(b.Nodes, values[i])
+	}
+	return b
+}
+
+// WithServerList adds the given value to the ServerList field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the ServerList field.
+func (b *MemcachedStatusApplyConfiguration) WithServerList(values ...string) *MemcachedStatusApplyConfiguration {
+	for i := range values {
+		b.ServerList = append(b.ServerList, values[i])
+	}
+	return b
+}
+
+// WithConditions adds the given value to the Conditions field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Conditions field.
+func (b *MemcachedStatusApplyConfiguration) WithConditions(values ...*v1.ConditionApplyConfiguration) *MemcachedStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithConditions")
+		}
+		b.Conditions = append(b.Conditions, *values[i])
 	}
 	return b
 }
