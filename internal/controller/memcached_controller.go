@@ -15,11 +15,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
@@ -82,36 +84,40 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	return ctrl.Result{}, errors.Join(applyErr, r.writeStatus(ctx, mc, newStatus))
 }
 
-// applyObjects applies the Deployment and the Services of mc, and returns the
-// Deployment as the cache has it, nil if it did not exist.
+// applyObjects applies the Deployment and the Services of mc where they lack
+// what the operator sets, and returns the Deployment as last seen: from the
+// cache, or from the API server's answer to the apply; nil if there is none.
 func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha1.Memcached) (*appsv1.Deployment, error) {
 	desired := resources.Deployment(mc)
 	deployment := &appsv1.Deployment{}
-	existed, changed, err := r.ensure(ctx, "Deployment", client.ObjectKeyFromObject(mc), deployment, desired)
+	existed, upToDate, err := r.compare(ctx, client.ObjectKeyFromObject(mc), deployment, desired)
 	if err != nil {
 		return nil, err
 	}
-	if changed {
+	if !upToDate {
 		r.recordDeploymentChange(mc, existed, deployment, desired)
-	}
-	if !existed {
-		deployment = nil
+		if err := r.apply(ctx, existed, desired, deployment); err != nil {
+			if !existed {
+				return nil, err
+			}
+			return deployment, err
+		}
 	}
 
-	for _, service := range []struct {
-		name    string
-		desired runtime.ApplyConfiguration
-	}{
-		{mc.Name, resources.Service(mc)},
-		{resources.HeadlessServiceName(mc), resources.HeadlessService(mc)},
-	} {
-		key := client.ObjectKey{Namespace: mc.Namespace, Name: service.name}
-		existed, _, err := r.ensure(ctx, "Service", key, &corev1.Service{}, service.desired)
+	for _, desired := range []*corev1ac.ServiceApplyConfiguration{resources.Service(mc), resources.HeadlessService(mc)} {
+		service := &corev1.Service{}
+		existed, upToDate, err := r.compare(ctx, client.ObjectKey{Namespace: mc.Namespace, Name: *desired.Name}, service, desired)
 		if err != nil {
 			return deployment, err
 		}
+		if upToDate {
+			continue
+		}
+		if err := r.apply(ctx, existed, desired, service); err != nil {
+			return deployment, err
+		}
 		if !existed {
-			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "CreatedService", "Create", "Created Service %s", service.name)
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "CreatedService", "Create", "Created Service %s", *desired.Name)
 		}
 	}
 	return deployment, nil
@@ -130,35 +136,48 @@ func (r *MemcachedReconciler) cachedDeployment(ctx context.Context, mc *cachev1a
 	return deployment, nil
 }
 
-// ensure reads the object at key from the cache into current and applies
-// desired unless current already holds every field of desired. It reports
-// whether the object existed and whether it applied desired.
-func (r *MemcachedReconciler) ensure(ctx context.Context, kind string, key client.ObjectKey, current client.Object,
-	desired runtime.ApplyConfiguration) (existed, changed bool, err error) {
-	log := logf.FromContext(ctx).WithValues(kind, klog.KRef(key.Namespace, key.Name))
-
-	err = r.Get(ctx, key, current)
-	switch {
-	case apierrors.IsNotFound(err):
-		log.Info("Creating " + kind)
-	case err != nil:
-		return false, false, fmt.Errorf("failed to get %s: %w", kind, err)
-	default:
-		existed = true
-		upToDate, err := resources.UpToDate(desired, current)
-		if err != nil {
-			return true, false, fmt.Errorf("failed to compare %s: %w", kind, err)
+// compare reads the object at key from the cache into current, and reports
+// whether it exists and whether it already holds every field of desired.
+func (r *MemcachedReconciler) compare(ctx context.Context, key client.ObjectKey, current client.Object, desired any) (existed, upToDate bool, err error) {
+	if err := r.Get(ctx, key, current); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, false, nil
 		}
-		if upToDate {
-			return true, false, nil
-		}
-		log.Info("Updating " + kind)
+		return false, false, fmt.Errorf("failed to get %s: %w", key.Name, err)
 	}
+	upToDate, err = resources.UpToDate(desired, current)
+	if err != nil {
+		return true, false, fmt.Errorf("failed to compare %s: %w", key.Name, err)
+	}
+	return true, upToDate, nil
+}
 
+// apply applies desired with server-side apply and stores the object the API
+// server answers with in applied.
+func (r *MemcachedReconciler) apply(ctx context.Context, existed bool, desired runtime.ApplyConfiguration, applied client.Object) error {
+	gvk, err := apiutil.GVKForObject(applied, r.Scheme())
+	if err != nil {
+		return err
+	}
+	kind := gvk.Kind
+	log := logf.FromContext(ctx)
+	if existed {
+		log.Info("Updating "+kind, kind, klog.KObj(applied))
+	} else {
+		log.Info("Creating "+kind, kind, klog.KObj(applied))
+	}
 	if err := r.Apply(ctx, desired, fieldOwner, client.ForceOwnership); err != nil {
-		return existed, false, fmt.Errorf("failed to apply %s %s: %w", kind, key.Name, err)
+		return fmt.Errorf("failed to apply %s: %w", kind, err)
 	}
-	return existed, true, nil
+	// Apply decoded the answer into desired.
+	answer, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err == nil {
+		err = runtime.DefaultUnstructuredConverter.FromUnstructured(answer, applied)
+	}
+	if err != nil {
+		return fmt.Errorf("failed to read the applied %s: %w", kind, err)
+	}
+	return nil
 }
 
 // recordDeploymentChange tells users, through events on mc, what applying

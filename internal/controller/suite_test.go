@@ -3,8 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -28,7 +32,51 @@ var (
 	// k8sClient talks to the API server directly, bypassing the manager's
 	// cache, so that tests observe what the API server holds.
 	k8sClient client.Client
+
+	// reconciler is the reconciler the manager runs.
+	reconciler *MemcachedReconciler
+
+	// requests records every request the manager sends to the API server.
+	requests = &requestLog{}
 )
+
+// requestLog records the method and path of HTTP requests.
+type requestLog struct {
+	mu       sync.Mutex
+	requests []string // "METHOD path"
+}
+
+func (l *requestLog) RoundTripper(next http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		l.mu.Lock()
+		l.requests = append(l.requests, req.Method+" "+req.URL.Path)
+		l.mu.Unlock()
+		return next.RoundTrip(req)
+	})
+}
+
+// inNamespace returns the requests made so far about objects in namespace;
+// with writesOnly, only those that can change something.
+func (l *requestLog) inNamespace(namespace string, writesOnly bool) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var matched []string
+	for _, r := range l.requests {
+		method, path, _ := strings.Cut(r, " ")
+		if !strings.Contains(path, "/namespaces/"+namespace+"/") {
+			continue
+		}
+		if writesOnly && (method == http.MethodGet || method == http.MethodHead) {
+			continue
+		}
+		matched = append(matched, r)
+	}
+	return matched
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -69,7 +117,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrConfig := rest.CopyConfig(cfg)
+	mgrConfig.Wrap(requests.RoundTripper)
+	mgr, err := ctrl.NewManager(mgrConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -79,10 +129,11 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "Failed to create the manager: %v\n", err)
 		return 1
 	}
-	if err := (&MemcachedReconciler{
+	reconciler = &MemcachedReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("memcached-operator"),
-	}).SetupWithManager(mgr); err != nil {
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to set up the reconciler: %v\n", err)
 		return 1
 	}
