@@ -210,6 +210,7 @@ func (r *MemcachedReconciler) writeStatus(ctx context.Context, mc *cachev1alpha1
 	if equality.Semantic.DeepEqual(mc.Status, newStatus) {
 		return nil
 	}
+	logf.FromContext(ctx).V(1).Info("Updating status", "old", mc.Status, "new", newStatus)
 	if err := r.Status().Apply(ctx, status.ApplyConfiguration(mc, newStatus), fieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to apply status: %w", err)
 	}

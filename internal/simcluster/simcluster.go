@@ -183,6 +183,9 @@ leaderElection:
 		"--manage-nodes-with-annotation-selector=" + nodeAnnotation + "=fake",
 		"--cidr=10.244.0.0/16",
 		"--node-ip=10.1.0.1",
+		// kwok renews node leases only when this is set; without renewals the
+		// node-lifecycle controller marks the nodes and their pods NotReady.
+		"--node-lease-duration-seconds=40",
 	}
 	stages, err := filepath.Glob(filepath.Join(opts.BinDir, "kwok-stages", "*.yaml"))
 	if err != nil || len(stages) == 0 {

@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -58,8 +59,8 @@ func runningPods(g Gomega, mc *cachev1alpha1.Memcached) []string {
 	return names
 }
 
-// expectConverged waits until mc has size Running pods and status.nodes names
-// exactly them.
+// expectConverged waits until mc has size Running pods, status.nodes names
+// exactly them, and the operator reports the rollout complete.
 func expectConverged(t *testing.T, mc *cachev1alpha1.Memcached, size int) []string {
 	t.Helper()
 	var nodes []string
@@ -69,6 +70,11 @@ func expectConverged(t *testing.T, mc *cachev1alpha1.Memcached, size int) []stri
 		running := runningPods(g, current)
 		g.Expect(running).To(HaveLen(size))
 		g.Expect(current.Status.Nodes).To(Equal(running))
+		g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
+		g.Expect(current.Status.ReadyReplicas).To(Equal(int32(size)))
+		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionProgressing)).To(BeTrue(),
+			"conditions %+v", current.Status.Conditions)
+		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
 		nodes = current.Status.Nodes
 	}).Should(Succeed())
 	return nodes
@@ -98,6 +104,25 @@ func TestScaleBySize(t *testing.T) {
 		g.Expect(k8sClient.Patch(t.Context(), mc, patch)).To(Succeed())
 		expectConverged(t, mc, int(size))
 	}
+
+	// The /scale subresource, as kubectl scale and autoscalers use it.
+	out, err := runKubectl("scale", "--namespace="+ns, "mc/cache", "--replicas=4")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	expectConverged(t, mc, 4)
+
+	g.Eventually(func(g Gomega) {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		g.Expect(current.Status.ReadyReplicas).To(Equal(int32(4)))
+		g.Expect(current.Status.ServerList).To(HaveLen(4))
+		g.Expect(meta.IsStatusConditionTrue(current.Status.Conditions, cachev1alpha1.ConditionAvailable)).To(BeTrue())
+		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionProgressing)).To(BeTrue())
+		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
+	}).Should(Succeed())
+	out, err = runKubectl("get", "--namespace="+ns, "mc")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(strings.Fields(strings.Split(out, "\n")[0])).To(Equal([]string{"NAME", "SIZE", "READY", "AVAILABLE", "AGE"}))
+	g.Expect(strings.Fields(strings.Split(out, "\n")[1])[:4]).To(Equal([]string{"cache", "4", "4", "True"}))
 }
 
 func TestDeletingMemcachedGarbageCollectsEverything(t *testing.T) {
