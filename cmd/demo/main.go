@@ -118,7 +118,8 @@ The simulated cluster is running, with the operator. Try it from another termina
 
   export KUBECONFIG=%s
   export PATH=%s:$PATH
-  kubectl patch memcached example-memcached --type=merge -p '{"spec":{"size":5}}'
+  kubectl scale mc example-memcached --replicas=5
+  kubectl get mc,deploy,pods,svc
   kubectl get memcached example-memcached -o yaml
 
 The operator logs to %s; the cluster's logs are in %s.
