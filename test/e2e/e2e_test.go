@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -162,6 +163,38 @@ func TestRestrictedNamespaceAdmitsMemcachedPods(t *testing.T) {
 	g.Expect(err.Error()).To(ContainSubstring("violates PodSecurity"))
 
 	mc := createMemcached(t, ns, "cache", 2)
+	expectConverged(t, mc, 2)
+}
+
+func TestDegradedWhenPodsCannotBeCreated(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "one-pod"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}},
+	}
+	g.Expect(k8sClient.Create(t.Context(), quota)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		current := &corev1.ResourceQuota{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(quota), current)).To(Succeed())
+		g.Expect(current.Status.Hard).NotTo(BeEmpty())
+	}).Should(Succeed())
+
+	mc := createMemcached(t, ns, "cache", 2)
+	g.Eventually(func(g Gomega) {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		degraded := meta.FindStatusCondition(current.Status.Conditions, cachev1alpha1.ConditionDegraded)
+		g.Expect(degraded).NotTo(BeNil())
+		g.Expect(degraded.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(degraded.Reason).To(Equal("FailedCreate"))
+		g.Expect(degraded.Message).To(ContainSubstring("exceeded quota"))
+		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionAvailable)).To(BeTrue())
+		g.Expect(current.Status.ReadyReplicas).To(Equal(int32(1)))
+	}).Should(Succeed())
+
+	// Lifting the quota lets the second pod in, and the condition clears.
+	g.Expect(k8sClient.Delete(t.Context(), quota)).To(Succeed())
 	expectConverged(t, mc, 2)
 }
 
