@@ -124,6 +124,13 @@ func TestScaleBySize(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(strings.Fields(strings.Split(out, "\n")[0])).To(Equal([]string{"NAME", "SIZE", "READY", "AVAILABLE", "AGE"}))
 	g.Expect(strings.Fields(strings.Split(out, "\n")[1])[:4]).To(Equal([]string{"cache", "4", "4", "True"}))
+
+	g.Eventually(func(g Gomega) {
+		out, err := runKubectl("describe", "--namespace="+ns, "mc", "cache")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(out).To(ContainSubstring("Scaled Deployment cache from 1 to 4 replicas"))
+		g.Expect(out).To(ContainSubstring("Created Deployment cache with 3 replicas"))
+	}).Should(Succeed())
 }
 
 func TestDeletingMemcachedGarbageCollectsEverything(t *testing.T) {
