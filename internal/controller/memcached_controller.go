@@ -95,12 +95,15 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 		return nil, err
 	}
 	if !upToDate {
-		r.recordDeploymentChange(mc, existed, deployment, desired)
+		changes := deploymentChanges(mc, existed, deployment, desired)
 		if err := r.apply(ctx, existed, desired, deployment); err != nil {
 			if !existed {
 				return nil, err
 			}
 			return deployment, err
+		}
+		for _, e := range changes {
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, e.reason, e.action, "%s", e.note)
 		}
 	}
 
@@ -170,39 +173,51 @@ func (r *MemcachedReconciler) apply(ctx context.Context, existed bool, desired r
 		return fmt.Errorf("failed to apply %s: %w", kind, err)
 	}
 	// Apply decoded the answer into desired.
-	answer, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
-	if err == nil {
-		err = runtime.DefaultUnstructuredConverter.FromUnstructured(answer, applied)
-	}
-	if err != nil {
+	if err := convertApplied(desired, applied); err != nil {
 		return fmt.Errorf("failed to read the applied %s: %w", kind, err)
 	}
 	return nil
 }
 
-// recordDeploymentChange tells users, through events on mc, what applying
-// desired over current changed.
-func (r *MemcachedReconciler) recordDeploymentChange(mc *cachev1alpha1.Memcached, existed bool,
-	current *appsv1.Deployment, desired *appsv1ac.DeploymentApplyConfiguration) {
-	if !existed {
-		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "CreatedDeployment", "Create",
-			"Created Deployment %s with %d replicas", mc.Name, mc.Spec.Size)
-		return
+// convertApplied copies an apply configuration into the object of the same
+// type: both have the same JSON form.
+func convertApplied(from runtime.ApplyConfiguration, to client.Object) error {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(from)
+	if err != nil {
+		return err
 	}
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(u, to)
+}
+
+// change is what applying changed, told to users as an event on the Memcached.
+type change struct {
+	reason, action, note string
+}
+
+// deploymentChanges describes, as events, what applying desired over current
+// changes. They are computed before applying, as Apply overwrites desired
+// with the API server's answer, and recorded only once the apply succeeded.
+func deploymentChanges(mc *cachev1alpha1.Memcached, existed bool, current *appsv1.Deployment,
+	desired *appsv1ac.DeploymentApplyConfiguration) []change {
+	if !existed {
+		return []change{{"CreatedDeployment", "Create", fmt.Sprintf("Created Deployment %s with %d replicas", mc.Name, mc.Spec.Size)}}
+	}
+	var changes []change
 	scaled := current.Spec.Replicas == nil || *current.Spec.Replicas != mc.Spec.Size
 	if scaled {
-		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Scaled", "Scale",
-			"Scaled Deployment %s from %d to %d replicas", mc.Name, ptr.Deref(current.Spec.Replicas, 1), mc.Spec.Size)
+		changes = append(changes, change{"Scaled", "Scale", fmt.Sprintf("Scaled Deployment %s from %d to %d replicas",
+			mc.Name, ptr.Deref(current.Spec.Replicas, 1), mc.Spec.Size)})
 	}
 	templateUpToDate, err := resources.UpToDate(desired.Spec.Template, &current.Spec.Template)
 	switch {
 	case err == nil && !templateUpToDate:
-		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "ConfigChanged", "Update",
-			"Updated the pod template of Deployment %s: the memcached pods are replaced", mc.Name)
+		changes = append(changes, change{"ConfigChanged", "Update",
+			fmt.Sprintf("Updated the pod template of Deployment %s: the memcached pods are replaced", mc.Name)})
 	case !scaled:
-		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "DriftCorrected", "Update",
-			"Put back fields of Deployment %s that were changed outside the operator", mc.Name)
+		changes = append(changes, change{"DriftCorrected", "Update",
+			fmt.Sprintf("Put back fields of Deployment %s that were changed outside the operator", mc.Name)})
 	}
+	return changes
 }
 
 // writeStatus applies newStatus unless mc already has it.
