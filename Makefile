@@ -69,6 +69,11 @@ test: manifests generate fmt vet k8s-bins ## Run the unit and envtest (real kube
 test-e2e: build k8s-bins ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" go test ./test/e2e/ -count=1 -timeout 30m -v
 
+BENCH_ARGS ?=
+.PHONY: bench
+bench: build k8s-bins ## Benchmark the operator against the no-operator baseline on fresh simulated clusters (BENCH_ARGS="-n 200").
+	go run ./test/bench --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager --out bin/bench $(BENCH_ARGS)
+
 ##@ Build
 
 .PHONY: build

@@ -62,6 +62,7 @@ func main() {
 		enableLeaderElection bool
 		secureMetrics        bool
 		enableHTTP2          bool
+		concurrentReconciles int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -73,6 +74,9 @@ func main() {
 		"If set, the metrics endpoint is served securely via HTTPS, behind authentication and authorization. "+
 			"Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "If set, HTTP/2 will be enabled for the metrics server.")
+	flag.IntVar(&concurrentReconciles, "max-concurrent-reconciles", 4,
+		"How many Memcacheds are reconciled at once. A reconcile mostly waits for the API server, so a few "+
+			"workers per core keep up with many Memcacheds.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -112,7 +116,7 @@ func main() {
 	if err := (&controller.MemcachedReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder(resources.ManagerName),
-	}).SetupWithManager(mgr); err != nil {
+	}).SetupWithManager(mgr, concurrentReconciles); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "memcached")
 		os.Exit(1)
 	}

@@ -36,7 +36,7 @@ func TestDeploymentChanges(t *testing.T) {
 		mc      *cachev1alpha1.Memcached
 		want    []string
 	}{
-		{name: "created", existed: false, current: &appsv1.Deployment{}, mc: mc(3, 64), want: []string{"CreatedDeployment"}},
+		{name: "created", existed: false, current: &appsv1.Deployment{}, mc: mc(3, 64), want: nil},
 		{name: "scaled", existed: true, current: applied(mc(3, 64)), mc: mc(5, 64), want: []string{"Scaled"}},
 		{name: "configuration changed", existed: true, current: applied(mc(3, 64)), mc: mc(3, 128), want: []string{"ConfigChanged"}},
 		{name: "scaled and reconfigured", existed: true, current: applied(mc(3, 64)), mc: mc(1, 128), want: []string{"Scaled", "ConfigChanged"}},

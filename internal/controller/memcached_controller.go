@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -88,6 +89,15 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // what the operator sets, and returns the Deployment as last seen: from the
 // cache, or from the API server's answer to the apply; nil if there is none.
 func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha1.Memcached) (*appsv1.Deployment, error) {
+	// What was created is told in one event, so that a new Memcached costs
+	// one event write, not one per object.
+	var created []string
+	defer func() {
+		if len(created) > 0 {
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Created", "Create", "Created %s", strings.Join(created, ", "))
+		}
+	}()
+
 	desired := resources.Deployment(mc)
 	deployment := &appsv1.Deployment{}
 	existed, upToDate, err := r.compare(ctx, client.ObjectKeyFromObject(mc), deployment, desired)
@@ -101,6 +111,9 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 				return nil, err
 			}
 			return deployment, err
+		}
+		if !existed {
+			created = append(created, fmt.Sprintf("Deployment %s with %d replicas", mc.Name, mc.Spec.Size))
 		}
 		for _, e := range changes {
 			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, e.reason, e.action, "%s", e.note)
@@ -120,7 +133,7 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 			return deployment, err
 		}
 		if !existed {
-			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "CreatedService", "Create", "Created Service %s", *desired.Name)
+			created = append(created, "Service "+*desired.Name)
 		}
 	}
 	return deployment, nil
@@ -200,7 +213,7 @@ type change struct {
 func deploymentChanges(mc *cachev1alpha1.Memcached, existed bool, current *appsv1.Deployment,
 	desired *appsv1ac.DeploymentApplyConfiguration) []change {
 	if !existed {
-		return []change{{"CreatedDeployment", "Create", fmt.Sprintf("Created Deployment %s with %d replicas", mc.Name, mc.Spec.Size)}}
+		return nil // told by the Created event
 	}
 	var changes []change
 	scaled := current.Spec.Replicas == nil || *current.Spec.Replicas != mc.Spec.Size

@@ -260,7 +260,7 @@ func TestEventsTellWhatChanged(t *testing.T) {
 	mc.Spec.Size = 3
 	g.Expect(k8sClient.Patch(t.Context(), mc, patch)).To(Succeed())
 
-	g.Eventually(eventReasons(t, mc)).Should(ContainElements("CreatedDeployment", "CreatedService", "Scaled"))
+	g.Eventually(eventReasons(t, mc)).Should(ContainElements("Created", "Scaled"))
 }
 
 // eventReasons lists the reasons of the events about mc, for Eventually.

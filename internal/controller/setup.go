@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -37,9 +38,11 @@ func CacheOptions() cache.Options {
 }
 
 // SetupWithManager registers the reconciler with mgr. It watches Memcacheds,
-// the Deployments and Services they own and their pods.
-func (r *MemcachedReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// the Deployments and Services they own and their pods, and reconciles up to
+// maxConcurrentReconciles Memcacheds at once (1 when 0).
+func (r *MemcachedReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		For(&cachev1alpha1.Memcached{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).

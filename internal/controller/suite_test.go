@@ -133,7 +133,7 @@ func run(m *testing.M) int {
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("memcached-operator"),
 	}
-	if err := reconciler.SetupWithManager(mgr); err != nil {
+	if err := reconciler.SetupWithManager(mgr, 2); err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to set up the reconciler: %v\n", err)
 		return 1
 	}

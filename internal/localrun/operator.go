@@ -63,6 +63,9 @@ func Start(ctx context.Context, binary, kubeconfig, logPath string, extraArgs ..
 	return o, nil
 }
 
+// PID returns the operator's process ID.
+func (o *Operator) PID() int { return o.process.PID() }
+
 // Stop stops the operator, as a SIGTERM from the kubelet would.
 func (o *Operator) Stop() error {
 	return o.process.Stop(30 * time.Second)

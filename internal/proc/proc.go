@@ -51,6 +51,9 @@ func Start(name, logPath, binary string, args ...string) (*Process, error) {
 	return p, nil
 }
 
+// PID returns the process ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Exited returns an error if the process has already exited.
 func (p *Process) Exited() error {
 	select {

@@ -129,7 +129,7 @@ func TestScaleBySize(t *testing.T) {
 		out, err := runKubectl("describe", "--namespace="+ns, "mc", "cache")
 		g.Expect(err).NotTo(HaveOccurred(), out)
 		g.Expect(out).To(ContainSubstring("Scaled Deployment cache from 1 to 4 replicas"))
-		g.Expect(out).To(ContainSubstring("Created Deployment cache with 3 replicas"))
+		g.Expect(out).To(ContainSubstring("Created Deployment cache with 3 replicas, Service cache, Service cache-headless"))
 	}).Should(Succeed())
 }
 

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+)
+
+// BaselineResult is what the cluster alone takes for the same Deployments and
+// Services, created directly by the same parallel client.
+type BaselineResult struct {
+	ConvergeSeconds   float64   `json:"convergeSeconds"`
+	DeleteSeconds     float64   `json:"deleteSeconds"`
+	Requests          float64   `json:"requests"`
+	Available         []float64 `json:"availableAtSeconds"`
+	RequestsPerSecond []float64 `json:"requestsPerSecond"`
+}
+
+func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
+	cluster, c, requests, err := startCluster(ctx, cfg, "baseline")
+	if err != nil {
+		return nil, err
+	}
+	defer cluster.Close()
+	w, err := startWatcher(ctx, cluster.Config, false)
+	if err != nil {
+		return nil, err
+	}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	rates := sampleRate(sampleCtx, requests)
+	r := &BaselineResult{}
+
+	fmt.Printf("==> Baseline: creating %d Deployments of %d replicas and their Services directly\n", cfg.N, cfg.Size)
+	w.deployments.begin(cfg.N, func(obj client.Object) bool {
+		d := obj.(*appsv1.Deployment)
+		return d.Status.ObservedGeneration == d.Generation && d.Status.ReadyReplicas == int32(cfg.Size)
+	})
+	requestsBefore := requests.Load()
+	start := time.Now()
+	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
+		n, ns := name(cfg, i)
+		mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns},
+			Spec: cachev1alpha1.MemcachedSpec{Size: int32(cfg.Size)}}
+		// The operator's objects, without the owner reference to a Memcached.
+		d := resources.Deployment(mc)
+		d.OwnerReferences = nil
+		if err := c.Apply(ctx, d, client.FieldOwner("bench")); err != nil {
+			return err
+		}
+		for _, svc := range servicesWithoutOwner(mc) {
+			if err := c.Apply(ctx, svc, client.FieldOwner("bench")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	reached, err := w.deployments.wait(ctx, 30*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	r.ConvergeSeconds = time.Since(start).Seconds()
+	r.Requests = float64(requests.Load() - requestsBefore)
+	for _, at := range reached {
+		r.Available = append(r.Available, at.Sub(start).Seconds())
+	}
+	slices.Sort(r.Available)
+	fmt.Printf("    all ready in %.1fs\n", r.ConvergeSeconds)
+
+	fmt.Printf("==> Baseline: deleting every Deployment and Service\n")
+	start = time.Now()
+	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
+		n, ns := name(cfg, i)
+		objects := []client.Object{
+			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: n + "-headless", Namespace: ns}},
+		}
+		for _, obj := range objects {
+			if err := client.IgnoreNotFound(c.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	gone, err := w.waitGone(ctx, start, 30*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	r.DeleteSeconds = gone.Seconds()
+	fmt.Printf("    everything gone in %.1fs\n", r.DeleteSeconds)
+	r.RequestsPerSecond = rates()
+	return r, nil
+}
+
+// servicesWithoutOwner returns the operator's Services for mc, without the
+// owner reference to a Memcached.
+func servicesWithoutOwner(mc *cachev1alpha1.Memcached) []*corev1ac.ServiceApplyConfiguration {
+	services := []*corev1ac.ServiceApplyConfiguration{resources.Service(mc), resources.HeadlessService(mc)}
+	for _, s := range services {
+		s.OwnerReferences = nil
+	}
+	return services
+}

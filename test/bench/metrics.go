@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"example.com/memcached-operator/internal/localrun"
+)
+
+// counters are the operator's cumulative counters at one moment.
+type counters struct {
+	requests        map[string]float64 // "METHOD CODE" -> count
+	reconciles      float64
+	reconcileErrors float64
+}
+
+func scrape(ctx context.Context, op *localrun.Operator) (counters, map[string]*dto.MetricFamily, error) {
+	families, err := op.Metrics(ctx)
+	if err != nil {
+		return counters{}, nil, err
+	}
+	c := counters{requests: map[string]float64{}}
+	for _, m := range families["rest_client_requests_total"].GetMetric() {
+		c.requests[label(m, "method")+" "+label(m, "code")] += m.GetCounter().GetValue()
+	}
+	for _, m := range families["controller_runtime_reconcile_total"].GetMetric() {
+		c.reconciles += m.GetCounter().GetValue()
+		if label(m, "result") == "error" {
+			c.reconcileErrors += m.GetCounter().GetValue()
+		}
+	}
+	return c, families, nil
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// Phase is what the operator did during one phase of the benchmark.
+type Phase struct {
+	Seconds         float64            `json:"seconds"`
+	Requests        map[string]float64 `json:"requests"` // by "METHOD CODE"
+	Total           float64            `json:"total"`
+	Writes          float64            `json:"writes"`
+	Conflicts       float64            `json:"conflicts"`
+	Reconciles      float64            `json:"reconciles"`
+	ReconcileErrors float64            `json:"reconcileErrors"`
+}
+
+func phaseBetween(before, after counters, d time.Duration) Phase {
+	p := Phase{Seconds: d.Seconds(), Requests: map[string]float64{},
+		Reconciles: after.reconciles - before.reconciles, ReconcileErrors: after.reconcileErrors - before.reconcileErrors}
+	for key, v := range after.requests {
+		delta := v - before.requests[key]
+		if delta == 0 {
+			continue
+		}
+		p.Requests[key] = delta
+		p.Total += delta
+		method, code, _ := strings.Cut(key, " ")
+		if isWrite(method) {
+			p.Writes += delta
+		}
+		if code == "409" {
+			p.Conflicts += delta
+		}
+	}
+	return p
+}
+
+func isWrite(method string) bool {
+	switch method {
+	case "POST", "PUT", "PATCH", "DELETE":
+		return true
+	}
+	return false
+}
+
+// sampler scrapes the operator every second: its request rate and heap.
+type sampler struct {
+	mu        sync.Mutex
+	start     time.Time
+	perSecond []float64
+	heapMax   float64
+	last      float64
+}
+
+func startSampler(ctx context.Context, op *localrun.Operator) *sampler {
+	s := &sampler{start: time.Now(), last: -1}
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			c, families, err := scrape(ctx, op)
+			if err != nil {
+				continue
+			}
+			var total float64
+			for _, v := range c.requests {
+				total += v
+			}
+			heap := families["go_memstats_heap_inuse_bytes"].GetMetric()
+			s.mu.Lock()
+			if s.last >= 0 {
+				s.perSecond = append(s.perSecond, total-s.last)
+			}
+			s.last = total
+			if len(heap) > 0 && heap[0].GetGauge().GetValue() > s.heapMax {
+				s.heapMax = heap[0].GetGauge().GetValue()
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+func (s *sampler) snapshot() ([]float64, float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]float64(nil), s.perSecond...), s.heapMax
+}
+
+// peakRSS reads the peak resident set size of a process (VmHWM), in bytes.
+func peakRSS(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}

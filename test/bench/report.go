@@ -1,0 +1,270 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// Report holds every figure of a benchmark run.
+type Report struct {
+	N            int               `json:"n"`
+	Size         int               `json:"size"`
+	Namespaces   int               `json:"namespaces"`
+	Parallel     int               `json:"parallel"`
+	Workers      int               `json:"maxConcurrentReconciles"`
+	QuietSeconds float64           `json:"quietSeconds"`
+	Cores        int               `json:"cores"`
+	Versions     map[string]string `json:"versions"`
+	Operator     *OperatorResult   `json:"operator"`
+	Baseline     *BaselineResult   `json:"baseline,omitempty"`
+	Targets      []Target          `json:"targets"`
+}
+
+// Target is one of the goals the benchmark checks.
+type Target struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	Goal  string `json:"goal"`
+	Met   bool   `json:"met"`
+	// Applies is false where the run cannot judge the target (no baseline,
+	// or fewer Memcacheds than the target speaks of).
+	Applies bool `json:"applies"`
+}
+
+// ownedObjects is how many objects the operator creates per Memcached.
+const ownedObjects = 3
+
+func (r *Report) evaluate() {
+	op := r.Operator
+	conflicts := op.Converge.Conflicts + op.Quiet.Conflicts + op.Rollout.Conflicts + op.Delete.Conflicts
+	r.Targets = []Target{
+		{Name: "Writes in the quiet window", Value: fmt.Sprintf("%.0f (%.0f requests)", op.Quiet.Writes, op.Quiet.Total),
+			Goal: "0", Met: op.Quiet.Writes == 0, Applies: true},
+		{Name: "Conflicts (409)", Value: fmt.Sprintf("%.0f", conflicts), Goal: "0", Met: conflicts == 0, Applies: true},
+		{Name: "Writes per new Memcached", Value: fmt.Sprintf("%.2f", op.WritesPerCR),
+			Goal: fmt.Sprintf("≤ %d (%d objects + 3 status writes)", ownedObjects+3, ownedObjects),
+			Met:  op.WritesPerCR <= ownedObjects+3, Applies: true},
+		{Name: "Status writes that changed nothing", Value: fmt.Sprintf("%.0f", op.UnchangedStatusWrites), Goal: "0",
+			Met: op.UnchangedStatusWrites == 0, Applies: true},
+		{Name: "Peak RSS", Value: fmt.Sprintf("%.1f MiB", op.PeakRSSMiB), Goal: "≤ 60 MiB at N=1000",
+			Met: op.PeakRSSMiB <= 60, Applies: r.N >= 1000},
+	}
+	if b := r.Baseline; b != nil {
+		converge := op.Converge.Seconds / b.ConvergeSeconds
+		del := op.Delete.Seconds / b.DeleteSeconds
+		r.Targets = append(r.Targets,
+			Target{Name: "Convergence / baseline", Value: fmt.Sprintf("%.2f× (%.1fs / %.1fs)", converge, op.Converge.Seconds, b.ConvergeSeconds),
+				Goal: "≤ 1.2× (goal 1.05×)", Met: converge <= 1.2, Applies: true},
+			Target{Name: "Delete / baseline", Value: fmt.Sprintf("%.2f× (%.1fs / %.1fs)", del, op.Delete.Seconds, b.DeleteSeconds),
+				Goal: "≤ 1.2×", Met: del <= 1.2, Applies: true})
+	}
+}
+
+// smokeProblems lists the correctness facts the smoke run requires and that
+// do not hold. Times are not checked.
+func (r *Report) smokeProblems() []string {
+	var problems []string
+	for _, t := range r.Targets {
+		switch t.Name {
+		case "Writes in the quiet window", "Conflicts (409)":
+			if !t.Met {
+				problems = append(problems, t.Name+" = "+t.Value)
+			}
+		}
+	}
+	if n := len(r.Operator.Available); n != r.N {
+		problems = append(problems, fmt.Sprintf("%d of %d Memcacheds converged", n, r.N))
+	}
+	return problems
+}
+
+func (r *Report) markdown() string {
+	op := r.Operator
+	var b strings.Builder
+	fmt.Fprintf(&b, "N=%d Memcacheds of size %d in %d namespaces, %d parallel clients, --max-concurrent-reconciles=%d, %d cores; %s\n\n",
+		r.N, r.Size, r.Namespaces, r.Parallel, r.Workers, r.Cores, versionLine(r.Versions))
+	fmt.Fprintf(&b, "| figure | operator | baseline (no operator) |\n|---|---|---|\n")
+	base := func(f string, args ...any) string {
+		if r.Baseline == nil {
+			return "—"
+		}
+		return fmt.Sprintf(f, args...)
+	}
+	var bConv, bDel, bReq float64
+	if r.Baseline != nil {
+		bConv, bDel, bReq = r.Baseline.ConvergeSeconds, r.Baseline.DeleteSeconds, r.Baseline.Requests
+	}
+	fmt.Fprintf(&b, "| time to all Available | %.1f s | %s |\n", op.Converge.Seconds, base("%.1f s", bConv))
+	fmt.Fprintf(&b, "| create → Available p50 / p99 | %.1f s / %.1f s | — |\n", op.LatencyP50, op.LatencyP99)
+	fmt.Fprintf(&b, "| requests to converge | %.0f (%.2f per CR; %s) | %s |\n", op.Converge.Total, op.Converge.Total/float64(r.N),
+		requestLine(op.Converge.Requests), base("%.0f (%.2f per CR)", bReq, bReq/float64(r.N)))
+	fmt.Fprintf(&b, "| writes per new CR | %.2f (%.0f status writes, %.0f status changes seen) | — |\n", op.WritesPerCR, op.StatusWrites, op.StatusChanges)
+	fmt.Fprintf(&b, "| reconciles / errors to converge | %.0f / %.0f | — |\n", op.Converge.Reconciles, op.Converge.ReconcileErrors)
+	fmt.Fprintf(&b, "| quiet window %.0f s | %.0f requests, %.0f writes | — |\n", r.QuietSeconds, op.Quiet.Total, op.Quiet.Writes)
+	fmt.Fprintf(&b, "| spec change on every CR → all rolled and Available | %.1f s, %.2f writes per CR (%s) | — |\n",
+		op.Rollout.Seconds, op.RolloutWritesPerCR, requestLine(op.Rollout.Requests))
+	fmt.Fprintf(&b, "| delete all → every owned object and pod gone | %.1f s (%.0f requests) | %s |\n", op.Delete.Seconds, op.Delete.Total, base("%.1f s", bDel))
+	fmt.Fprintf(&b, "| operator peak RSS / peak heap in use | %.1f MiB / %.1f MiB | — |\n\n", op.PeakRSSMiB, op.PeakHeapMiB)
+	fmt.Fprintf(&b, "| target | value | goal | |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		verdict := "not met"
+		switch {
+		case !t.Applies:
+			verdict = "n/a at this N"
+		case t.Met:
+			verdict = "met"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, t.Value, t.Goal, verdict)
+	}
+	return b.String()
+}
+
+func requestLine(requests map[string]float64) string {
+	var parts []string
+	for _, key := range sortedKeys(requests) {
+		parts = append(parts, fmt.Sprintf("%s: %.0f", key, requests[key]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r *Report) write(dir string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(dir, fmt.Sprintf("bench-n%d", r.N))
+	if err := os.WriteFile(base+".json", data, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".md", []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := r.chart(base + "-available.png"); err != nil {
+		return err
+	}
+	if err := r.requestsChart(base + "-requests.png"); err != nil {
+		return err
+	}
+	fmt.Printf("Report: %s.json, %s.md, %s-available.png, %s-requests.png\n", base, base, base, base)
+	return nil
+}
+
+var (
+	operatorColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	baselineColor = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
+)
+
+// chart plots how many Memcacheds (or, for the baseline, Deployments) were
+// available over time.
+func (r *Report) chart(path string) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Available over time, N=%d of size %d", r.N, r.Size)
+	p.X.Label.Text = "seconds since the first create"
+	p.Y.Label.Text = "available"
+	if err := addCumulative(p, "operator", r.Operator.Available, operatorColor); err != nil {
+		return err
+	}
+	if r.Baseline != nil {
+		if err := addCumulative(p, "no operator", r.Baseline.Available, baselineColor); err != nil {
+			return err
+		}
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+	return p.Save(16*vg.Centimeter, 10*vg.Centimeter, path)
+}
+
+func addCumulative(p *plot.Plot, name string, times []float64, c color.Color) error {
+	points := plotter.XYs{{X: 0, Y: 0}}
+	for i, t := range times {
+		points = append(points, plotter.XY{X: t, Y: float64(i + 1)})
+	}
+	line, err := plotter.NewLine(points)
+	if err != nil {
+		return err
+	}
+	line.Color = c
+	p.Add(line)
+	p.Legend.Add(name, line)
+	return nil
+}
+
+// requestsChart plots API requests per second: the operator's for its whole
+// run, and the creating client's for the baseline.
+func (r *Report) requestsChart(path string) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("API requests per second, N=%d", r.N)
+	p.X.Label.Text = "seconds"
+	p.Y.Label.Text = "requests/s"
+	series := []struct {
+		name  string
+		rates []float64
+		c     color.Color
+	}{{"operator (converge, quiet, spec change, delete)", r.Operator.RequestsPerSecond, operatorColor}}
+	if r.Baseline != nil {
+		series = append(series, struct {
+			name  string
+			rates []float64
+			c     color.Color
+		}{"no operator: the creating client", r.Baseline.RequestsPerSecond, baselineColor})
+	}
+	for _, s := range series {
+		var points plotter.XYs
+		for i, v := range s.rates {
+			points = append(points, plotter.XY{X: float64(i + 1), Y: v})
+		}
+		if len(points) == 0 {
+			continue
+		}
+		line, err := plotter.NewLine(points)
+		if err != nil {
+			return err
+		}
+		line.Color = s.c
+		p.Add(line)
+		p.Legend.Add(s.name, line)
+	}
+	p.Legend.Top = true
+	return p.Save(16*vg.Centimeter, 10*vg.Centimeter, path)
+}
+
+// versions asks each component binary for its version.
+func versions(binDir string) map[string]string {
+	v := map[string]string{}
+	for name, args := range map[string][]string{
+		"kube-apiserver": {"--version"}, "etcd": {"--version"}, "kwok": {"--version"},
+	} {
+		out, err := exec.Command(filepath.Join(binDir, name), args...).Output()
+		if err != nil {
+			continue
+		}
+		v[name] = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	return v
+}
+
+func versionLine(v map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(v) {
+		parts = append(parts, v[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
