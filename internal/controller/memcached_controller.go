@@ -240,7 +240,8 @@ func (r *MemcachedReconciler) writeStatus(ctx context.Context, mc *cachev1alpha1
 	}
 	logf.FromContext(ctx).V(1).Info("Updating status", "old", mc.Status, "new", newStatus)
 	if err := r.Status().Apply(ctx, status.ApplyConfiguration(mc, newStatus), fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("failed to apply status: %w", err)
+		// A Memcached deleted since it was read has no status to write.
+		return client.IgnoreNotFound(fmt.Errorf("failed to apply status: %w", err))
 	}
 	return nil
 }
