@@ -82,7 +82,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	report := Report{
 		N: cfg.N, Size: cfg.Size, Namespaces: cfg.Namespaces, Parallel: cfg.Parallel, Workers: cfg.Workers,
-		QuietSeconds: cfg.Quiet.Seconds(), Cores: runtime.NumCPU(), Versions: versions(cfg.BinDir),
+		QuietSeconds: cfg.Quiet.Seconds(), Cores: runtime.NumCPU(), Versions: versions(),
 	}
 	op, err := runOperator(ctx, cfg)
 	if err != nil {

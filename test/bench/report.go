@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image/color"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -237,17 +236,24 @@ func (r *Report) requestsChart(path string) error {
 	return p.Save(16*vg.Centimeter, 10*vg.Centimeter, path)
 }
 
-// versions asks each component binary for its version.
-func versions(binDir string) map[string]string {
+// versions reads the component versions pinned by the tools modules that
+// hack/build-control-plane.sh builds from (the binaries, built from modules,
+// carry no version stamp of their own).
+func versions() map[string]string {
 	v := map[string]string{}
-	for name, args := range map[string][]string{
-		"kube-apiserver": {"--version"}, "etcd": {"--version"}, "kwok": {"--version"},
+	for name, module := range map[string]string{
+		"kube": "k8s.io/kubernetes", "etcd": "go.etcd.io/etcd/server/v3", "kwok": "sigs.k8s.io/kwok",
 	} {
-		out, err := exec.Command(filepath.Join(binDir, name), args...).Output()
+		data, err := os.ReadFile(filepath.Join("hack", "tools", name, "go.mod"))
 		if err != nil {
 			continue
 		}
-		v[name] = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		for _, line := range strings.Split(string(data), "\n") {
+			fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+			if len(fields) >= 2 && fields[0] == module {
+				v[module] = fields[1]
+			}
+		}
 	}
 	return v
 }
@@ -255,7 +261,7 @@ func versions(binDir string) map[string]string {
 func versionLine(v map[string]string) string {
 	var parts []string
 	for _, k := range sortedKeys(v) {
-		parts = append(parts, v[k])
+		parts = append(parts, k+" "+v[k])
 	}
 	return strings.Join(parts, ", ")
 }
