@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,10 +22,10 @@ import (
 	"example.com/memcached-operator/internal/resources"
 )
 
-// CacheOptions restricts the manager's informers for Deployments and Pods to
-// the objects this operator manages, and strips managed fields from every
-// cached object: the cache then costs memory in proportion to the Memcacheds,
-// not to the cluster.
+// CacheOptions restricts the manager's informers for Deployments, Services
+// and Pods to the objects this operator manages, strips managed fields from
+// every cached object and keeps of a Pod only what the operator reads: the
+// cache then costs memory in proportion to the Memcacheds, not to the cluster.
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagerName})
 	return cache.Options{
@@ -32,9 +33,35 @@ func CacheOptions() cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: managed},
 			&corev1.Service{}:    {Label: managed},
-			&corev1.Pod{}:        {Label: managed},
+			&corev1.Pod{}:        {Label: managed, Transform: trimPod},
 		},
 	}
+}
+
+// trimPod keeps of a Pod the fields the reconciler and its watches read: its
+// identity, labels and deletion, its IP and its readiness.
+func trimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              pod.Name,
+			Namespace:         pod.Namespace,
+			UID:               pod.UID,
+			ResourceVersion:   pod.ResourceVersion,
+			Labels:            pod.Labels,
+			DeletionTimestamp: pod.DeletionTimestamp,
+		},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIP: pod.Status.PodIP},
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			trimmed.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+		}
+	}
+	return trimmed, nil
 }
 
 // SetupWithManager registers the reconciler with mgr. It watches Memcacheds,
