@@ -24,6 +24,7 @@ import (
 	"flag"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
@@ -33,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -60,6 +62,7 @@ func main() {
 		metricsAddr          string
 		probeAddr            string
 		enableLeaderElection bool
+		leaderElectionNS     string
 		secureMetrics        bool
 		enableHTTP2          bool
 		concurrentReconciles int
@@ -67,9 +70,12 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
-	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
-		"Enable leader election for controller manager. "+
-			"Enabling this will ensure there is only one active controller manager.")
+	flag.BoolVar(&enableLeaderElection, "leader-elect", inCluster(),
+		"Enable leader election, so that only one of several replicas of the operator acts at a time. "+
+			"On by default when running in a cluster, off otherwise.")
+	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "",
+		"The namespace of the leader election Lease. In a cluster, the operator's own namespace by default; "+
+			"it must be given when running outside a cluster with leader election on.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS, behind authentication and authorization. "+
 			"Use --metrics-secure=false to use HTTP instead.")
@@ -99,13 +105,19 @@ func main() {
 		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
+	namespaces := watchNamespaces()
+	if len(namespaces) > 0 {
+		setupLog.Info("Watching only some namespaces", "namespaces", namespaces)
+	}
+
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         controller.CacheOptions(),
+		Cache:                         controller.CacheOptions(namespaces...),
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                enableLeaderElection,
 		LeaderElectionID:              "memcached-operator.cache.example.com",
+		LeaderElectionNamespace:       leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
@@ -113,10 +125,12 @@ func main() {
 		os.Exit(1)
 	}
 
+	ctx := ctrl.SetupSignalHandler()
 	if err := (&controller.MemcachedReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder(resources.ManagerName),
-	}).SetupWithManager(mgr, concurrentReconciles); err != nil {
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder(resources.ManagerName),
+	}).SetupWithManager(ctx, mgr, concurrentReconciles); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "memcached")
 		os.Exit(1)
 	}
@@ -131,10 +145,28 @@ func main() {
 	}
 
 	setupLog.Info("Starting manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "Failed to run manager")
 		os.Exit(1)
 	}
+}
+
+// inCluster reports whether the operator runs in a pod of a cluster.
+func inCluster() bool {
+	_, err := rest.InClusterConfig()
+	return err == nil
+}
+
+// watchNamespaces returns the namespaces of the comma-separated
+// WATCH_NAMESPACE, none when it is empty: every namespace is watched then.
+func watchNamespaces() []string {
+	var namespaces []string
+	for ns := range strings.SplitSeq(os.Getenv("WATCH_NAMESPACE"), ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	return namespaces
 }
 
 // cacheSynced reports the manager ready only once its informers have synced,

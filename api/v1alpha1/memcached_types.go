@@ -18,13 +18,18 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // MemcachedSpec defines the desired state of a Memcached cluster.
 //
 // +kubebuilder:validation:XValidation:rule="self.maxItemSizeKB * 2 <= self.memoryMB * 1024",message="maxItemSizeKB may be at most half of memoryMB"
+// +kubebuilder:validation:XValidation:rule="!has(self.preStopDelaySeconds) || !has(self.terminationGracePeriodSeconds) || self.preStopDelaySeconds < self.terminationGracePeriodSeconds",message="preStopDelaySeconds must be shorter than terminationGracePeriodSeconds"
+// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && self.monitoring.enabled && has(self.auth))",message="monitoring.enabled cannot be combined with auth: the exporter cannot authenticate to memcached"
+// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && self.monitoring.enabled && has(self.tls) && has(self.tls.clientCASecretName))",message="monitoring.enabled cannot be combined with tls.clientCASecretName: the exporter has no client certificate"
 type MemcachedSpec struct {
 	// size is the number of memcached pods. It defaults to 1; 0 stops every pod
 	// but keeps the Memcached and what it owns.
@@ -125,6 +130,165 @@ type MemcachedSpec struct {
 	// +kubebuilder:validation:MaxProperties=64
 	// +optional
 	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+
+	// topologySpreadConstraints spread the memcached pods. When left out, the
+	// pods are spread evenly over zones (topology.kubernetes.io/zone) where
+	// possible; an empty list spreads them by nothing but affinity.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+
+	// terminationGracePeriodSeconds is how long a memcached pod has to stop
+	// once asked to, preStopDelaySeconds included.
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+
+	// preStopDelaySeconds is how long a stopping memcached pod keeps serving
+	// before memcached is stopped, so that clients and Service endpoints stop
+	// sending it requests first. It must be shorter than
+	// terminationGracePeriodSeconds.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	PreStopDelaySeconds *int32 `json:"preStopDelaySeconds,omitempty"`
+
+	// podDisruptionBudget limits voluntary disruptions, such as node drains, of
+	// the memcached pods. When left out, at most one pod is unavailable at a
+	// time when spec.size is above 1; there is no budget when it is 1 or 0.
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+
+	// auth turns on memcached's authentication: clients must log in with one
+	// of the username/password pairs of a Secret before any command.
+	// +optional
+	Auth *AuthSpec `json:"auth,omitempty"`
+
+	// tls makes memcached accept TLS connections only.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// networkPolicy, when set, admits connections to memcached only from the
+	// peers it lists.
+	// +optional
+	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// monitoring runs a Prometheus exporter next to memcached.
+	// +optional
+	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
+}
+
+// PodDisruptionBudgetSpec configures the PodDisruptionBudget of a Memcached.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.maxUnavailable) && has(self.minAvailable))",message="set at most one of maxUnavailable and minAvailable"
+type PodDisruptionBudgetSpec struct {
+	// enabled creates the PodDisruptionBudget when spec.size is above 1.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// maxUnavailable is how many memcached pods may be disrupted at once, a
+	// number or a percentage. It defaults to 1 when minAvailable is not set.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",message="maxUnavailable must be a non-negative number or a percentage such as 25%"
+	// +optional
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+
+	// minAvailable is how many memcached pods must stay available, a number or
+	// a percentage.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",message="minAvailable must be a non-negative number or a percentage such as 75%"
+	// +optional
+	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
+}
+
+// AuthSpec configures memcached's authentication.
+type AuthSpec struct {
+	// secretName is the name of a Secret in the Memcached's namespace. Each of
+	// its keys is a username, and the key's value that user's password. The
+	// operator renders memcached's auth file from it into a Secret of its own,
+	// <name>-auth; changing the Secret restarts the memcached pods, one at a
+	// time.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
+}
+
+// TLSSpec configures memcached's TLS.
+type TLSSpec struct {
+	// secretName is the name of a kubernetes.io/tls Secret in the Memcached's
+	// namespace holding memcached's certificate (tls.crt) and key (tls.key).
+	// Changing the Secret, e.g. when the certificate is renewed, restarts the
+	// memcached pods, one at a time.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
+
+	// clientCASecretName is the name of a Secret in the Memcached's namespace
+	// whose ca.crt holds the certificate authorities of client certificates.
+	// When set, memcached refuses clients without a certificate signed by one
+	// of them.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClientCASecretName string `json:"clientCASecretName,omitempty"`
+}
+
+// NetworkPolicySpec configures the NetworkPolicy in front of the memcached pods.
+type NetworkPolicySpec struct {
+	// allowedFrom are the peers that may connect to memcached's port. When
+	// empty, only the memcached pods of this Memcached may.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	AllowedFrom []networkingv1.NetworkPolicyPeer `json:"allowedFrom,omitempty"`
+
+	// metricsAllowedFrom are the peers that may scrape the exporter's port
+	// when monitoring is enabled, such as Prometheus' namespace.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	MetricsAllowedFrom []networkingv1.NetworkPolicyPeer `json:"metricsAllowedFrom,omitempty"`
+}
+
+// MonitoringSpec configures the memcached exporter.
+type MonitoringSpec struct {
+	// enabled runs the Prometheus memcached exporter as a sidecar of every
+	// memcached pod, serving metrics on port 9150 (named metrics), and adds
+	// that port to the Memcached's Service. When the cluster has the
+	// monitoring.coreos.com/v1 ServiceMonitor API, the operator also creates a
+	// ServiceMonitor named after the Memcached.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// exporterImage is the exporter's container image.
+	// +kubebuilder:default="prom/memcached-exporter:v0.15.4"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	ExporterImage string `json:"exporterImage,omitempty"`
+
+	// exporterResources are the exporter container's compute resources.
+	// +optional
+	ExporterResources *corev1.ResourceRequirements `json:"exporterResources,omitempty"`
+
+	// interval is how often Prometheus scrapes the exporter, e.g. 30s. When
+	// left out, Prometheus' own interval applies.
+	// +kubebuilder:validation:Pattern=`^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$`
+	// +optional
+	Interval string `json:"interval,omitempty"`
+
+	// serviceMonitorLabels are added to the ServiceMonitor's labels, e.g. the
+	// ones a Prometheus selects ServiceMonitors by.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	ServiceMonitorLabels map[string]string `json:"serviceMonitorLabels,omitempty"`
 }
 
 // Condition types of a Memcached.
@@ -137,6 +301,10 @@ const (
 	// ConditionDegraded is True when the operator cannot reach the spec:
 	// pods cannot be created, a rollout is stuck, or applying failed.
 	ConditionDegraded = "Degraded"
+	// ConditionMonitoringReady is reported when spec.monitoring is enabled: it
+	// is True when the ServiceMonitor is in place, and False, with the reason,
+	// when it cannot be, e.g. because the cluster lacks the ServiceMonitor API.
+	ConditionMonitoringReady = "MonitoringReady"
 )
 
 // MemcachedStatus defines the observed state of a Memcached cluster.
@@ -174,7 +342,8 @@ type MemcachedStatus struct {
 	// +optional
 	ServerList []string `json:"serverList,omitempty"`
 
-	// conditions are Available, Progressing and Degraded.
+	// conditions are Available, Progressing and Degraded, and MonitoringReady
+	// when monitoring is enabled.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

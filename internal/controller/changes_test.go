@@ -21,7 +21,7 @@ func TestDeploymentChanges(t *testing.T) {
 	// applied returns the Deployment as it stands after applying the desired one of m.
 	applied := func(m *cachev1alpha1.Memcached) *appsv1.Deployment {
 		d := &appsv1.Deployment{}
-		if err := convertApplied(resources.Deployment(m), d); err != nil {
+		if err := convertApplied(resources.Deployment(m, resources.SecretHashes{}), d); err != nil {
 			t.Fatal(err)
 		}
 		return d
@@ -45,7 +45,7 @@ func TestDeploymentChanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var reasons []string
-			for _, c := range deploymentChanges(tt.mc, tt.existed, tt.current, resources.Deployment(tt.mc)) {
+			for _, c := range deploymentChanges(tt.mc, tt.existed, tt.current, resources.Deployment(tt.mc, resources.SecretHashes{})) {
 				if c.note == "" {
 					t.Errorf("%s has no note", c.reason)
 				}

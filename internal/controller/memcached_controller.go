@@ -11,8 +11,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -26,7 +29,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	"example.com/memcached-operator/internal/memcached"
 	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/internal/status"
 )
@@ -39,7 +41,11 @@ const fieldOwner = client.FieldOwner(resources.ManagerName)
 // describes them, and reports what it observes in the Memcached's status.
 type MemcachedReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads Secrets from the API server: the cache holds only their
+	// metadata, so that the operator does not keep every Secret of the
+	// cluster in memory.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds,verbs=get;list;watch
@@ -48,6 +54,10 @@ type MemcachedReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=core,resources=services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=list;watch
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings the objects a Memcached owns to the state its spec asks
@@ -64,31 +74,44 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 	var (
 		deployment        *appsv1.Deployment
+		monitoring        *metav1.Condition
 		specErr, applyErr error
 	)
-	if specErr = memcached.CheckMemoryLimit(&mc.Spec); specErr != nil {
-		// Nothing is applied: the pods running the last valid spec stay.
-		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.ReasonInvalidSpec, "Validate", "%s", specErr.Error())
-		deployment, applyErr = r.cachedDeployment(ctx, mc)
-	} else {
-		deployment, applyErr = r.applyObjects(ctx, mc)
+	in, specErr, err := r.readInputs(ctx, mc)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-
+	if specErr != nil {
+		// Nothing is applied: the pods running the last valid spec stay.
+		reason := status.ReasonInvalidSpec
+		if e := (*status.SpecError)(nil); errors.As(specErr, &e) {
+			reason = e.Reason
+		}
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, reason, "Validate", "%s", specErr.Error())
+		deployment, applyErr = r.cachedDeployment(ctx, mc)
+		monitoring = meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
+	} else {
+		deployment, applyErr = r.applyObjects(ctx, mc, in)
+		if applyErr == nil {
+			monitoring, applyErr = r.applyServiceMonitor(ctx, mc)
+		}
+	}
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {
 		return ctrl.Result{}, errors.Join(applyErr, fmt.Errorf("failed to list pods: %w", err))
 	}
 	newStatus := status.Compute(mc, status.Observed{
-		Deployment: deployment, Pods: pods.Items, SpecError: specErr, ApplyError: applyErr,
+		Deployment: deployment, Pods: pods.Items, SpecError: specErr, ApplyError: applyErr, Monitoring: monitoring,
 	}, metav1.Now())
 
 	return ctrl.Result{}, errors.Join(applyErr, r.writeStatus(ctx, mc, newStatus))
 }
 
-// applyObjects applies the Deployment and the Services of mc where they lack
-// what the operator sets, and returns the Deployment as last seen: from the
-// cache, or from the API server's answer to the apply; nil if there is none.
-func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha1.Memcached) (*appsv1.Deployment, error) {
+// applyObjects applies the objects of mc where they lack what the operator
+// sets, deletes those that mc no longer asks for, and returns the Deployment
+// as last seen: from the cache, or from the API server's answer to the
+// apply; nil if there is none.
+func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha1.Memcached, in inputs) (*appsv1.Deployment, error) {
 	// What was created is told in one event, so that a new Memcached costs
 	// one event write, not one per object.
 	var created []string
@@ -98,9 +121,22 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 		}
 	}()
 
-	desired := resources.Deployment(mc)
+	// The auth file comes first: the pods cannot start without it.
+	authKey := client.ObjectKey{Namespace: mc.Namespace, Name: resources.AuthSecretName(mc)}
+	if in.authFile != nil {
+		// Secrets are not cached: the API server has the current one.
+		isNew, err := r.ensure(ctx, r.APIReader, authKey, &corev1.Secret{}, resources.AuthSecret(mc, in.authFile))
+		if err != nil {
+			return nil, err
+		}
+		if isNew {
+			created = append(created, "Secret "+authKey.Name)
+		}
+	}
+
+	desired := resources.Deployment(mc, in.hashes)
 	deployment := &appsv1.Deployment{}
-	existed, upToDate, err := r.compare(ctx, client.ObjectKeyFromObject(mc), deployment, desired)
+	existed, upToDate, err := r.compare(ctx, r.Client, client.ObjectKeyFromObject(mc), deployment, desired)
 	if err != nil {
 		return nil, err
 	}
@@ -121,22 +157,84 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 	}
 
 	for _, desired := range []*corev1ac.ServiceApplyConfiguration{resources.Service(mc), resources.HeadlessService(mc)} {
-		service := &corev1.Service{}
-		existed, upToDate, err := r.compare(ctx, client.ObjectKey{Namespace: mc.Namespace, Name: *desired.Name}, service, desired)
+		isNew, err := r.ensure(ctx, r.Client, client.ObjectKey{Namespace: mc.Namespace, Name: *desired.Name}, &corev1.Service{}, desired)
 		if err != nil {
 			return deployment, err
 		}
-		if upToDate {
-			continue
-		}
-		if err := r.apply(ctx, existed, desired, service); err != nil {
-			return deployment, err
-		}
-		if !existed {
+		if isNew {
 			created = append(created, "Service "+*desired.Name)
 		}
 	}
+
+	// The PodDisruptionBudget and the NetworkPolicy are named after mc, and
+	// exist only when mc asks for them.
+	key := client.ObjectKeyFromObject(mc)
+	if desired := resources.PodDisruptionBudget(mc); desired != nil {
+		isNew, err := r.ensure(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, desired)
+		if err != nil {
+			return deployment, err
+		}
+		if isNew {
+			created = append(created, "PodDisruptionBudget "+mc.Name)
+		}
+	} else if err := r.deleteOwned(ctx, mc, key, &policyv1.PodDisruptionBudget{}); err != nil {
+		return deployment, err
+	}
+	if desired := resources.NetworkPolicy(mc); desired != nil {
+		isNew, err := r.ensure(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, desired)
+		if err != nil {
+			return deployment, err
+		}
+		if isNew {
+			created = append(created, "NetworkPolicy "+mc.Name)
+		}
+	} else if err := r.deleteOwned(ctx, mc, key, &networkingv1.NetworkPolicy{}); err != nil {
+		return deployment, err
+	}
+	if in.authFile == nil {
+		// Only the metadata of Secrets is cached.
+		secret := &metav1.PartialObjectMetadata{}
+		secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.deleteOwned(ctx, mc, authKey, secret); err != nil {
+			return deployment, err
+		}
+	}
 	return deployment, nil
+}
+
+// ensure applies desired unless the object at key, read with reader into
+// current, already holds all of it, and reports whether it created it.
+func (r *MemcachedReconciler) ensure(ctx context.Context, reader client.Reader, key client.ObjectKey,
+	current client.Object, desired runtime.ApplyConfiguration) (created bool, err error) {
+	existed, upToDate, err := r.compare(ctx, reader, key, current, desired)
+	if err != nil || upToDate {
+		return false, err
+	}
+	if err := r.apply(ctx, existed, desired, current); err != nil {
+		return false, err
+	}
+	return !existed, nil
+}
+
+// deleteOwned deletes the object at key, read from the cache into obj, if mc
+// controls it.
+func (r *MemcachedReconciler) deleteOwned(ctx context.Context, mc *cachev1alpha1.Memcached, key client.ObjectKey, obj client.Object) error {
+	if err := r.Get(ctx, key, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, mc) {
+		return nil
+	}
+	kind := obj.GetObjectKind().GroupVersionKind().Kind
+	if gvk, err := apiutil.GVKForObject(obj, r.Scheme()); err == nil {
+		kind = gvk.Kind
+	}
+	logf.FromContext(ctx).Info("Deleting "+kind, kind, klog.KObj(obj))
+	if err := r.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to delete %s %s: %w", kind, key.Name, err)
+	}
+	r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: the spec no longer asks for it", kind, key.Name)
+	return nil
 }
 
 // cachedDeployment returns the Deployment of mc as the cache has it, nil if
@@ -152,10 +250,11 @@ func (r *MemcachedReconciler) cachedDeployment(ctx context.Context, mc *cachev1a
 	return deployment, nil
 }
 
-// compare reads the object at key from the cache into current, and reports
+// compare reads the object at key with reader into current, and reports
 // whether it exists and whether it already holds every field of desired.
-func (r *MemcachedReconciler) compare(ctx context.Context, key client.ObjectKey, current client.Object, desired any) (existed, upToDate bool, err error) {
-	if err := r.Get(ctx, key, current); err != nil {
+func (r *MemcachedReconciler) compare(ctx context.Context, reader client.Reader, key client.ObjectKey,
+	current client.Object, desired any) (existed, upToDate bool, err error) {
+	if err := reader.Get(ctx, key, current); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, false, nil
 		}

@@ -2,12 +2,18 @@ package controller
 
 import (
 	"context"
+	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -15,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -22,20 +29,56 @@ import (
 	"example.com/memcached-operator/internal/resources"
 )
 
-// CacheOptions restricts the manager's informers for Deployments, Services
-// and Pods to the objects this operator manages, strips managed fields from
-// every cached object and keeps of a Pod only what the operator reads: the
-// cache then costs memory in proportion to the Memcacheds, not to the cluster.
-func CacheOptions() cache.Options {
+// CacheOptions restricts the manager's informers for the kinds of objects the
+// operator creates to the objects it manages, strips managed fields from
+// every cached object, keeps of a Pod only what the operator reads, and of a
+// Secret, of which only metadata is watched, its identity and owners: the
+// cache then costs memory in proportion to the Memcacheds, not to the
+// cluster. With namespaces given, only those are watched.
+func CacheOptions(namespaces ...string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagerName})
-	return cache.Options{
+	// ServiceMonitors are left out, as the cluster may not have their API:
+	// the cache would fail to start. There are few of them.
+	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: {Label: managed},
-			&corev1.Service{}:    {Label: managed},
-			&corev1.Pod{}:        {Label: managed, Transform: trimPod},
+			&appsv1.Deployment{}:            {Label: managed},
+			&corev1.Service{}:               {Label: managed},
+			&corev1.Pod{}:                   {Label: managed, Transform: trimPod},
+			&policyv1.PodDisruptionBudget{}: {Label: managed},
+			&networkingv1.NetworkPolicy{}:   {Label: managed},
+			&corev1.Secret{}:                {Transform: trimSecretMetadata},
 		},
 	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+// trimSecretMetadata keeps of a Secret's metadata what the watches read: its
+// identity and owners. Annotations go, as kubectl's last-applied annotation
+// holds a Secret's data.
+func trimSecretMetadata(obj any) (any, error) {
+	secret, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: secret.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              secret.Name,
+			Namespace:         secret.Namespace,
+			UID:               secret.UID,
+			ResourceVersion:   secret.ResourceVersion,
+			Labels:            secret.Labels,
+			OwnerReferences:   secret.OwnerReferences,
+			DeletionTimestamp: secret.DeletionTimestamp,
+		},
+	}, nil
 }
 
 // trimPod keeps of a Pod the fields the reconciler and its watches read: its
@@ -64,20 +107,75 @@ func trimPod(obj any) (any, error) {
 	return trimmed, nil
 }
 
+// secretNameIndex indexes Memcacheds by the names of the Secrets their spec
+// names.
+const secretNameIndex = "spec.secretNames"
+
 // SetupWithManager registers the reconciler with mgr. It watches Memcacheds,
-// the Deployments and Services they own and their pods, and reconciles up to
-// maxConcurrentReconciles Memcacheds at once (1 when 0).
-func (r *MemcachedReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
-	return ctrl.NewControllerManagedBy(mgr).
+// the objects they own, their pods and the Secrets they name, and reconciles
+// up to maxConcurrentReconciles Memcacheds at once (1 when 0). ServiceMonitors
+// are watched when the cluster has their API as the operator starts.
+func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &cachev1alpha1.Memcached{}, secretNameIndex, secretNames); err != nil {
+		return fmt.Errorf("failed to index Memcacheds by Secret: %w", err)
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		For(&cachev1alpha1.Memcached{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		Watches(&corev1.Secret{},
+			handler.EnqueueRequestsFromMapFunc(r.memcachedsNamingSecret),
+			builder.OnlyMetadata).
 		Watches(&corev1.Pod{},
 			handler.EnqueueRequestsFromMapFunc(podToMemcached),
-			builder.WithPredicates(podChanged{})).
-		Named("memcached").
-		Complete(r)
+			builder.WithPredicates(podChanged{}))
+	if _, err := mgr.GetRESTMapper().RESTMapping(resources.ServiceMonitorGVK.GroupKind(), resources.ServiceMonitorGVK.Version); err == nil {
+		serviceMonitor := &unstructured.Unstructured{}
+		serviceMonitor.SetGroupVersionKind(resources.ServiceMonitorGVK)
+		b = b.Owns(serviceMonitor)
+	} else if !meta.IsNoMatchError(err) {
+		return fmt.Errorf("failed to look up the ServiceMonitor API: %w", err)
+	}
+	return b.Named("memcached").Complete(r)
+}
+
+// secretNames returns the names of the Secrets the spec of a Memcached names.
+func secretNames(obj client.Object) []string {
+	mc, ok := obj.(*cachev1alpha1.Memcached)
+	if !ok {
+		return nil
+	}
+	var names []string
+	if mc.Spec.Auth != nil {
+		names = append(names, mc.Spec.Auth.SecretName)
+	}
+	if t := mc.Spec.TLS; t != nil {
+		names = append(names, t.SecretName)
+		if t.ClientCASecretName != "" {
+			names = append(names, t.ClientCASecretName)
+		}
+	}
+	return names
+}
+
+// memcachedsNamingSecret maps a Secret to the Memcacheds of its namespace
+// that name it, so that creating, changing or deleting it reaches them.
+func (r *MemcachedReconciler) memcachedsNamingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	list := &cachev1alpha1.MemcachedList{}
+	if err := r.List(ctx, list, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{secretNameIndex: secret.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "Failed to list the Memcacheds naming a Secret", "Secret", klog.KObj(secret))
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return requests
 }
 
 // podToMemcached maps a memcached pod to the Memcached it belongs to.

@@ -130,15 +130,17 @@ func run(m *testing.M) int {
 		return 1
 	}
 	reconciler = &MemcachedReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("memcached-operator"),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("memcached-operator"),
 	}
-	if err := reconciler.SetupWithManager(mgr, 2); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := reconciler.SetupWithManager(ctx, mgr, 2); err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to set up the reconciler: %v\n", err)
 		return 1
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error)
 	go func() { stopped <- mgr.Start(ctx) }()
 	defer func() {

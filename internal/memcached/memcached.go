@@ -4,6 +4,7 @@ package memcached
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,22 @@ import (
 
 // Port is the TCP port memcached listens on.
 const Port = 11211
+
+// Where the memcached container finds the files of spec.auth and spec.tls.
+const (
+	// AuthDir holds AuthFileKey, the auth file rendered from spec.auth.
+	AuthDir     = "/etc/memcached/auth"
+	AuthFileKey = "users"
+	// TLSDir holds tls.crt and tls.key of spec.tls.secretName.
+	TLSDir = "/etc/memcached/tls"
+	// ClientCADir holds ClientCAKey of spec.tls.clientCASecretName.
+	ClientCADir = "/etc/memcached/client-ca"
+	ClientCAKey = "ca.crt"
+)
+
+// sslVerifyRequire is memcached's ssl_verify_mode that refuses a client
+// without a valid certificate.
+const sslVerifyRequire = 2
 
 // Defaults of the settings, as the CRD defaults them. They apply here too so
 // that a spec built in Go without the API server's defaulting renders the same.
@@ -28,7 +45,10 @@ const (
 // Args returns memcached's command-line arguments for spec.
 //
 // The port is always 11211 and UDP is always off (-U 0): memcached's UDP
-// protocol has been abused for reflection attacks. spec.extraArgs come last.
+// protocol has been abused for reflection attacks. With spec.auth, memcached
+// reads its users from the auth file (-Y); with spec.tls, it accepts TLS only
+// (-Z) and, with a client CA, requires a client certificate. spec.extraArgs
+// come last.
 func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	args := []string{
 		"-p", strconv.Itoa(Port),
@@ -40,6 +60,21 @@ func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	}
 	if spec.Verbosity > 0 {
 		args = append(args, "-"+strings.Repeat("v", int(spec.Verbosity)))
+	}
+	if spec.Auth != nil {
+		args = append(args, "-Y", path.Join(AuthDir, AuthFileKey))
+	}
+	if spec.TLS != nil {
+		options := []string{
+			"ssl_chain_cert=" + path.Join(TLSDir, corev1.TLSCertKey),
+			"ssl_key=" + path.Join(TLSDir, corev1.TLSPrivateKeyKey),
+		}
+		if spec.TLS.ClientCASecretName != "" {
+			options = append(options,
+				"ssl_ca_cert="+path.Join(ClientCADir, ClientCAKey),
+				"ssl_verify_mode="+strconv.Itoa(sslVerifyRequire))
+		}
+		args = append(args, "-Z", "-o", strings.Join(options, ","))
 	}
 	return append(args, spec.ExtraArgs...)
 }

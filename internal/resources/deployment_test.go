@@ -24,7 +24,7 @@ func newMemcached(name string, size int32) *cachev1alpha1.Memcached {
 // toDeployment turns an apply configuration into the object it describes.
 func toDeployment(t *testing.T, mc *cachev1alpha1.Memcached) *appsv1.Deployment {
 	t.Helper()
-	data, err := json.Marshal(Deployment(mc))
+	data, err := json.Marshal(Deployment(mc, SecretHashes{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,17 @@ import (
 
 // Service returns the ClusterIP Service of mc, named after it: one stable
 // address in front of every ready memcached pod.
+// With monitoring enabled, it also serves the exporters' metrics port.
 func Service(mc *cachev1alpha1.Memcached) *corev1ac.ServiceApplyConfiguration {
-	return service(mc, mc.Name).
-		WithSpec(serviceSpec(mc).WithType(corev1.ServiceTypeClusterIP))
+	spec := serviceSpec(mc).WithType(corev1.ServiceTypeClusterIP)
+	if monitoringEnabled(mc) {
+		spec.WithPorts(corev1ac.ServicePort().
+			WithName(MetricsPortName).
+			WithPort(MetricsPort).
+			WithTargetPort(intstr.FromString(MetricsPortName)).
+			WithProtocol(corev1.ProtocolTCP))
+	}
+	return service(mc, mc.Name).WithSpec(spec)
 }
 
 // HeadlessServiceName returns the name of the headless Service of mc.

@@ -12,7 +12,7 @@ import (
 
 func TestUpToDate(t *testing.T) {
 	mc := newMemcached("example-memcached", 3)
-	desired := Deployment(mc)
+	desired := Deployment(mc, SecretHashes{})
 
 	// What the API server returns for the desired Deployment: everything we
 	// set, plus defaults, status and fields of other managers.

@@ -3,6 +3,7 @@
 package status
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -38,7 +39,19 @@ const (
 	ReasonApplyFailed              = "ApplyFailed"
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
 	ReasonAsExpected               = "AsExpected"
+	// Reasons of a SpecError about a Secret the spec refers to.
+	ReasonSecretNotFound = "SecretNotFound"
+	ReasonInvalidSecret  = "InvalidSecret"
 )
+
+// SpecError is why a spec cannot be applied, with the reason the Degraded
+// condition gives. Other errors in Observed.SpecError give ReasonInvalidSpec.
+type SpecError struct {
+	Reason  string
+	Message string
+}
+
+func (e *SpecError) Error() string { return e.Message }
 
 // Observed is what the operator observed of a Memcached's objects in one
 // reconcile.
@@ -52,6 +65,9 @@ type Observed struct {
 	SpecError error
 	// ApplyError is why applying the desired objects failed, nil if it did not.
 	ApplyError error
+	// Monitoring is the MonitoringReady condition when spec.monitoring is
+	// enabled, nil when it is not: the condition is then removed.
+	Monitoring *metav1.Condition
 }
 
 // Compute returns the status of mc given what was observed. now stamps the
@@ -86,6 +102,13 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time) ca
 		c.ObservedGeneration = mc.Generation
 		c.LastTransitionTime = now
 		meta.SetStatusCondition(&status.Conditions, c)
+	}
+	if c := observed.Monitoring; c != nil {
+		c := *c
+		c.Type, c.ObservedGeneration, c.LastTransitionTime = cachev1alpha1.ConditionMonitoringReady, mc.Generation, now
+		meta.SetStatusCondition(&status.Conditions, c)
+	} else {
+		meta.RemoveStatusCondition(&status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	}
 	return status
 }
@@ -143,6 +166,9 @@ func degraded(observed Observed) metav1.Condition {
 	switch {
 	case observed.SpecError != nil:
 		c.Reason, c.Message = ReasonInvalidSpec, observed.SpecError.Error()
+		if specErr := (*SpecError)(nil); errors.As(observed.SpecError, &specErr) {
+			c.Reason = specErr.Reason
+		}
 		return c
 	case observed.ApplyError != nil:
 		c.Reason, c.Message = ReasonApplyFailed, observed.ApplyError.Error()

@@ -53,10 +53,16 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 		mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns},
 			Spec: cachev1alpha1.MemcachedSpec{Size: int32(cfg.Size)}}
 		// The operator's objects, without the owner reference to a Memcached.
-		d := resources.Deployment(mc)
+		d := resources.Deployment(mc, resources.SecretHashes{})
 		d.OwnerReferences = nil
 		if err := c.Apply(ctx, d, client.FieldOwner("bench")); err != nil {
 			return err
+		}
+		if pdb := resources.PodDisruptionBudget(mc); pdb != nil {
+			pdb.OwnerReferences = nil
+			if err := c.Apply(ctx, pdb, client.FieldOwner("bench")); err != nil {
+				return err
+			}
 		}
 		for _, svc := range servicesWithoutOwner(mc) {
 			if err := c.Apply(ctx, svc, client.FieldOwner("bench")); err != nil {

@@ -38,6 +38,12 @@ func Parser() *typed.Parser {
 var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
+- name: com.example.memcached-operator.api.v1alpha1.AuthSpec
+  map:
+    fields:
+    - name: secretName
+      type:
+        scalar: string
 - name: com.example.memcached-operator.api.v1alpha1.Memcached
   map:
     fields:
@@ -62,6 +68,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: affinity
       type:
         namedType: io.k8s.api.core.v1.Affinity
+    - name: auth
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.AuthSpec
     - name: extraArgs
       type:
         list:
@@ -84,6 +93,12 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: numeric
       default: 64
+    - name: monitoring
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.MonitoringSpec
+    - name: networkPolicy
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.NetworkPolicySpec
     - name: nodeSelector
       type:
         map:
@@ -94,11 +109,18 @@ var schemaYAML = typed.YAMLObject(`types:
         map:
           elementType:
             scalar: string
+    - name: podDisruptionBudget
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.PodDisruptionBudgetSpec
     - name: podLabels
       type:
         map:
           elementType:
             scalar: string
+    - name: preStopDelaySeconds
+      type:
+        scalar: numeric
+      default: 5
     - name: priorityClassName
       type:
         scalar: string
@@ -109,15 +131,28 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: numeric
       default: 1
+    - name: terminationGracePeriodSeconds
+      type:
+        scalar: numeric
+      default: 30
     - name: threads
       type:
         scalar: numeric
       default: 4
+    - name: tls
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.TLSSpec
     - name: tolerations
       type:
         list:
           elementType:
             namedType: io.k8s.api.core.v1.Toleration
+          elementRelationship: atomic
+    - name: topologySpreadConstraints
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.api.core.v1.TopologySpreadConstraint
           elementRelationship: atomic
     - name: verbosity
       type:
@@ -157,6 +192,64 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             scalar: string
           elementRelationship: atomic
+- name: com.example.memcached-operator.api.v1alpha1.MonitoringSpec
+  map:
+    fields:
+    - name: enabled
+      type:
+        scalar: boolean
+    - name: exporterImage
+      type:
+        scalar: string
+      default: prom/memcached-exporter:v0.15.4
+    - name: exporterResources
+      type:
+        namedType: io.k8s.api.core.v1.ResourceRequirements
+    - name: interval
+      type:
+        scalar: string
+    - name: serviceMonitorLabels
+      type:
+        map:
+          elementType:
+            scalar: string
+- name: com.example.memcached-operator.api.v1alpha1.NetworkPolicySpec
+  map:
+    fields:
+    - name: allowedFrom
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.api.networking.v1.NetworkPolicyPeer
+          elementRelationship: atomic
+    - name: metricsAllowedFrom
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.api.networking.v1.NetworkPolicyPeer
+          elementRelationship: atomic
+- name: com.example.memcached-operator.api.v1alpha1.PodDisruptionBudgetSpec
+  map:
+    fields:
+    - name: enabled
+      type:
+        scalar: boolean
+      default: true
+    - name: maxUnavailable
+      type:
+        namedType: io.k8s.apimachinery.pkg.util.intstr.IntOrString
+    - name: minAvailable
+      type:
+        namedType: io.k8s.apimachinery.pkg.util.intstr.IntOrString
+- name: com.example.memcached-operator.api.v1alpha1.TLSSpec
+  map:
+    fields:
+    - name: clientCASecretName
+      type:
+        scalar: string
+    - name: secretName
+      type:
+        scalar: string
 - name: io.k8s.api.core.v1.Affinity
   map:
     fields:
@@ -181,6 +274,8 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: requiredDuringSchedulingIgnoredDuringExecution
       type:
         namedType: io.k8s.api.core.v1.NodeSelector
+- name: io.k8s.api.core.v1.NodeInclusionPolicy
+  scalar: string
 - name: io.k8s.api.core.v1.NodeSelector
   map:
     fields:
@@ -345,6 +440,38 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: string
 - name: io.k8s.api.core.v1.TolerationOperator
   scalar: string
+- name: io.k8s.api.core.v1.TopologySpreadConstraint
+  map:
+    fields:
+    - name: labelSelector
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+    - name: matchLabelKeys
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: maxSkew
+      type:
+        scalar: numeric
+    - name: minDomains
+      type:
+        scalar: numeric
+    - name: nodeAffinityPolicy
+      type:
+        namedType: io.k8s.api.core.v1.NodeInclusionPolicy
+    - name: nodeTaintsPolicy
+      type:
+        namedType: io.k8s.api.core.v1.NodeInclusionPolicy
+    - name: topologyKey
+      type:
+        scalar: string
+    - name: whenUnsatisfiable
+      type:
+        namedType: io.k8s.api.core.v1.UnsatisfiableConstraintAction
+- name: io.k8s.api.core.v1.UnsatisfiableConstraintAction
+  scalar: string
 - name: io.k8s.api.core.v1.WeightedPodAffinityTerm
   map:
     fields:
@@ -354,6 +481,30 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: weight
       type:
         scalar: numeric
+- name: io.k8s.api.networking.v1.IPBlock
+  map:
+    fields:
+    - name: cidr
+      type:
+        scalar: string
+    - name: except
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+- name: io.k8s.api.networking.v1.NetworkPolicyPeer
+  map:
+    fields:
+    - name: ipBlock
+      type:
+        namedType: io.k8s.api.networking.v1.IPBlock
+    - name: namespaceSelector
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+    - name: podSelector
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
 - name: io.k8s.apimachinery.pkg.api.resource.Quantity
   scalar: untyped
   list:
@@ -546,6 +697,16 @@ var schemaYAML = typed.YAMLObject(`types:
   scalar: untyped
 - name: io.k8s.apimachinery.pkg.types.UID
   scalar: string
+- name: io.k8s.apimachinery.pkg.util.intstr.IntOrString
+  scalar: untyped
+  list:
+    elementType:
+      namedType: __untyped_atomic_
+    elementRelationship: atomic
+  map:
+    elementType:
+      namedType: __untyped_deduced_
+    elementRelationship: separable
 - name: __untyped_atomic_
   scalar: untyped
   list:

@@ -68,6 +68,32 @@ type MemcachedSpecApplyConfiguration struct {
 	PodLabels map[string]string `json:"podLabels,omitempty"`
 	// podAnnotations are added to the memcached pods' annotations.
 	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+	// topologySpreadConstraints spread the memcached pods. When left out, the
+	// pods are spread evenly over zones (topology.kubernetes.io/zone) where
+	// possible; an empty list spreads them by nothing but affinity.
+	TopologySpreadConstraints []v1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// terminationGracePeriodSeconds is how long a memcached pod has to stop
+	// once asked to, preStopDelaySeconds included.
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	// preStopDelaySeconds is how long a stopping memcached pod keeps serving
+	// before memcached is stopped, so that clients and Service endpoints stop
+	// sending it requests first. It must be shorter than
+	// terminationGracePeriodSeconds.
+	PreStopDelaySeconds *int32 `json:"preStopDelaySeconds,omitempty"`
+	// podDisruptionBudget limits voluntary disruptions, such as node drains, of
+	// the memcached pods. When left out, at most one pod is unavailable at a
+	// time when spec.size is above 1; there is no budget when it is 1 or 0.
+	PodDisruptionBudget *PodDisruptionBudgetSpecApplyConfiguration `json:"podDisruptionBudget,omitempty"`
+	// auth turns on memcached's authentication: clients must log in with one
+	// of the username/password pairs of a Secret before any command.
+	Auth *AuthSpecApplyConfiguration `json:"auth,omitempty"`
+	// tls makes memcached accept TLS connections only.
+	TLS *TLSSpecApplyConfiguration `json:"tls,omitempty"`
+	// networkPolicy, when set, admits connections to memcached only from the
+	// peers it lists.
+	NetworkPolicy *NetworkPolicySpecApplyConfiguration `json:"networkPolicy,omitempty"`
+	// monitoring runs a Prometheus exporter next to memcached.
+	Monitoring *MonitoringSpecApplyConfiguration `json:"monitoring,omitempty"`
 }
 
 // MemcachedSpecApplyConfiguration constructs a declarative configuration of the MemcachedSpec type for use with
@@ -215,5 +241,71 @@ func (b *MemcachedSpecApplyConfiguration) WithPodAnnotations(entries map[string]
 	for k, v := range entries {
 		b.PodAnnotations[k] = v
 	}
+	return b
+}
+
+// WithTopologySpreadConstraints adds the given value to the TopologySpreadConstraints field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the TopologySpreadConstraints field.
+func (b *MemcachedSpecApplyConfiguration) WithTopologySpreadConstraints(values ...v1.TopologySpreadConstraint) *MemcachedSpecApplyConfiguration {
+	for i := range values {
+		b.TopologySpreadConstraints = append(b.TopologySpreadConstraints, values[i])
+	}
+	return b
+}
+
+// WithTerminationGracePeriodSeconds sets the TerminationGracePeriodSeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the TerminationGracePeriodSeconds field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithTerminationGracePeriodSeconds(value int64) *MemcachedSpecApplyConfiguration {
+	b.TerminationGracePeriodSeconds = &value
+	return b
+}
+
+// WithPreStopDelaySeconds sets the PreStopDelaySeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the PreStopDelaySeconds field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithPreStopDelaySeconds(value int32) *MemcachedSpecApplyConfiguration {
+	b.PreStopDelaySeconds = &value
+	return b
+}
+
+// WithPodDisruptionBudget sets the PodDisruptionBudget field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the PodDisruptionBudget field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithPodDisruptionBudget(value *PodDisruptionBudgetSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.PodDisruptionBudget = value
+	return b
+}
+
+// WithAuth sets the Auth field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Auth field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithAuth(value *AuthSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.Auth = value
+	return b
+}
+
+// WithTLS sets the TLS field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the TLS field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithTLS(value *TLSSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.TLS = value
+	return b
+}
+
+// WithNetworkPolicy sets the NetworkPolicy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NetworkPolicy field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithNetworkPolicy(value *NetworkPolicySpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.NetworkPolicy = value
+	return b
+}
+
+// WithMonitoring sets the Monitoring field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Monitoring field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithMonitoring(value *MonitoringSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.Monitoring = value
 	return b
 }

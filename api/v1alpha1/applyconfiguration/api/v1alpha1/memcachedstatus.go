@@ -41,7 +41,8 @@ type MemcachedStatusApplyConfiguration struct {
 	// serverList is the address (ip:port) of every ready memcached pod, in
 	// the order of the pods' names: what a memcached client is configured with.
 	ServerList []string `json:"serverList,omitempty"`
-	// conditions are Available, Progressing and Degraded.
+	// conditions are Available, Progressing and Degraded, and MonitoringReady
+	// when monitoring is enabled.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
