@@ -36,7 +36,7 @@ func (r *MemcachedReconciler) readInputs(ctx context.Context, mc *cachev1alpha1.
 		if specErr != nil || err != nil {
 			return in, specErr, err
 		}
-		file, err := resources.AuthFile(secret.Data)
+		file, err := memcached.AuthFile(secret.Data)
 		if err != nil {
 			return in, invalidSecret("Secret %s of spec.auth.secretName cannot be used: %v", secret.Name, err), nil
 		}

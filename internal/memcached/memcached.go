@@ -3,8 +3,10 @@
 package memcached
 
 import (
+	"bytes"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,4 +111,34 @@ func orDefault(v, def int32) int32 {
 		return def
 	}
 	return v
+}
+
+// AuthFile renders memcached's auth file from the username/password pairs of
+// users: one "username:password" line per user, sorted by username. It
+// refuses what memcached would misread: no users, an empty username or
+// password, a colon in a username, and whitespace anywhere, as a client logs
+// in with "username password". Errors name the user, never a password.
+func AuthFile(users map[string][]byte) ([]byte, error) {
+	if len(users) == 0 {
+		return nil, fmt.Errorf("it has no username/password pairs")
+	}
+	names := make([]string, 0, len(users))
+	for name := range users {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var file bytes.Buffer
+	for _, name := range names {
+		password := users[name]
+		switch {
+		case strings.ContainsAny(name, ": \t\r\n"):
+			return nil, fmt.Errorf("username %q has a colon or whitespace", name)
+		case len(password) == 0:
+			return nil, fmt.Errorf("the password of %q is empty", name)
+		case bytes.ContainsAny(password, " \t\r\n"):
+			return nil, fmt.Errorf("the password of %q has whitespace, which memcached does not accept", name)
+		}
+		fmt.Fprintf(&file, "%s:%s\n", name, password)
+	}
+	return file.Bytes(), nil
 }

@@ -37,6 +37,14 @@ func TestArgs(t *testing.T) {
 			spec: cachev1alpha1.MemcachedSpec{Verbosity: 1, ExtraArgs: []string{"-o", "modern", "-R", "40"}},
 			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k", "-v", "-o", "modern", "-R", "40"},
 		},
+		{
+			name: "auth and TLS with client certificates",
+			spec: cachev1alpha1.MemcachedSpec{Auth: &cachev1alpha1.AuthSpec{SecretName: "users"},
+				TLS: &cachev1alpha1.TLSSpec{SecretName: "cert", ClientCASecretName: "ca"}},
+			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k",
+				"-Y", "/etc/memcached/auth/users", "-Z", "-o", "ssl_chain_cert=/etc/memcached/tls/tls.crt," +
+					"ssl_key=/etc/memcached/tls/tls.key,ssl_ca_cert=/etc/memcached/client-ca/ca.crt,ssl_verify_mode=2"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +98,41 @@ func TestCheckMemoryLimit(t *testing.T) {
 				t.Errorf("CheckMemoryLimit() = %v, want nil", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Errorf("CheckMemoryLimit() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestAuthFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		users   map[string][]byte
+		want    string
+		wantErr string
+	}{
+		{name: "sorted lines", users: map[string][]byte{"b": []byte("pw2"), "a": []byte("p:w1")}, want: "a:p:w1\nb:pw2\n"},
+		{name: "no users", users: map[string][]byte{}, wantErr: "no username/password pairs"},
+		{name: "empty password", users: map[string][]byte{"a": nil}, wantErr: `the password of "a" is empty`},
+		{name: "space in password", users: map[string][]byte{"a": []byte("p w")}, wantErr: "whitespace"},
+		{name: "newline in password", users: map[string][]byte{"a": []byte("pw\nb:x")}, wantErr: "whitespace"},
+		{name: "colon in username", users: map[string][]byte{"a:b": []byte("pw")}, wantErr: "colon"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := AuthFile(tt.users)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				for _, pw := range tt.users {
+					if len(pw) > 0 && strings.Contains(err.Error(), string(pw)) {
+						t.Errorf("error %q shows a password", err)
+					}
+				}
+				return
+			}
+			if err != nil || string(got) != tt.want {
+				t.Errorf("AuthFile = %q, %v; want %q", got, err, tt.want)
 			}
 		})
 	}

@@ -105,8 +105,12 @@ func startMemcached(t *testing.T, binary string, args []string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("Failed to start memcached: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -121,8 +125,8 @@ func startMemcached(t *testing.T, binary string, args []string) string {
 			return addr
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("memcached %q exited: %v\n%s", args, err, output.String())
+		case <-exited:
+			t.Fatalf("memcached %q exited: %v\n%s", args, waitErr, output.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
