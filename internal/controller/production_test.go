@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -154,6 +156,30 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		{"pod label taking the instance", func(s *cachev1alpha1.MemcachedSpec) {
 			s.PodLabels = map[string]string{resources.InstanceLabel: "other"}
 		}, "podLabels may not set"},
+		{"preStop delay as long as the grace period", func(s *cachev1alpha1.MemcachedSpec) {
+			s.PreStopDelaySeconds, s.TerminationGracePeriodSeconds = ptr.To[int32](30), ptr.To[int64](30)
+		}, "preStopDelaySeconds must be shorter than terminationGracePeriodSeconds"},
+		{"both maxUnavailable and minAvailable", func(s *cachev1alpha1.MemcachedSpec) {
+			s.PodDisruptionBudget = &cachev1alpha1.PodDisruptionBudgetSpec{
+				MaxUnavailable: ptr.To(intstr.FromInt32(1)), MinAvailable: ptr.To(intstr.FromInt32(1))}
+		}, "set at most one of maxUnavailable and minAvailable"},
+		{"maxUnavailable that is no percentage", func(s *cachev1alpha1.MemcachedSpec) {
+			s.PodDisruptionBudget = &cachev1alpha1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("half"))}
+		}, "maxUnavailable must be a non-negative number or a percentage"},
+		{"auth without a Secret name", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Auth = &cachev1alpha1.AuthSpec{}
+		}, "spec.auth.secretName"},
+		{"monitoring with auth", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Auth = &cachev1alpha1.AuthSpec{SecretName: "users"}
+			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+		}, "monitoring.enabled cannot be combined with auth"},
+		{"monitoring with client certificates", func(s *cachev1alpha1.MemcachedSpec) {
+			s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert", ClientCASecretName: "ca"}
+			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+		}, "monitoring.enabled cannot be combined with tls.clientCASecretName"},
+		{"scrape interval that is no duration", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true, Interval: "often"}
+		}, "spec.monitoring.interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
