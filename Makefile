@@ -66,8 +66,19 @@ test: manifests generate fmt vet k8s-bins ## Run the unit and envtest (real kube
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test $$(go list ./... | grep -v /test/) -coverprofile cover.out
 
 .PHONY: test-e2e
-test-e2e: build k8s-bins ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
-	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" go test ./test/e2e/ -count=1 -timeout 30m -v
+test-e2e: build k8s-bins test-crds ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
+	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" TEST_CRDS_DIR="$(TEST_CRDS_DIR)" \
+		go test ./test/e2e/ -count=1 -timeout 30m -v
+
+# The CRDs of other projects the end-to-end tests install: prometheus-operator's
+# ServiceMonitor, generated from its Go API types (pinned in hack/tools/monitoring).
+TEST_CRDS_DIR ?= $(LOCALBIN)/test-crds
+.PHONY: test-crds
+test-crds: controller-gen ## Generate the ServiceMonitor CRD for the end-to-end tests.
+	@rm -rf "$(TEST_CRDS_DIR)" "$(TEST_CRDS_DIR).all" && mkdir -p "$(TEST_CRDS_DIR)"
+	cd hack/tools/monitoring && "$(CONTROLLER_GEN)" crd \
+		paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$(TEST_CRDS_DIR).all"
+	mv "$(TEST_CRDS_DIR).all/monitoring.coreos.com_servicemonitors.yaml" "$(TEST_CRDS_DIR)/" && rm -rf "$(TEST_CRDS_DIR).all"
 
 BENCH_ARGS ?=
 .PHONY: bench

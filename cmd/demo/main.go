@@ -81,12 +81,13 @@ func run(binDir, manager, dataDir string, nodes int) error {
 
 	step("Installing the CRD, the operator's namespace, ServiceAccount and RBAC from config/default")
 	operatorKubeconfig := filepath.Join(dataDir, "operator.kubeconfig")
-	if err := localrun.Install(ctx, cluster.Config, kubectl, ".", operatorKubeconfig); err != nil {
+	if err := localrun.Install(ctx, cluster.Config, kubectl, filepath.Join("config", "default"), operatorKubeconfig); err != nil {
 		return err
 	}
 
 	step("Starting the operator with its ServiceAccount's token")
-	operator, err := localrun.Start(ctx, manager, operatorKubeconfig, filepath.Join(dataDir, "operator.log"))
+	operator, err := localrun.Start(ctx, localrun.Config{
+		Binary: manager, Kubeconfig: operatorKubeconfig, LogPath: filepath.Join(dataDir, "operator.log")})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -28,13 +27,14 @@ import (
 	"example.com/memcached-operator/internal/simcluster"
 )
 
-// Install applies the operator's manifests, rendered from config/default by
+// Install applies the operator's manifests, rendered from manifestsDir (such
+// as config/default) by
 // kubectl's kustomize, except the manager's Deployment: the CRDs, the
 // operator's namespace, ServiceAccount and RBAC. It waits for the CRDs to be
 // established and writes to kubeconfigPath a kubeconfig that authenticates as
 // the operator's ServiceAccount.
-func Install(ctx context.Context, admin *rest.Config, kubectl, repoRoot, kubeconfigPath string) error {
-	objects, err := render(ctx, kubectl, filepath.Join(repoRoot, "config", "default"))
+func Install(ctx context.Context, admin *rest.Config, kubectl, manifestsDir, kubeconfigPath string) error {
+	objects, err := Render(ctx, kubectl, manifestsDir)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func Install(ctx context.Context, admin *rest.Config, kubectl, repoRoot, kubecon
 		}
 	}
 	if len(serviceAccount) != 1 {
-		return fmt.Errorf("config/default has %d ServiceAccounts, want 1", len(serviceAccount))
+		return fmt.Errorf("%s has %d ServiceAccounts, want 1", manifestsDir, len(serviceAccount))
 	}
 	if err := waitForCRDs(ctx, c, crds); err != nil {
 		return err
@@ -85,8 +85,8 @@ func Install(ctx context.Context, admin *rest.Config, kubectl, repoRoot, kubecon
 	return simcluster.WriteKubeconfig(kubeconfigPath, operator, sa.GetNamespace()+":"+sa.GetName())
 }
 
-// render runs kubectl kustomize on dir and decodes the objects it prints.
-func render(ctx context.Context, kubectl, dir string) ([]*unstructured.Unstructured, error) {
+// Render runs kubectl kustomize on dir and decodes the objects it prints.
+func Render(ctx context.Context, kubectl, dir string) ([]*unstructured.Unstructured, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, kubectl, "kustomize", dir)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

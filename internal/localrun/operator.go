@@ -27,10 +27,27 @@ type Operator struct {
 	process *proc.Process
 }
 
-// Start runs the manager binary with kubeconfig, leader election off, metrics
-// and probes on free loopback ports, and returns once it reports ready, that is
-// once its caches have synced. Extra arguments are passed to the manager.
-func Start(ctx context.Context, binary, kubeconfig, logPath string, extraArgs ...string) (*Operator, error) {
+// Config says how to run the operator.
+type Config struct {
+	// Binary is the manager binary.
+	Binary string
+	// Kubeconfig authenticates the operator.
+	Kubeconfig string
+	// LogPath is the file the operator logs to.
+	LogPath string
+	// SecureMetrics serves metrics over HTTPS, behind authentication and
+	// authorization, as in a cluster; otherwise over plain HTTP.
+	SecureMetrics bool
+	// Args are passed to the manager after the ones Start sets.
+	Args []string
+	// Env is added to the manager's environment, e.g. WATCH_NAMESPACE.
+	Env []string
+}
+
+// Start runs the manager binary with leader election off, metrics and probes
+// on free loopback ports, and returns once it reports ready, that is once its
+// caches have synced.
+func Start(ctx context.Context, cfg Config) (*Operator, error) {
 	ports, err := proc.FreeLoopbackPorts(2)
 	if err != nil {
 		return nil, err
@@ -38,18 +55,22 @@ func Start(ctx context.Context, binary, kubeconfig, logPath string, extraArgs ..
 	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
 	probes := "127.0.0.1:" + strconv.Itoa(ports[1])
 	args := append([]string{
-		"--kubeconfig=" + kubeconfig,
+		"--kubeconfig=" + cfg.Kubeconfig,
 		"--leader-elect=false",
 		"--metrics-bind-address=" + metrics,
-		"--metrics-secure=false",
+		"--metrics-secure=" + strconv.FormatBool(cfg.SecureMetrics),
 		"--health-probe-bind-address=" + probes,
-	}, extraArgs...)
+	}, cfg.Args...)
 
-	p, err := proc.Start("manager", logPath, binary, args...)
+	p, err := proc.StartWithEnv("manager", cfg.LogPath, cfg.Env, cfg.Binary, args...)
 	if err != nil {
 		return nil, err
 	}
-	o := &Operator{LogPath: logPath, MetricsURL: "http://" + metrics + "/metrics", process: p}
+	scheme := "http"
+	if cfg.SecureMetrics {
+		scheme = "https"
+	}
+	o := &Operator{LogPath: cfg.LogPath, MetricsURL: scheme + "://" + metrics + "/metrics", process: p}
 
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		if err := p.Exited(); err != nil {
@@ -66,10 +87,21 @@ func Start(ctx context.Context, binary, kubeconfig, logPath string, extraArgs ..
 // PID returns the operator's process ID.
 func (o *Operator) PID() int { return o.process.PID() }
 
-// Stop stops the operator, as a SIGTERM from the kubelet would.
+// Stop stops the operator, as a SIGTERM from the kubelet would, and returns
+// an error unless it shut down cleanly: in time, with exit status 0.
 func (o *Operator) Stop() error {
-	return o.process.Stop(30 * time.Second)
+	if err := o.process.Stop(stopGrace); err != nil {
+		return err
+	}
+	if err := o.process.Err(); err != nil {
+		return fmt.Errorf("the operator did not shut down cleanly within %s of SIGTERM: %w (see %s)", stopGrace, err, o.LogPath)
+	}
+	return nil
 }
+
+// stopGrace is how long the operator has to stop, as the
+// terminationGracePeriodSeconds of its Deployment in config/manager.
+const stopGrace = 10 * time.Second
 
 // Metrics scrapes the operator's metrics.
 func (o *Operator) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {

@@ -25,11 +25,19 @@ type Process struct {
 // Start starts binary with args, writing its output to logPath. name names the
 // process in errors.
 func Start(name, logPath, binary string, args ...string) (*Process, error) {
+	return StartWithEnv(name, logPath, nil, binary, args...)
+}
+
+// StartWithEnv is Start with env added to the environment the process inherits.
+func StartWithEnv(name, logPath string, env []string, binary string, args ...string) (*Process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the log of %s: %w", name, err)
 	}
 	cmd := exec.Command(binary, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -62,6 +70,13 @@ func (p *Process) Exited() error {
 	default:
 		return nil
 	}
+}
+
+// Err returns how the process exited once it has: nil for a zero exit
+// status, an *exec.ExitError otherwise.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
 }
 
 // Stop sends SIGTERM to the process group, then SIGKILL if it is still

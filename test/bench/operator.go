@@ -66,11 +66,12 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 
 	fmt.Printf("==> Installing and starting the operator (--max-concurrent-reconciles=%d)\n", cfg.Workers)
 	kubeconfig := filepath.Join(cluster.DataDir, "operator.kubeconfig")
-	if err := localrun.Install(ctx, cluster.Config, cfg.Kubectl, ".", kubeconfig); err != nil {
+	if err := localrun.Install(ctx, cluster.Config, cfg.Kubectl, filepath.Join("config", "default"), kubeconfig); err != nil {
 		return nil, err
 	}
-	op, err := localrun.Start(ctx, cfg.Manager, kubeconfig, filepath.Join(cluster.DataDir, "operator.log"),
-		fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Workers), "--zap-log-level="+cfg.LogLevel)
+	op, err := localrun.Start(ctx, localrun.Config{
+		Binary: cfg.Manager, Kubeconfig: kubeconfig, LogPath: filepath.Join(cluster.DataDir, "operator.log"),
+		Args: []string{fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Workers), "--zap-log-level=" + cfg.LogLevel}})
 	if err != nil {
 		return nil, err
 	}

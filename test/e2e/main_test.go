@@ -54,8 +54,9 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	binDir := os.Getenv("CONTROL_PLANE_DIR")
 	managerBinary = os.Getenv("MANAGER_BINARY")
-	if binDir == "" || managerBinary == "" {
-		fmt.Fprintln(os.Stderr, "CONTROL_PLANE_DIR and MANAGER_BINARY must be set: run these tests with 'make test-e2e'")
+	testCRDs := os.Getenv("TEST_CRDS_DIR")
+	if binDir == "" || managerBinary == "" || testCRDs == "" {
+		fmt.Fprintln(os.Stderr, "CONTROL_PLANE_DIR, MANAGER_BINARY and TEST_CRDS_DIR must be set: run these tests with 'make test-e2e'")
 		return 1
 	}
 	kubectl = filepath.Join(binDir, "kubectl")
@@ -95,8 +96,19 @@ func run(m *testing.M) int {
 	}
 	adminKubeconfig = cluster.Kubeconfig
 
+	// prometheus-operator's ServiceMonitor API is there before the operator
+	// starts, as in a cluster with Prometheus.
+	if out, err := runKubectl("apply", "--server-side", "-f", testCRDs); err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to install the CRDs of %s: %v\n%s", testCRDs, err, out)
+		return 1
+	}
+	if out, err := runKubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", testCRDs); err != nil {
+		fmt.Fprintf(os.Stderr, "The CRDs of %s were not established: %v\n%s", testCRDs, err, out)
+		return 1
+	}
+
 	operatorKubeconfig = filepath.Join(dataDir, "operator.kubeconfig")
-	if err := localrun.Install(ctx, cluster.Config, kubectl, repoRoot, operatorKubeconfig); err != nil {
+	if err := localrun.Install(ctx, cluster.Config, kubectl, filepath.Join(repoRoot, "config", "default"), operatorKubeconfig); err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to install the operator: %v\n", err)
 		return 1
 	}
@@ -113,7 +125,7 @@ func run(m *testing.M) int {
 // startOperator starts a new operator process, logging to a file of its own.
 func startOperator(ctx context.Context) error {
 	logPath := filepath.Join(logDir, fmt.Sprintf("operator-%d.log", len(operatorLogs)))
-	o, err := localrun.Start(ctx, managerBinary, operatorKubeconfig, logPath)
+	o, err := localrun.Start(ctx, localrun.Config{Binary: managerBinary, Kubeconfig: operatorKubeconfig, LogPath: logPath})
 	if err != nil {
 		return err
 	}

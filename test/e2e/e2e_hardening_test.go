@@ -1,0 +1,284 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/localrun"
+	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/simcluster"
+)
+
+// restricted labels a namespace to enforce the restricted Pod Security Standard.
+var restricted = map[string]string{
+	"pod-security.kubernetes.io/enforce":         "restricted",
+	"pod-security.kubernetes.io/enforce-version": "latest",
+}
+
+func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, restricted)
+
+	cert, key, err := certutil.GenerateSelfSignedCertKey("tls-cache", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(k8sClient.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls-cache-cert"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}})).To(Succeed())
+	g.Expect(k8sClient.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"},
+		Data:       map[string][]byte{"app": []byte("s3cret")}})).To(Succeed())
+
+	// TLS with the exporter sidecar, and auth with a NetworkPolicy: every
+	// container and volume the operator adds passes the restricted profile.
+	tlsCache := &cachev1alpha1.Memcached{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls-cache"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 3,
+			TLS:        &cachev1alpha1.TLSSpec{SecretName: "tls-cache-cert"},
+			Monitoring: &cachev1alpha1.MonitoringSpec{Enabled: true}},
+	}
+	authCache := &cachev1alpha1.Memcached{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth-cache"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 2,
+			Auth:          &cachev1alpha1.AuthSpec{SecretName: "users"},
+			NetworkPolicy: &cachev1alpha1.NetworkPolicySpec{}},
+	}
+	for _, mc := range []*cachev1alpha1.Memcached{tlsCache, authCache} {
+		g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	}
+	expectConverged(t, tlsCache, 3)
+	expectConverged(t, authCache, 2)
+
+	pdb := &policyv1.PodDisruptionBudget{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(tlsCache), pdb)).To(Succeed())
+	g.Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
+	// The disruption controller of kube-controller-manager sees the pods.
+	g.Eventually(func(g Gomega) int32 {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(tlsCache), pdb)).To(Succeed())
+		return pdb.Status.DisruptionsAllowed
+	}).Should(Equal(int32(1)))
+}
+
+func TestServiceMonitorIsCreatedAndKept(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	mc := &cachev1alpha1.Memcached{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cache"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Monitoring: &cachev1alpha1.MonitoringSpec{
+			Enabled: true, Interval: "30s", ServiceMonitorLabels: map[string]string{"release": "prometheus"}}},
+	}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	expectConverged(t, mc, 2)
+
+	sm := &unstructured.Unstructured{}
+	sm.SetGroupVersionKind(resources.ServiceMonitorGVK)
+	endpoint := func(g Gomega) map[string]any {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), sm)).To(Succeed())
+		g.Expect(metav1.IsControlledBy(sm, mc)).To(BeTrue())
+		g.Expect(sm.GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
+		endpoints, _, err := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(endpoints).To(HaveLen(1))
+		return endpoints[0].(map[string]any)
+	}
+	g.Eventually(endpoint).Should(And(HaveKeyWithValue("port", "metrics"), HaveKeyWithValue("interval", "30s")))
+	g.Eventually(func(g Gomega) {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(current.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)).To(BeTrue())
+	}).Should(Succeed())
+
+	// A hand edit is put back: the operator watches ServiceMonitors.
+	g.Expect(unstructured.SetNestedSlice(sm.Object, []any{map[string]any{"port": "other"}}, "spec", "endpoints")).To(Succeed())
+	g.Expect(k8sClient.Update(t.Context(), sm)).To(Succeed())
+	g.Eventually(endpoint).Should(HaveKeyWithValue("port", "metrics"))
+
+	// Turning monitoring off removes it.
+	current := &cachev1alpha1.Memcached{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+	patch := client.MergeFrom(current.DeepCopy())
+	current.Spec.Monitoring.Enabled = false
+	g.Expect(k8sClient.Patch(t.Context(), current, patch)).To(Succeed())
+	g.Eventually(func() error {
+		return k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), sm)
+	}).Should(MatchError(ContainSubstring("not found")))
+}
+
+func TestManagerDeploymentPassesRestricted(t *testing.T) {
+	g := NewWithT(t)
+	objects, err := localrun.Render(t.Context(), kubectl, filepath.Join(repoRoot, "config", "default"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var template *corev1.PodTemplateSpec
+	for _, obj := range objects {
+		if obj.GetKind() == "Deployment" {
+			spec, found, err := unstructured.NestedMap(obj.Object, "spec", "template")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(found).To(BeTrue())
+			template = &corev1.PodTemplateSpec{}
+			g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(spec, template)).To(Succeed())
+		}
+	}
+	g.Expect(template).NotTo(BeNil(), "config/default has no Deployment")
+	g.Expect(template.Spec.Containers[0].Args).To(ContainElement("--leader-elect"))
+
+	// The pod the Deployment would create is admitted where restricted is enforced.
+	ns := newNamespace(t, restricted)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "manager", Labels: template.Labels},
+		Spec: template.Spec}
+	pod.Spec.ServiceAccountName = "" // the ServiceAccount lives in the operator's namespace
+	g.Expect(k8sClient.Create(t.Context(), pod, client.DryRunAll)).To(Succeed())
+}
+
+// TestNamespacedOperator installs config/namespaced on a cluster of its own
+// and runs the operator as config/namespaced deploys it: with a Role in its
+// namespace, WATCH_NAMESPACE, leader election and secure metrics.
+func TestNamespacedOperator(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	dir := filepath.Join(logDir, "namespaced")
+	scoped, err := simcluster.Start(ctx, simcluster.Options{BinDir: filepath.Dir(kubectl), DataDir: filepath.Join(dir, "cluster")})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = scoped.Close() })
+	c, err := client.New(scoped.Config, client.Options{Scheme: k8sClient.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	manifests := filepath.Join(repoRoot, "config", "namespaced")
+	objects, err := localrun.Render(ctx, kubectl, manifests)
+	g.Expect(err).NotTo(HaveOccurred())
+	const operatorNS = "memcached-operator-system"
+	for _, obj := range objects {
+		if obj.GetKind() == "ClusterRole" || obj.GetKind() == "ClusterRoleBinding" {
+			g.Expect(obj.GetName()).NotTo(ContainSubstring("manager-role"), "the manager's permissions are cluster-wide")
+		}
+		if obj.GetKind() == "Deployment" {
+			env, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+			g.Expect(fmt.Sprint(env)).To(ContainSubstring("WATCH_NAMESPACE"))
+		}
+	}
+	kubeconfig := filepath.Join(dir, "operator.kubeconfig")
+	g.Expect(localrun.Install(ctx, scoped.Config, kubectl, manifests, kubeconfig)).To(Succeed())
+
+	logPath := filepath.Join(dir, "operator.log")
+	op, err := localrun.Start(ctx, localrun.Config{
+		Binary: managerBinary, Kubeconfig: kubeconfig, LogPath: logPath, SecureMetrics: true,
+		Args: []string{"--leader-elect", "--leader-election-namespace=" + operatorNS},
+		Env:  []string{"WATCH_NAMESPACE=" + operatorNS},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = op.Stop()
+		}
+	})
+
+	// It holds the leader Lease...
+	lease := &coordinationv1.Lease{}
+	leaseKey := client.ObjectKey{Namespace: operatorNS, Name: "memcached-operator.cache.example.com"}
+	g.Eventually(func(g Gomega) string {
+		g.Expect(c.Get(ctx, leaseKey, lease)).To(Succeed())
+		return ptr.Deref(lease.Spec.HolderIdentity, "")
+	}).ShouldNot(BeEmpty())
+
+	// ...manages the Memcacheds of its namespace with its Role alone...
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNS, Name: "cache"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 2}}
+	g.Expect(c.Create(ctx, mc)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(current.Status.Conditions, cachev1alpha1.ConditionAvailable)).To(BeTrue())
+		g.Expect(current.Status.Nodes).To(HaveLen(2))
+	}).Should(Succeed())
+
+	// ...and leaves the others alone.
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}})).To(Succeed())
+	other := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "cache"}}
+	g.Expect(c.Create(ctx, other)).To(Succeed())
+	g.Consistently(func(g Gomega) []metav1.Condition {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(other), current)).To(Succeed())
+		return current.Status.Conditions
+	}, 3*time.Second).Should(BeEmpty())
+
+	// Its metrics need a token allowed to read them.
+	clientset, err := kubernetes.NewForConfig(scoped.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	expectScrape(t, op.MetricsURL, "", http.StatusUnauthorized)
+	expectScrape(t, op.MetricsURL, serviceAccountToken(t, clientset, c, operatorNS, "stranger", ""), http.StatusForbidden)
+	expectScrape(t, op.MetricsURL, serviceAccountToken(t, clientset, c, operatorNS, "prometheus", "memcached-operator-metrics-reader"),
+		http.StatusOK)
+
+	// SIGTERM stops it cleanly, and it hands the Lease back at once.
+	stopped = true
+	g.Expect(op.Stop()).To(Succeed())
+	g.Expect(c.Get(ctx, leaseKey, lease)).To(Succeed())
+	g.Expect(ptr.Deref(lease.Spec.HolderIdentity, "")).To(BeEmpty(), "the Lease was not released")
+
+	log, err := os.ReadFile(logPath)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(strings.ToLower(string(log))).NotTo(ContainSubstring("forbidden"))
+}
+
+// serviceAccountToken creates a ServiceAccount, bound to clusterRole unless
+// it is empty, and returns a token of it.
+func serviceAccountToken(t *testing.T, clientset kubernetes.Interface, c client.Client, namespace, name, clusterRole string) string {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := t.Context()
+	g.Expect(c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})).To(Succeed())
+	if clusterRole != "" {
+		g.Expect(c.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name + "-" + clusterRole},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: namespace, Name: name}},
+		})).To(Succeed())
+	}
+	token, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}},
+		metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	return token.Status.Token
+}
+
+// expectScrape scrapes the operator's secure metrics endpoint, with token
+// unless it is empty, until it answers with the HTTP status want: a new
+// RoleBinding may take a moment to be seen. The operator's certificate is
+// self-signed; the endpoint is on the loopback interface.
+func expectScrape(t *testing.T, url, token string, want int) {
+	t.Helper()
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a self-signed certificate on loopback
+	NewWithT(t).Eventually(func(g Gomega) int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := httpClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		return resp.StatusCode
+	}, 30*time.Second).Should(Equal(want))
+}
