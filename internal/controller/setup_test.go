@@ -1,12 +1,16 @@
 package controller
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/status"
@@ -73,4 +77,20 @@ func TestTrimPodKeepsWhatStatusReads(t *testing.T) {
 	if out, _ := trimPod("tombstone"); out != "tombstone" {
 		t.Errorf("trimPod changed a non-pod: %v", out)
 	}
+}
+
+func TestReadinessWaitsForCacheSync(t *testing.T) {
+	g := NewWithT(t)
+	c, err := cache.New(testConfig, cache.Options{Scheme: k8sClient.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = c.GetInformer(t.Context(), &cachev1alpha1.Memcached{})
+	g.Expect(err).NotTo(HaveOccurred())
+	check := CacheSynced(c)
+	probe := func() error {
+		return check(httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/readyz", nil))
+	}
+
+	g.Expect(probe()).To(MatchError(ContainSubstring("have not synced")), "ready before the cache started")
+	go func() { _ = c.Start(t.Context()) }()
+	g.Eventually(probe).Should(Succeed())
 }

@@ -29,6 +29,9 @@ import (
 var (
 	scheme = runtime.NewScheme()
 
+	// testConfig authenticates as the administrator of the test API server.
+	testConfig *rest.Config
+
 	// k8sClient talks to the API server directly, bypassing the manager's
 	// cache, so that tests observe what the API server holds.
 	k8sClient client.Client
@@ -111,6 +114,7 @@ func run(m *testing.M) int {
 		}
 	}()
 
+	testConfig = cfg
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to create a client: %v\n", err)

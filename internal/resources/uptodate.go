@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,7 +23,9 @@ func UpToDate(desired, actual any) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("failed to convert the actual object: %w", err)
 	}
-	// Objects read from a cache carry no type information.
+	// Objects read from a cache carry no type information. The converter
+	// returns the very map of an Unstructured: it is not to be changed.
+	want = maps.Clone(want)
 	delete(want, "apiVersion")
 	delete(want, "kind")
 	return contains(have, want), nil

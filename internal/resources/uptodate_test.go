@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
 func TestUpToDate(t *testing.T) {
@@ -64,5 +66,17 @@ func TestUpToDate(t *testing.T) {
 				t.Errorf("UpToDate() = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestUpToDateLeavesUnstructuredDesiredAlone(t *testing.T) {
+	desired := ServiceMonitor(withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+	}))
+	if _, err := UpToDate(desired, desired.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if desired.GetKind() != ServiceMonitorGVK.Kind || desired.GetAPIVersion() != ServiceMonitorGVK.GroupVersion().String() {
+		t.Errorf("UpToDate changed the type of the desired object to %q %q", desired.GetAPIVersion(), desired.GetKind())
 	}
 }
