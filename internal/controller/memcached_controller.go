@@ -95,6 +95,10 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if applyErr == nil {
 			monitoring, applyErr = r.applyServiceMonitor(ctx, mc)
 		}
+		if applyErr != nil {
+			// The condition stays until the ServiceMonitor is settled.
+			monitoring = meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
+		}
 	}
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {

@@ -2,6 +2,7 @@ package status
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -156,6 +157,16 @@ func TestCompute(t *testing.T) {
 				degradedMessage: "resources.limits.memory 64Mi is too small", observedGeneration: 4},
 		},
 		{
+			name: "missing Secret: its own reason",
+			mc:   newMemcached(1, 5),
+			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)},
+				SpecError: fmt.Errorf("reading spec.auth: %w", &SpecError{Reason: ReasonSecretNotFound, Message: "Secret users does not exist"})},
+			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
+				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
+				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonSecretNotFound,
+				degradedMessage: "reading spec.auth: Secret users does not exist", observedGeneration: 4},
+		},
+		{
 			name:     "scaled to zero",
 			mc:       newMemcached(0, 2),
 			observed: Observed{Deployment: rolledOut(0)},
@@ -200,6 +211,29 @@ func expectCondition(t *testing.T, s cachev1alpha1.MemcachedStatus, condType str
 	}
 	if c.Message == "" {
 		t.Errorf("%s has no message", condType)
+	}
+}
+
+func TestComputeMonitoringCondition(t *testing.T) {
+	mc := newMemcached(1, 3)
+	missing := &metav1.Condition{Status: metav1.ConditionFalse, Reason: "ServiceMonitorAPIMissing", Message: "no API"}
+	got := Compute(mc, Observed{Deployment: rolledOut(1), Monitoring: missing}, now)
+	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, "ServiceMonitorAPIMissing", "no API")
+	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); c.ObservedGeneration != 3 || !c.LastTransitionTime.Equal(&now) {
+		t.Errorf("MonitoringReady has observedGeneration %d and lastTransitionTime %v, want 3 and %v", c.ObservedGeneration, c.LastTransitionTime, now)
+	}
+	if missing.Type != "" {
+		t.Error("Compute changed the condition it was given")
+	}
+
+	// Without monitoring, the condition goes.
+	mc.Status = got
+	got = Compute(mc, Observed{Deployment: rolledOut(1)}, now)
+	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); c != nil {
+		t.Errorf("MonitoringReady %+v is left without monitoring", c)
+	}
+	if len(got.Conditions) != 3 {
+		t.Errorf("conditions %+v, want Available, Progressing and Degraded", got.Conditions)
 	}
 }
 
