@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,6 +47,17 @@ type MemcachedReconciler struct {
 	// cluster in memory.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+
+	// written holds, by Memcached, the status last written (a writtenStatus),
+	// for the reconciles that run before the cache has seen that write.
+	written sync.Map
+}
+
+// writtenStatus is a status the reconciler wrote over a Memcached of
+// resourceVersion before.
+type writtenStatus struct {
+	before string
+	status cachev1alpha1.MemcachedStatus
 }
 
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds,verbs=get;list;watch
@@ -65,7 +77,19 @@ type MemcachedReconciler struct {
 func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	mc := &cachev1alpha1.Memcached{}
 	if err := r.Get(ctx, req.NamespacedName, mc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if w, ok := r.written.Load(req.NamespacedName); ok {
+		if w := w.(writtenStatus); w.before == mc.ResourceVersion {
+			// The cache has not seen the last status write yet: start from
+			// that status, not to write it again.
+			mc.Status = *w.status.DeepCopy()
+		} else {
+			r.written.Delete(req.NamespacedName)
+		}
 	}
 	if !mc.DeletionTimestamp.IsZero() {
 		// The garbage collector deletes what the Memcached owns.
@@ -346,5 +370,6 @@ func (r *MemcachedReconciler) writeStatus(ctx context.Context, mc *cachev1alpha1
 		// A Memcached deleted since it was read has no status to write.
 		return client.IgnoreNotFound(fmt.Errorf("failed to apply status: %w", err))
 	}
+	r.written.Store(client.ObjectKeyFromObject(mc), writtenStatus{before: mc.ResourceVersion, status: newStatus})
 	return nil
 }
