@@ -111,6 +111,8 @@ func TestAuthFileIsRenderedAndRollsPods(t *testing.T) {
 	converged(t, mc)
 	d := deploymentOf(t, mc)
 	g.Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElements("-Y", "/etc/memcached/auth/users"))
+	g.Expect(d.Spec.Template.Spec.Containers[0].Args).NotTo(ContainElement(ContainSubstring("first")), "a password is in the arguments")
+	g.Expect(d.Spec.Template.Spec.Containers[0].Env).To(BeEmpty())
 	g.Expect(d.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", "cache-auth")))
 	g.Expect(meta.IsStatusConditionFalse(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
 

@@ -70,6 +70,12 @@ func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
 	expectConverged(t, tlsCache, 3)
 	expectConverged(t, authCache, 2)
 
+	// The password is in no log of the operator.
+	log, err := os.ReadFile(operatorLogs[len(operatorLogs)-1])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(log)).To(ContainSubstring("auth-cache"))
+	g.Expect(string(log)).NotTo(ContainSubstring("s3cret"))
+
 	pdb := &policyv1.PodDisruptionBudget{}
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(tlsCache), pdb)).To(Succeed())
 	g.Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
