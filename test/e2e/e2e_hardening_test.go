@@ -70,7 +70,25 @@ func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
 	expectConverged(t, tlsCache, 3)
 	expectConverged(t, authCache, 2)
 
-	// The password is in no log of the operator.
+
+	// A new password and a renewed certificate roll the pods of both: the
+	// Deployments get a new ReplicaSet each, and converge again.
+	g.Expect(replicaSetUIDs(g, ns)).To(HaveLen(2))
+	users := &corev1.Secret{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "users"}, users)).To(Succeed())
+	users.Data["app"] = []byte("n3w-s3cret")
+	g.Expect(k8sClient.Update(t.Context(), users)).To(Succeed())
+	cert, key, err = certutil.GenerateSelfSignedCertKey("tls-cache", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	serving := &corev1.Secret{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "tls-cache-cert"}, serving)).To(Succeed())
+	serving.Data = map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}
+	g.Expect(k8sClient.Update(t.Context(), serving)).To(Succeed())
+	g.Eventually(func(g Gomega) []string { return replicaSetUIDs(g, ns) }).Should(HaveLen(4))
+	expectConverged(t, tlsCache, 3)
+	expectConverged(t, authCache, 2)
+
+	// No password is in the operator's log.
 	log, err := os.ReadFile(operatorLogs[len(operatorLogs)-1])
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(log)).To(ContainSubstring("auth-cache"))
