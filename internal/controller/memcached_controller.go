@@ -82,15 +82,7 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if w, ok := r.written.Load(req.NamespacedName); ok {
-		if w := w.(writtenStatus); w.before == mc.ResourceVersion {
-			// The cache has not seen the last status write yet: start from
-			// that status, not to write it again.
-			mc.Status = *w.status.DeepCopy()
-		} else {
-			r.written.Delete(req.NamespacedName)
-		}
-	}
+	r.recallStatus(mc)
 	if !mc.DeletionTimestamp.IsZero() {
 		// The garbage collector deletes what the Memcached owns.
 		return ctrl.Result{}, nil
@@ -107,11 +99,7 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	if specErr != nil {
 		// Nothing is applied: the pods running the last valid spec stay.
-		reason := status.ReasonInvalidSpec
-		if e := (*status.SpecError)(nil); errors.As(specErr, &e) {
-			reason = e.Reason
-		}
-		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, reason, "Validate", "%s", specErr.Error())
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.SpecErrorReason(specErr), "Validate", "%s", specErr.Error())
 		deployment, applyErr = r.cachedDeployment(ctx, mc)
 		monitoring = meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	} else {
@@ -196,28 +184,29 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 
 	// The PodDisruptionBudget and the NetworkPolicy are named after mc, and
 	// exist only when mc asks for them.
-	key := client.ObjectKeyFromObject(mc)
-	if desired := resources.PodDisruptionBudget(mc); desired != nil {
-		isNew, err := r.ensure(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, desired)
+	pdb, np := resources.PodDisruptionBudget(mc), resources.NetworkPolicy(mc)
+	for _, o := range []struct {
+		current client.Object
+		desired runtime.ApplyConfiguration
+		wanted  bool
+	}{
+		{&policyv1.PodDisruptionBudget{}, pdb, pdb != nil},
+		{&networkingv1.NetworkPolicy{}, np, np != nil},
+	} {
+		key := client.ObjectKeyFromObject(mc)
+		if !o.wanted {
+			if err := r.deleteOwned(ctx, mc, key, o.current); err != nil {
+				return deployment, err
+			}
+			continue
+		}
+		isNew, err := r.ensure(ctx, r.Client, key, o.current, o.desired)
 		if err != nil {
 			return deployment, err
 		}
 		if isNew {
-			created = append(created, "PodDisruptionBudget "+mc.Name)
+			created = append(created, r.kindOf(o.current)+" "+mc.Name)
 		}
-	} else if err := r.deleteOwned(ctx, mc, key, &policyv1.PodDisruptionBudget{}); err != nil {
-		return deployment, err
-	}
-	if desired := resources.NetworkPolicy(mc); desired != nil {
-		isNew, err := r.ensure(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, desired)
-		if err != nil {
-			return deployment, err
-		}
-		if isNew {
-			created = append(created, "NetworkPolicy "+mc.Name)
-		}
-	} else if err := r.deleteOwned(ctx, mc, key, &networkingv1.NetworkPolicy{}); err != nil {
-		return deployment, err
 	}
 	if in.authFile == nil {
 		// Only the metadata of Secrets is cached.
@@ -253,10 +242,7 @@ func (r *MemcachedReconciler) deleteOwned(ctx context.Context, mc *cachev1alpha1
 	if !metav1.IsControlledBy(obj, mc) {
 		return nil
 	}
-	kind := obj.GetObjectKind().GroupVersionKind().Kind
-	if gvk, err := apiutil.GVKForObject(obj, r.Scheme()); err == nil {
-		kind = gvk.Kind
-	}
+	kind := r.kindOf(obj)
 	logf.FromContext(ctx).Info("Deleting "+kind, kind, klog.KObj(obj))
 	if err := r.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("failed to delete %s %s: %w", kind, key.Name, err)
@@ -298,11 +284,7 @@ func (r *MemcachedReconciler) compare(ctx context.Context, reader client.Reader,
 // apply applies desired with server-side apply and stores the object the API
 // server answers with in applied.
 func (r *MemcachedReconciler) apply(ctx context.Context, existed bool, desired runtime.ApplyConfiguration, applied client.Object) error {
-	gvk, err := apiutil.GVKForObject(applied, r.Scheme())
-	if err != nil {
-		return err
-	}
-	kind := gvk.Kind
+	kind := r.kindOf(applied)
 	log := logf.FromContext(ctx)
 	if existed {
 		log.Info("Updating "+kind, kind, klog.KObj(applied))
@@ -317,6 +299,14 @@ func (r *MemcachedReconciler) apply(ctx context.Context, existed bool, desired r
 		return fmt.Errorf("failed to read the applied %s: %w", kind, err)
 	}
 	return nil
+}
+
+// kindOf returns the kind of obj, for logs, events and errors.
+func (r *MemcachedReconciler) kindOf(obj client.Object) string {
+	if gvk, err := apiutil.GVKForObject(obj, r.Scheme()); err == nil {
+		return gvk.Kind
+	}
+	return obj.GetObjectKind().GroupVersionKind().Kind
 }
 
 // convertApplied copies an apply configuration into the object of the same
@@ -358,6 +348,22 @@ func deploymentChanges(mc *cachev1alpha1.Memcached, existed bool, current *appsv
 			fmt.Sprintf("Put back fields of Deployment %s that were changed outside the operator", mc.Name)})
 	}
 	return changes
+}
+
+// recallStatus gives mc, as read from the cache, the status last written
+// when the cache has not seen that write yet, so that a reconcile running
+// meanwhile does not write it again.
+func (r *MemcachedReconciler) recallStatus(mc *cachev1alpha1.Memcached) {
+	key := client.ObjectKeyFromObject(mc)
+	w, ok := r.written.Load(key)
+	if !ok {
+		return
+	}
+	if w := w.(writtenStatus); w.before == mc.ResourceVersion {
+		mc.Status = *w.status.DeepCopy()
+		return
+	}
+	r.written.Delete(key)
 }
 
 // writeStatus applies newStatus unless mc already has it.

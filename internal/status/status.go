@@ -53,6 +53,15 @@ type SpecError struct {
 
 func (e *SpecError) Error() string { return e.Message }
 
+// SpecErrorReason returns the reason of a SpecError in err, ReasonInvalidSpec
+// when there is none.
+func SpecErrorReason(err error) string {
+	if specErr := (*SpecError)(nil); errors.As(err, &specErr) {
+		return specErr.Reason
+	}
+	return ReasonInvalidSpec
+}
+
 // Observed is what the operator observed of a Memcached's objects in one
 // reconcile.
 type Observed struct {
@@ -165,10 +174,7 @@ func degraded(observed Observed) metav1.Condition {
 	c := metav1.Condition{Type: cachev1alpha1.ConditionDegraded, Status: metav1.ConditionTrue}
 	switch {
 	case observed.SpecError != nil:
-		c.Reason, c.Message = ReasonInvalidSpec, observed.SpecError.Error()
-		if specErr := (*SpecError)(nil); errors.As(observed.SpecError, &specErr) {
-			c.Reason = specErr.Reason
-		}
+		c.Reason, c.Message = SpecErrorReason(observed.SpecError), observed.SpecError.Error()
 		return c
 	case observed.ApplyError != nil:
 		c.Reason, c.Message = ReasonApplyFailed, observed.ApplyError.Error()

@@ -70,7 +70,6 @@ func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
 	expectConverged(t, tlsCache, 3)
 	expectConverged(t, authCache, 2)
 
-
 	// A new password and a renewed certificate roll the pods of both: the
 	// Deployments get a new ReplicaSet each, and converge again.
 	g.Expect(replicaSetUIDs(g, ns)).To(HaveLen(2))
