@@ -242,8 +242,10 @@ func TestRestartedOperatorWritesNothing(t *testing.T) {
 }
 
 func TestDefaultManifestsAreAccepted(t *testing.T) {
-	out, err := runKubectl("apply", "--server-side", "--dry-run=server", "-k", "config/default")
-	NewWithT(t).Expect(err).NotTo(HaveOccurred(), out)
+	for _, dir := range []string{"config/default", "config/namespaced"} {
+		out, err := runKubectl("apply", "--server-side", "--dry-run=server", "-k", dir)
+		NewWithT(t).Expect(err).NotTo(HaveOccurred(), "%s: %s", dir, out)
+	}
 }
 
 // TestOperatorWasNeverForbidden runs last: it reads the logs of every operator
