@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
@@ -66,6 +67,23 @@ func podAnnotation(t *testing.T, mc *cachev1alpha1.Memcached, key string) func(G
 	}
 }
 
+// expectNoOpReconcile reconciles mc, converged, and expects no request to the
+// API server.
+func expectNoOpReconcile(t *testing.T, mc *cachev1alpha1.Memcached) {
+	t.Helper()
+	g := NewWithT(t)
+	// The cache has seen the last writes once the status is current in it.
+	g.Eventually(func(g Gomega) {
+		cached := &cachev1alpha1.Memcached{}
+		g.Expect(reconciler.Get(t.Context(), client.ObjectKeyFromObject(mc), cached)).To(Succeed())
+		g.Expect(cached.Status.ObservedGeneration).To(Equal(cached.Generation))
+		g.Expect(requests.during(mc.Namespace, func() {
+			_, err := reconciler.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mc)})
+			g.Expect(err).NotTo(HaveOccurred())
+		})).To(BeEmpty())
+	}).Should(Succeed())
+}
+
 func createSecret(t *testing.T, namespace, name string, typ corev1.SecretType, data map[string][]byte) *corev1.Secret {
 	t.Helper()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Type: typ, Data: data}
@@ -115,6 +133,9 @@ func TestAuthFileIsRenderedAndRollsPods(t *testing.T) {
 	g.Expect(d.Spec.Template.Spec.Containers[0].Env).To(BeEmpty())
 	g.Expect(d.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", "cache-auth")))
 	g.Expect(meta.IsStatusConditionFalse(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
+
+	// With the Secrets unchanged, a reconcile reads them from memory: no request.
+	expectNoOpReconcile(t, mc)
 
 	// Changing the Secret changes the file and rolls the pods again.
 	updateSecretData(t, users, map[string][]byte{"app": []byte("second"), "ops": []byte("third")})
@@ -268,6 +289,8 @@ func TestMonitoringWithoutServiceMonitorAPI(t *testing.T) {
 		g.Expect(c.Message).To(ContainSubstring("no monitoring.coreos.com/v1 ServiceMonitor API"))
 		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
 	}).Should(Succeed())
+	// The API is not looked up again for each reconcile.
+	expectNoOpReconcile(t, mc)
 	containers := deploymentOf(t, mc).Spec.Template.Spec.Containers
 	g.Expect(containers).To(HaveLen(2))
 	g.Expect(containers[1].Image).To(Equal(resources.DefaultExporterImage))

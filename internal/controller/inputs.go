@@ -74,11 +74,11 @@ func (r *MemcachedReconciler) readInputs(ctx context.Context, mc *cachev1alpha1.
 	return in, nil, nil
 }
 
-// readSecret reads a Secret from the API server; field is the spec field
-// that names it, for the message when it does not exist.
+// readSecret reads a Secret; field is the spec field that names it, for the
+// message when it does not exist.
 func (r *MemcachedReconciler) readSecret(ctx context.Context, namespace, name, field string) (_ *corev1.Secret, specErr, err error) {
 	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+	if err := r.secrets.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &status.SpecError{Reason: status.ReasonSecretNotFound,
 				Message: fmt.Sprintf("Secret %s named by %s does not exist in namespace %s", name, field, namespace)}, nil

@@ -48,6 +48,13 @@ type MemcachedReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 
+	// secrets reads the Secrets a Memcached names or owns, through APIReader
+	// only when they changed; SetupWithManager sets it.
+	secrets *secretReader
+	// serviceMonitorAPI is whether the cluster had the ServiceMonitor API
+	// when SetupWithManager ran.
+	serviceMonitorAPI bool
+
 	// written holds, by Memcached, the status last written (a writtenStatus),
 	// for the reconciles that run before the cache has seen that write.
 	written sync.Map
@@ -140,11 +147,13 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 	// The auth file comes first: the pods cannot start without it.
 	authKey := client.ObjectKey{Namespace: mc.Namespace, Name: resources.AuthSecretName(mc)}
 	if in.authFile != nil {
-		// Secrets are not cached: the API server has the current one.
-		isNew, err := r.ensure(ctx, r.APIReader, authKey, &corev1.Secret{}, resources.AuthSecret(mc, in.authFile))
+		current := &corev1.Secret{}
+		isNew, err := r.ensure(ctx, r.secrets, authKey, current, resources.AuthSecret(mc, in.authFile))
 		if err != nil {
 			return nil, err
 		}
+		// As applied, when it was: the next reconcile need not read it again.
+		r.secrets.Remember(current)
 		if isNew {
 			created = append(created, "Secret "+authKey.Name)
 		}
@@ -219,9 +228,14 @@ func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha
 	return deployment, nil
 }
 
+// getter reads one object: the cache, the API server, or the secretReader.
+type getter interface {
+	Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error
+}
+
 // ensure applies desired unless the object at key, read with reader into
 // current, already holds all of it, and reports whether it created it.
-func (r *MemcachedReconciler) ensure(ctx context.Context, reader client.Reader, key client.ObjectKey,
+func (r *MemcachedReconciler) ensure(ctx context.Context, reader getter, key client.ObjectKey,
 	current client.Object, desired runtime.ApplyConfiguration) (created bool, err error) {
 	existed, upToDate, err := r.compare(ctx, reader, key, current, desired)
 	if err != nil || upToDate {
@@ -266,7 +280,7 @@ func (r *MemcachedReconciler) cachedDeployment(ctx context.Context, mc *cachev1a
 
 // compare reads the object at key with reader into current, and reports
 // whether it exists and whether it already holds every field of desired.
-func (r *MemcachedReconciler) compare(ctx context.Context, reader client.Reader, key client.ObjectKey,
+func (r *MemcachedReconciler) compare(ctx context.Context, reader getter, key client.ObjectKey,
 	current client.Object, desired any) (existed, upToDate bool, err error) {
 	if err := reader.Get(ctx, key, current); err != nil {
 		if apierrors.IsNotFound(err) {

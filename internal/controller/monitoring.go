@@ -24,7 +24,8 @@ const (
 // applyServiceMonitor applies the ServiceMonitor of mc when monitoring is
 // enabled, and returns the MonitoringReady condition; nil when monitoring is
 // not enabled. A cluster without the ServiceMonitor API is not an error: the
-// condition says so, and the exporters run all the same.
+// condition says so, and the exporters run all the same. Whether the API
+// exists is looked up once, as the operator starts, with its watch.
 func (r *MemcachedReconciler) applyServiceMonitor(ctx context.Context, mc *cachev1alpha1.Memcached) (*metav1.Condition, error) {
 	desired := resources.ServiceMonitor(mc)
 	current := &unstructured.Unstructured{}
@@ -33,20 +34,18 @@ func (r *MemcachedReconciler) applyServiceMonitor(ctx context.Context, mc *cache
 	if desired == nil {
 		// Only a Memcached that had monitoring on can have a ServiceMonitor;
 		// the others cost no request to the API server.
-		if meta.IsStatusConditionTrue(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady) {
-			if err := r.deleteOwned(ctx, mc, key, current); err != nil && !meta.IsNoMatchError(err) {
+		if r.serviceMonitorAPI && meta.IsStatusConditionTrue(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady) {
+			if err := r.deleteOwned(ctx, mc, key, current); err != nil {
 				return nil, err
 			}
 		}
 		return nil, nil
 	}
-	if _, err := r.RESTMapper().RESTMapping(resources.ServiceMonitorGVK.GroupKind(), resources.ServiceMonitorGVK.Version); err != nil {
-		if !meta.IsNoMatchError(err) {
-			return nil, fmt.Errorf("failed to look up the ServiceMonitor API: %w", err)
-		}
+	if !r.serviceMonitorAPI {
 		return &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonServiceMonitorAPIMissing,
-			Message: "The cluster has no monitoring.coreos.com/v1 ServiceMonitor API, so no ServiceMonitor was created; " +
-				"the exporters serve metrics on port " + fmt.Sprint(resources.MetricsPort) + " all the same"}, nil
+			Message: "The cluster had no monitoring.coreos.com/v1 ServiceMonitor API when the operator started, so no " +
+				"ServiceMonitor was created; the exporters serve metrics on port " + fmt.Sprint(resources.MetricsPort) +
+				" all the same. Install prometheus-operator's CRDs, then restart the operator"}, nil
 	}
 	_, upToDate, err := r.compare(ctx, r.Client, key, current, desired)
 	if err != nil {

@@ -120,6 +120,7 @@ const secretNameIndex = "spec.secretNames"
 // up to maxConcurrentReconciles Memcacheds at once (1 when 0). ServiceMonitors
 // are watched when the cluster has their API as the operator starts.
 func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	r.secrets = &secretReader{cache: r.Client, apiReader: r.APIReader}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &cachev1alpha1.Memcached{}, secretNameIndex, secretNames); err != nil {
 		return fmt.Errorf("failed to index Memcacheds by Secret: %w", err)
 	}
@@ -141,6 +142,7 @@ func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		serviceMonitor := &unstructured.Unstructured{}
 		serviceMonitor.SetGroupVersionKind(resources.ServiceMonitorGVK)
 		b = b.Owns(serviceMonitor)
+		r.serviceMonitorAPI = true
 	} else if !meta.IsNoMatchError(err) {
 		return fmt.Errorf("failed to look up the ServiceMonitor API: %w", err)
 	}

@@ -77,6 +77,25 @@ func (l *requestLog) inNamespace(namespace string, writesOnly bool) []string {
 	return matched
 }
 
+// during runs fn and returns the requests sent meanwhile about objects in
+// namespace or in no namespace, such as discovery.
+func (l *requestLog) during(namespace string, fn func()) []string {
+	l.mu.Lock()
+	start := len(l.requests)
+	l.mu.Unlock()
+	fn()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var matched []string
+	for _, r := range l.requests[start:] {
+		if _, path, _ := strings.Cut(r, " "); strings.Contains(path, "/namespaces/"+namespace+"/") ||
+			!strings.Contains(path, "/namespaces/") {
+			matched = append(matched, r)
+		}
+	}
+	return matched
+}
+
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
