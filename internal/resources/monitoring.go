@@ -1,9 +1,12 @@
 package resources
 
 import (
+	"fmt"
+	"maps"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -75,47 +78,38 @@ func ServiceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
 	if !monitoringEnabled(mc) {
 		return nil
 	}
-	labels := map[string]any{}
-	for k, v := range mc.Spec.Monitoring.ServiceMonitorLabels {
-		labels[k] = v
+	labels := maps.Clone(mc.Spec.Monitoring.ServiceMonitorLabels)
+	if labels == nil {
+		labels = map[string]string{}
 	}
-	for k, v := range Labels(mc) {
-		labels[k] = v
-	}
-	// This selects the headless Service too, but only the Service has the
-	// metrics port, so Prometheus scrapes each exporter once.
-	selector := map[string]any{}
-	for k, v := range Labels(mc) {
-		selector[k] = v
-	}
+	maps.Copy(labels, Labels(mc))
 	endpoint := map[string]any{"port": MetricsPortName}
 	if interval := mc.Spec.Monitoring.Interval; interval != "" {
 		endpoint["interval"] = interval
 	}
-	sm := &unstructured.Unstructured{Object: map[string]any{
-		"metadata": map[string]any{
-			"name":            mc.Name,
-			"namespace":       mc.Namespace,
-			"labels":          labels,
-			"ownerReferences": []any{ownerReferenceMap(mc)},
-		},
-		"spec": map[string]any{
-			"selector":  map[string]any{"matchLabels": selector},
-			"endpoints": []any{endpoint},
-		},
-	}}
+
+	sm := &unstructured.Unstructured{}
 	sm.SetGroupVersionKind(ServiceMonitorGVK)
+	sm.SetName(mc.Name)
+	sm.SetNamespace(mc.Namespace)
+	sm.SetLabels(labels)
+	sm.SetOwnerReferences([]metav1.OwnerReference{*convert[metav1.OwnerReference](ownerReference(mc))})
+	// This selects the headless Service too, but only the Service has the
+	// metrics port, so Prometheus scrapes each exporter once.
+	spec := map[string]any{
+		"selector":  map[string]any{"matchLabels": toAny(Labels(mc))},
+		"endpoints": []any{endpoint},
+	}
+	if err := unstructured.SetNestedMap(sm.Object, spec, "spec"); err != nil {
+		panic(fmt.Sprintf("failed to set the ServiceMonitor's spec: %v", err)) // a programming error
+	}
 	return sm
 }
 
-func ownerReferenceMap(mc *cachev1alpha1.Memcached) map[string]any {
-	ref := ownerReference(mc)
-	return map[string]any{
-		"apiVersion":         *ref.APIVersion,
-		"kind":               *ref.Kind,
-		"name":               *ref.Name,
-		"uid":                string(*ref.UID),
-		"controller":         *ref.Controller,
-		"blockOwnerDeletion": *ref.BlockOwnerDeletion,
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
 	}
+	return out
 }
