@@ -29,12 +29,12 @@ help: ## Display this help.
 
 .PHONY: demo
 demo: build k8s-bins ## Run the operator on a simulated cluster with the sample Memcached, until Ctrl-C.
-	go build -o bin/demo ./cmd/demo
-	bin/demo --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager
+	go -C test build -o "$(LOCALBIN)/demo" ./cmd/demo
+	"$(LOCALBIN)/demo" --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager
 
 .PHONY: simcluster
 simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goes to simcluster.kubeconfig.
-	go run ./cmd/simcluster --bin-dir "$(CONTROL_PLANE_DIR)" --kubeconfig simcluster.kubeconfig
+	go -C test run ./cmd/simcluster --bin-dir "$(CONTROL_PLANE_DIR)" --kubeconfig "$(CURDIR)/simcluster.kubeconfig"
 
 ##@ Development
 
@@ -47,28 +47,46 @@ generate: controller-gen ## Generate DeepCopy methods and server-side apply conf
 	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" applyconfiguration:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify-gen
-verify-gen: manifests generate ## Fail if generated files are not up to date.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+verify-gen: manifests generate ## Fail if a generated file is not up to date.
+	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "Generated files are stale; run 'make manifests generate' and commit the result:"; \
-		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; \
+		git status --porcelain; git --no-pager diff --stat; exit 1; \
 	fi
 
+# The Go modules of this repository: the operator, and the tests and tools
+# that run it (simulated cluster, end-to-end tests, benchmark).
+MODULES = . test
+
 .PHONY: fmt
-fmt: ## Run go fmt against code.
-	go fmt ./...
+fmt: ## Format the Go code of every module.
+	@for m in $(MODULES); do go -C $$m fmt ./...; done
+
+.PHONY: verify-fmt
+verify-fmt: ## Fail if a Go file is not formatted.
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "These files are not formatted; run 'make fmt':"; echo "$$unformatted"; exit 1; fi
 
 .PHONY: vet
-vet: ## Run go vet against code.
-	go vet ./...
+vet: ## Run go vet against every module.
+	@for m in $(MODULES); do go -C $$m vet ./...; done
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint (.golangci.yml) on every module.
+	@for m in $(MODULES); do (cd $$m && "$(GOLANGCI_LINT)" run ./...); done
+
+.PHONY: lint-fix
+lint-fix: golangci-lint ## Run golangci-lint and apply the fixes it can.
+	@for m in $(MODULES); do (cd $$m && "$(GOLANGCI_LINT)" run --fix ./...); done
 
 .PHONY: test
-test: manifests generate fmt vet k8s-bins ## Run the unit and envtest (real kube-apiserver) tests.
-	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test $$(go list ./... | grep -v /test/) -coverprofile cover.out
+test: manifests generate fmt vet k8s-bins memcached ## Run the unit tests, the envtest tests (real kube-apiserver) and the real-memcached tests, with the race detector.
+	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test -race ./... -coverprofile cover.out
+	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" go -C test test -race ./memcached/...
 
 .PHONY: test-e2e
 test-e2e: build k8s-bins test-crds ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" TEST_CRDS_DIR="$(TEST_CRDS_DIR)" \
-		go test ./test/e2e/ -count=1 -timeout 30m -v
+		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 30m -v $(E2E_ARGS)
 
 # The CRDs of other projects the end-to-end tests install: prometheus-operator's
 # ServiceMonitor, generated from its Go API types (pinned in hack/tools/monitoring).
@@ -83,7 +101,7 @@ test-crds: controller-gen ## Generate the ServiceMonitor CRD for the end-to-end 
 BENCH_ARGS ?=
 .PHONY: bench
 bench: build k8s-bins ## Benchmark the operator against the no-operator baseline on fresh simulated clusters (BENCH_ARGS="-n 200").
-	go run ./test/bench --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager --out bin/bench $(BENCH_ARGS)
+	go -C test run ./bench --bin-dir "$(CONTROL_PLANE_DIR)" --manager "$(CURDIR)/bin/manager" --out "$(LOCALBIN)/bench" $(BENCH_ARGS)
 
 ##@ Build
 
@@ -143,23 +161,38 @@ $(LOCALBIN):
 ## built from Go modules into a cache outside the repository, keyed by version.
 CONTROL_PLANE_DIR ?= $(shell hack/build-control-plane.sh --print-dir)
 
+## Debian's memcached, downloaded and unpacked without root into a cache
+## outside the repository, keyed by version; MEMCACHED_BINARY overrides it.
+MEMCACHED_BINARY ?= $(shell hack/fetch-memcached.sh --print-path)
+
 ## Tool Binaries
 KUBECTL ?= $(CONTROL_PLANE_DIR)/kubectl
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
 
 .PHONY: k8s-bins
 k8s-bins: ## Build the control-plane binaries from Go modules (cached; about 11 minutes when cold).
 	@hack/build-control-plane.sh >/dev/null
 
+.PHONY: memcached
+memcached: ## Provide Debian's memcached for the tests (cached; a few seconds when cold).
+	@if [ "$(MEMCACHED_BINARY)" = "$$(hack/fetch-memcached.sh --print-path)" ]; then hack/fetch-memcached.sh >/dev/null; fi
+
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
 $(KUSTOMIZE): $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
+$(GOLANGCI_LINT): $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.

@@ -32,7 +32,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	"example.com/memcached-operator/internal/simcluster"
+	"example.com/memcached-operator/test/internal/simcluster"
 )
 
 var scheme = apiruntime.NewScheme()

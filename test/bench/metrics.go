@@ -11,7 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"example.com/memcached-operator/internal/localrun"
+	"example.com/memcached-operator/test/internal/localrun"
 )
 
 // counters are the operator's cumulative counters at one moment.

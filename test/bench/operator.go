@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	"example.com/memcached-operator/internal/localrun"
+	"example.com/memcached-operator/test/internal/localrun"
 )
 
 // OperatorResult is what the operator scenario measured.

@@ -26,9 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	"example.com/memcached-operator/internal/localrun"
 	"example.com/memcached-operator/internal/resources"
-	"example.com/memcached-operator/internal/simcluster"
+	"example.com/memcached-operator/test/internal/localrun"
+	"example.com/memcached-operator/test/internal/simcluster"
 )
 
 // restricted labels a namespace to enforce the restricted Pod Security Standard.

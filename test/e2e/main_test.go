@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	"example.com/memcached-operator/internal/localrun"
-	"example.com/memcached-operator/internal/simcluster"
+	"example.com/memcached-operator/test/internal/localrun"
+	"example.com/memcached-operator/test/internal/simcluster"
 )
 
 var (

@@ -1,4 +1,4 @@
-package memcached
+package memcached_test
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/memcached"
 )
 
 // TestRealMemcached runs the command line Args renders with a real memcached
@@ -51,7 +52,7 @@ func TestRealMemcached(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := startMemcached(t, binary, Args(&tt.spec))
+			addr := startMemcached(t, binary, memcached.Args(&tt.spec))
 
 			client := memcache.New(addr)
 			value := []byte(strings.Repeat("v", 1000))
@@ -89,8 +90,8 @@ func startMemcached(t *testing.T, binary string, args []string) string {
 
 	args = slices.Clone(args)
 	i := slices.Index(args, "-p")
-	if i < 0 || args[i+1] != strconv.Itoa(Port) {
-		t.Fatalf("the rendered arguments %q do not set -p %d", args, Port)
+	if i < 0 || args[i+1] != strconv.Itoa(memcached.Port) {
+		t.Fatalf("the rendered arguments %q do not set -p %d", args, memcached.Port)
 	}
 	args[i+1] = strconv.Itoa(port)
 	args = append(args, "-l", "127.0.0.1")

@@ -1,4 +1,4 @@
-package memcached
+package memcached_test
 
 import (
 	"bufio"
@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/memcached"
 )
 
 // TestRealMemcachedAuth runs real memcached with the auth file AuthFile
@@ -29,14 +30,14 @@ import (
 // before any command, and only with a pair of the Secret.
 func TestRealMemcachedAuth(t *testing.T) {
 	binary := memcachedBinary(t)
-	file, err := AuthFile(map[string][]byte{"app": []byte("s3cret:pass"), "admin": []byte("other")})
+	file, err := memcached.AuthFile(map[string][]byte{"app": []byte("s3cret:pass"), "admin": []byte("other")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	authDir := readableDir(t)
-	writeFile(t, filepath.Join(authDir, AuthFileKey), file)
-	args := withDirs(Args(&cachev1alpha1.MemcachedSpec{Auth: &cachev1alpha1.AuthSpec{SecretName: "users"}}),
-		map[string]string{AuthDir: authDir})
+	writeFile(t, filepath.Join(authDir, memcached.AuthFileKey), file)
+	args := withDirs(memcached.Args(&cachev1alpha1.MemcachedSpec{Auth: &cachev1alpha1.AuthSpec{SecretName: "users"}}),
+		map[string]string{memcached.AuthDir: authDir})
 	addr := startMemcached(t, binary, args)
 
 	dial := func() *textConn {
@@ -87,8 +88,8 @@ func TestRealMemcachedTLS(t *testing.T) {
 	tlsDir, caDir := readableDir(t), readableDir(t)
 	writeFile(t, filepath.Join(tlsDir, corev1.TLSCertKey), serverCert)
 	writeFile(t, filepath.Join(tlsDir, corev1.TLSPrivateKeyKey), serverKey)
-	writeFile(t, filepath.Join(caDir, ClientCAKey), clientCA.certPEM)
-	dirs := map[string]string{TLSDir: tlsDir, ClientCADir: caDir}
+	writeFile(t, filepath.Join(caDir, memcached.ClientCAKey), clientCA.certPEM)
+	dirs := map[string]string{memcached.TLSDir: tlsDir, memcached.ClientCADir: caDir}
 
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(serverCA.certPEM)
@@ -108,7 +109,7 @@ func TestRealMemcachedTLS(t *testing.T) {
 
 	t.Run("server certificate only", func(t *testing.T) {
 		spec := &cachev1alpha1.MemcachedSpec{TLS: &cachev1alpha1.TLSSpec{SecretName: "tls"}}
-		addr := startMemcached(t, binary, withDirs(Args(spec), dirs))
+		addr := startMemcached(t, binary, withDirs(memcached.Args(spec), dirs))
 		if got, err := version(addr, &tls.Config{}); err != nil || !strings.HasPrefix(got, "VERSION ") {
 			t.Errorf("version over TLS answered %q, %v; want VERSION", got, err)
 		}
@@ -119,7 +120,7 @@ func TestRealMemcachedTLS(t *testing.T) {
 
 	t.Run("client certificates required", func(t *testing.T) {
 		spec := &cachev1alpha1.MemcachedSpec{TLS: &cachev1alpha1.TLSSpec{SecretName: "tls", ClientCASecretName: "ca"}}
-		addr := startMemcached(t, binary, withDirs(Args(spec), dirs))
+		addr := startMemcached(t, binary, withDirs(memcached.Args(spec), dirs))
 
 		if got, err := version(addr, &tls.Config{}); err == nil {
 			t.Errorf("a client without a certificate got %q, want a failed handshake", got)

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"example.com/memcached-operator/internal/simcluster"
+	"example.com/memcached-operator/test/internal/simcluster"
 )
 
 func main() {

@@ -24,7 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"example.com/memcached-operator/internal/simcluster"
+	"example.com/memcached-operator/test/internal/simcluster"
 )
 
 // Install applies the operator's manifests, rendered from manifestsDir (such

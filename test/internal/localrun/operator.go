@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"example.com/memcached-operator/internal/proc"
+	"example.com/memcached-operator/test/internal/proc"
 )
 
 // Operator is the operator's manager running as a local process.

@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"example.com/memcached-operator/internal/proc"
+	"example.com/memcached-operator/test/internal/proc"
 )
 
 // Options configure a simulated cluster.
