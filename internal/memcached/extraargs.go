@@ -1,0 +1,377 @@
+package memcached
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+)
+
+// extraArgs are the options spec.extraArgs may hold, decided from memcached's
+// own option table (memcached.c: the getopt_long string, longopts[] and the
+// -o sub-options). The operator guarantees that memcached listens on TCP
+// 11211 only, with UDP off, TLS and authentication as the spec says, in the
+// foreground as the container's user, and with the settings its own fields
+// give; an option that could undo one of these is not on the list.
+//
+// memcached parses its arguments with getopt_long, which also accepts a
+// unique prefix of a long option (--por=1 is --port=1), clusters of short
+// options (-vU0), values attached to a short option (-U0) and values in the
+// next argument whatever they look like. So that memcached reads exactly what
+// this check read, only one form is accepted: a short option alone in its
+// argument ("-R"), its value in the next argument ("20", not starting with
+// "-"), or a long option written in full, with its value after "="
+// ("--max-reqs-per-event=20").
+
+// option is an option spec.extraArgs may set.
+type option struct {
+	short byte   // 0 when it has only a long form
+	long  string // "" when it has only a short form
+	// check validates the value of an option that takes one; nil for a flag.
+	check func(spec *cachev1alpha1.MemcachedSpec, value string) error
+}
+
+var allowedOptions = []option{
+	{short: 'M', long: "disable-evictions"},
+	{short: 'C', long: "disable-cas"},
+	{short: 'F', long: "disable-flush-all"},
+	{short: 'X', long: "disable-dumping"},
+	{short: 'W', long: "disable-watch"},
+	{short: 'f', long: "slab-growth-factor", check: checkGrowthFactor},
+	{short: 'n', long: "slab-min-size", check: intIn(1, 1<<20)},
+	{short: 'D', check: checkDelimiter},
+	{short: 'R', long: "max-reqs-per-event", check: intIn(1, 1<<20)},
+	{short: 'b', long: "listen-backlog", check: intIn(1, 65535)},
+	{short: 'B', long: "protocol", check: checkProtocol},
+	{short: 'o', long: "extended", check: checkExtended},
+}
+
+// refusedOptions says, for each option of memcached that spec.extraArgs may
+// not set, why, or which field sets it. Options memcached does not have are
+// refused as unknown.
+var refusedOptions = map[string]string{
+	"p": "the operator sets the port to 11211",
+	"U": "UDP stays off: memcached's UDP protocol has been used for reflection attacks",
+	"m": "memory is set by spec.memoryMB",
+	"c": "connections are set by spec.maxConnections",
+	"t": "threads are set by spec.threads",
+	"I": "the item size is set by spec.maxItemSizeKB",
+	"v": "verbosity is set by spec.verbosity",
+	"e": "the memory file is set by spec.warmRestart",
+	"Y": "authentication is set by spec.auth",
+	"S": "authentication is set by spec.auth",
+	"Z": "TLS is set by spec.tls",
+	"l": "the operator decides where memcached listens (-l can add listeners, also without TLS)",
+	"s": "a unix socket would replace the TCP listener",
+	"a": "memcached listens on TCP only, not on a unix socket",
+	"A": "it lets any client shut memcached down",
+	"d": "memcached runs in the foreground, as the container's process",
+	"u": "memcached runs as the container's user",
+	"P": "the root filesystem is read-only and nothing reads a pid file",
+	"r": "memcached exits when it cannot raise the core file limit, and core files are written to a read-only filesystem",
+	"k": "locking memory needs privileges the pod does not have",
+	"L": "memcached exits on nodes without transparent huge pages",
+	"N": "it makes stats settings crash memcached up to 1.6.39",
+	"h": "memcached prints its help and exits",
+	"i": "memcached prints its licence and exits",
+	"V": "memcached prints its version and exits",
+}
+
+// longNames are memcached's long options, for messages about the options
+// spec.extraArgs may not set.
+var longNames = map[string]string{
+	"port": "p", "udp-port": "U", "memory-limit": "m", "conn-limit": "c", "threads": "t",
+	"max-item-size": "I", "verbose": "v", "memory-file": "e", "auth-file": "Y", "enable-sasl": "S",
+	"enable-ssl": "Z", "listen": "l", "unix-socket": "s", "unix-mask": "a", "enable-shutdown": "A",
+	"daemon": "d", "user": "u", "pidfile": "P", "enable-coredumps": "r", "lock-memory": "k",
+	"enable-largepages": "L", "napi-ids": "N", "help": "h", "license": "i", "version": "V",
+}
+
+// CheckExtraArgs returns an error naming the first argument of
+// spec.extraArgs that is not accepted, and why.
+func CheckExtraArgs(spec *cachev1alpha1.MemcachedSpec) error {
+	seen := map[byte]bool{}
+	args := spec.ExtraArgs
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		opt, value, hasValue, err := parseOption(arg)
+		if err != nil {
+			return fmt.Errorf("spec.extraArgs[%d] %q: %w", i, arg, err)
+		}
+		key := opt.short
+		if key == 0 {
+			key = opt.long[0]
+		}
+		if seen[key] {
+			return fmt.Errorf("spec.extraArgs[%d] %q: the option is given twice", i, arg)
+		}
+		seen[key] = true
+		switch {
+		case opt.check == nil && hasValue:
+			return fmt.Errorf("spec.extraArgs[%d] %q: the option takes no value", i, arg)
+		case opt.check == nil:
+			continue
+		case !hasValue && strings.HasPrefix(arg, "--"):
+			return fmt.Errorf("spec.extraArgs[%d] %q: give the value after \"=\", as in %s=VALUE", i, arg, arg)
+		case !hasValue:
+			if i+1 == len(args) {
+				return fmt.Errorf("spec.extraArgs[%d] %q: the option needs a value, in the next element", i, arg)
+			}
+			i++
+			value = args[i]
+			if strings.HasPrefix(value, "-") {
+				return fmt.Errorf("spec.extraArgs[%d] %q: the value of %s may not start with \"-\"", i, value, arg)
+			}
+		}
+		if !printable(value) {
+			return fmt.Errorf("spec.extraArgs[%d] %q: values may only hold printable ASCII characters without spaces", i, value)
+		}
+		if err := opt.check(spec, value); err != nil {
+			return fmt.Errorf("spec.extraArgs[%d] %q: %w", i, value, err)
+		}
+	}
+	return nil
+}
+
+// parseOption parses one argument that must be an option: "-X" or
+// "--long-name[=value]".
+func parseOption(arg string) (opt option, value string, hasValue bool, err error) {
+	if !printable(arg) {
+		return opt, "", false, fmt.Errorf("arguments may only hold printable ASCII characters without spaces")
+	}
+	if name, ok := strings.CutPrefix(arg, "--"); ok {
+		name, value, hasValue = strings.Cut(name, "=")
+		for _, o := range allowedOptions {
+			if o.long != "" && o.long == name {
+				return o, value, hasValue, nil
+			}
+		}
+		if short, ok := longNames[name]; ok {
+			return opt, "", false, fmt.Errorf("this option may not be set: %s", refusedOptions[short])
+		}
+		return opt, "", false, fmt.Errorf("not an option that may be set; long options must be written in full, and only " +
+			"tuning options are accepted (see the Memcached API documentation)")
+	}
+	if len(arg) != 2 || arg[0] != '-' {
+		if strings.HasPrefix(arg, "-") && len(arg) > 2 {
+			return opt, "", false, fmt.Errorf("give each option in an argument of its own and its value in the next one, as in \"-R\", \"20\"")
+		}
+		return opt, "", false, fmt.Errorf("not an option: give options and their values, as in \"-R\", \"20\"")
+	}
+	for _, o := range allowedOptions {
+		if o.short == arg[1] {
+			return o, "", false, nil
+		}
+	}
+	if reason, ok := refusedOptions[arg[1:]]; ok {
+		return opt, "", false, fmt.Errorf("this option may not be set: %s", reason)
+	}
+	return opt, "", false, fmt.Errorf("not an option that may be set: only tuning options are accepted (see the Memcached API documentation)")
+}
+
+func printable(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func intIn(lowest, highest int64) func(*cachev1alpha1.MemcachedSpec, string) error {
+	return func(_ *cachev1alpha1.MemcachedSpec, value string) error {
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n < lowest || n > highest {
+			return fmt.Errorf("must be a whole number from %d to %d", lowest, highest)
+		}
+		return nil
+	}
+}
+
+var decimal = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?$`)
+
+func checkGrowthFactor(_ *cachev1alpha1.MemcachedSpec, value string) error {
+	f, err := strconv.ParseFloat(value, 64)
+	if !decimal.MatchString(value) || err != nil || f <= 1 || f > 100 {
+		return fmt.Errorf("the slab growth factor must be a decimal number above 1 and at most 100, such as 1.25")
+	}
+	return nil
+}
+
+func checkDelimiter(_ *cachev1alpha1.MemcachedSpec, value string) error {
+	if len(value) != 1 {
+		return fmt.Errorf("the key prefix delimiter must be one character")
+	}
+	return nil
+}
+
+func checkProtocol(spec *cachev1alpha1.MemcachedSpec, value string) error {
+	switch {
+	case value != "ascii" && value != "binary" && value != "auto":
+		return fmt.Errorf("the protocol must be ascii, binary or auto")
+	case spec.Auth != nil && value != "ascii":
+		return fmt.Errorf("with spec.auth, memcached speaks the ascii protocol only")
+	}
+	return nil
+}
+
+// subOption is a -o option spec.extraArgs may set. A flag takes no value.
+type subOption struct {
+	check func(spec *cachev1alpha1.MemcachedSpec, value string) error
+	flag  bool
+	// optionalValue is set for a flag that may also take a value.
+	optionalValue bool
+}
+
+var (
+	flagOption = subOption{flag: true}
+	uint32Opt  = subOption{check: intIn(0, 1<<32-1)}
+)
+
+var subOptions = map[string]subOption{
+	"maxconns_fast":        flagOption,
+	"no_maxconns_fast":     flagOption,
+	"hashpower":            {check: intIn(12, 32)},
+	"no_hashexpand":        flagOption,
+	"slab_reassign":        flagOption,
+	"no_slab_reassign":     flagOption,
+	"slab_automove":        {check: intIn(0, 2), flag: true, optionalValue: true},
+	"no_slab_automove":     flagOption,
+	"slab_automove_ratio":  {check: fractionCheck},
+	"slab_automove_window": {check: intIn(3, 1800)},
+	"hash_algorithm":       {check: oneOf("jenkins", "murmur3", "xxh3")},
+	"lru_crawler":          flagOption,
+	"no_lru_crawler":       flagOption,
+	"lru_crawler_sleep":    {check: intIn(0, 1000000)},
+	"lru_crawler_tocrawl":  uint32Opt,
+	"lru_maintainer":       flagOption,
+	"no_lru_maintainer":    flagOption,
+	"hot_lru_pct":          {check: intIn(1, 79)},
+	"warm_lru_pct":         {check: intIn(1, 79)},
+	"hot_max_factor":       {check: positiveDecimal},
+	"warm_max_factor":      {check: positiveDecimal},
+	"temporary_ttl":        uint32Opt,
+	"idle_timeout":         uint32Opt,
+	"watcher_logbuf_size":  {check: intIn(0, 1<<20)},
+	"read_buf_mem_limit":   {check: intIn(0, 1<<20)},
+	"slab_sizes":           {check: checkSlabSizes},
+	"track_sizes":          flagOption,
+	"modern":               flagOption,
+	"no_modern":            flagOption,
+	"no_chunked_items":     flagOption,
+	"inline_ascii_resp":    flagOption,
+	"no_inline_ascii_resp": flagOption,
+}
+
+// refusedSubOptions says why a -o option of memcached may not be set.
+var refusedSubOptions = map[string]string{
+	"ssl_":               "TLS is set by spec.tls, and these options could weaken it",
+	"ext_":               "extstore writes files outside the pod's volumes and turns warm restart off",
+	"proxy_":             "memcached runs as a cache, not as a proxy",
+	"drop_privileges":    "its seccomp filter kills memcached when it saves its memory file",
+	"tail_repair_time":   "memcached documents it as very dangerous",
+	"sock_cookie_id":     "it needs privileges the pod does not have",
+	"slab_chunk_max":     "its unit and checks differ between memcached versions",
+	"worker_logbuf_size": "up to memcached 1.6.39 it overwrites slab_sizes",
+}
+
+func checkExtended(spec *cachev1alpha1.MemcachedSpec, value string) error {
+	values := map[string]string{}
+	for elem := range strings.SplitSeq(value, ",") {
+		key, v, hasValue := strings.Cut(elem, "=")
+		opt, ok := subOptions[key]
+		if !ok {
+			for prefix, reason := range refusedSubOptions {
+				if strings.HasPrefix(key, prefix) {
+					return fmt.Errorf("-o %s may not be set: %s", key, reason)
+				}
+			}
+			return fmt.Errorf("-o %q is not an option that may be set (see the Memcached API documentation)", key)
+		}
+		if _, dup := values[key]; dup {
+			return fmt.Errorf("-o %s is given twice", key)
+		}
+		switch {
+		case opt.flag && hasValue && !opt.optionalValue:
+			return fmt.Errorf("-o %s takes no value", key)
+		case !opt.flag && (!hasValue || v == ""):
+			return fmt.Errorf("-o %s needs a value, as in %s=VALUE", key, key)
+		case hasValue && strings.Contains(v, "="):
+			return fmt.Errorf("-o %s: the value may not hold \"=\"", key)
+		case hasValue:
+			if err := opt.check(spec, v); err != nil {
+				return fmt.Errorf("-o %s: %w", key, err)
+			}
+		}
+		values[key] = v
+	}
+	return checkSubOptionsTogether(spec, values)
+}
+
+// checkSubOptionsTogether refuses the combinations of -o options that make
+// memcached exit as it starts.
+func checkSubOptionsTogether(spec *cachev1alpha1.MemcachedSpec, values map[string]string) error {
+	has := func(key string) bool { _, ok := values[key]; return ok }
+	hot, _ := strconv.Atoi(values["hot_lru_pct"])
+	warm, _ := strconv.Atoi(values["warm_lru_pct"])
+	if has("hot_lru_pct") && has("warm_lru_pct") && hot+warm > 80 {
+		return fmt.Errorf("-o hot_lru_pct and warm_lru_pct may add up to 80 at most")
+	}
+	if has("temporary_ttl") && (has("no_lru_maintainer") || has("no_modern")) {
+		return fmt.Errorf("-o temporary_ttl needs the LRU maintainer")
+	}
+	if item := orDefault(spec.MaxItemSizeKB, DefaultMaxItemSizeKB); has("no_chunked_items") && item%1024 != 0 {
+		return fmt.Errorf("-o no_chunked_items needs spec.maxItemSizeKB to be a multiple of 1024")
+	}
+	return nil
+}
+
+func oneOf(choices ...string) func(*cachev1alpha1.MemcachedSpec, string) error {
+	return func(_ *cachev1alpha1.MemcachedSpec, value string) error {
+		if !slices.Contains(choices, value) {
+			return fmt.Errorf("must be one of %s", strings.Join(choices, ", "))
+		}
+		return nil
+	}
+}
+
+func fractionCheck(_ *cachev1alpha1.MemcachedSpec, value string) error {
+	f, err := strconv.ParseFloat(value, 64)
+	if !decimal.MatchString(value) || err != nil || f <= 0 || f > 1 {
+		return fmt.Errorf("must be a decimal number above 0 and at most 1")
+	}
+	return nil
+}
+
+func positiveDecimal(_ *cachev1alpha1.MemcachedSpec, value string) error {
+	f, err := strconv.ParseFloat(value, 64)
+	if !decimal.MatchString(value) || err != nil || f <= 0 {
+		return fmt.Errorf("must be a decimal number above 0")
+	}
+	return nil
+}
+
+// checkSlabSizes checks a slab_sizes list: chunk sizes in bytes, separated
+// by "-", each more than 8 bytes above the one before.
+func checkSlabSizes(_ *cachev1alpha1.MemcachedSpec, value string) error {
+	const format = "must be chunk sizes in bytes, from 48 to 1048576, separated by \"-\", each more than 8 above the one before"
+	sizes := strings.Split(value, "-")
+	if len(sizes) > 63 {
+		return fmt.Errorf("%s, at most 63 of them", format)
+	}
+	previous := int64(0)
+	for _, s := range sizes {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 48 || n > 1<<20 || n <= previous+8 {
+			return fmt.Errorf("%s", format)
+		}
+		previous = n
+	}
+	return nil
+}
