@@ -20,6 +20,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
@@ -32,6 +33,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -105,9 +107,15 @@ func main() {
 		setupLog.Info("Watching only some namespaces", "namespaces", namespaces)
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	apis, err := lookUpAPIs(cfg)
+	if err != nil {
+		setupLog.Error(err, "Failed to look up the optional APIs")
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         controller.CacheOptions(namespaces...),
+		Cache:                         controller.CacheOptions(apis, namespaces...),
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                enableLeaderElection,
@@ -125,6 +133,7 @@ func main() {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder(resources.ManagerName),
+		APIs:      apis,
 	}).SetupWithManager(ctx, mgr, concurrentReconciles); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "memcached")
 		os.Exit(1)
@@ -144,6 +153,20 @@ func main() {
 		setupLog.Error(err, "Failed to run manager")
 		os.Exit(1)
 	}
+}
+
+// lookUpAPIs returns which optional APIs, such as prometheus-operator's
+// ServiceMonitor, the cluster has as the operator starts.
+func lookUpAPIs(cfg *rest.Config) (controller.APIs, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create an HTTP client: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a REST mapper: %w", err)
+	}
+	return controller.LookUpAPIs(mapper)
 }
 
 // inCluster reports whether the operator runs in a pod of a cluster.

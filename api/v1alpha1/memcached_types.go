@@ -28,8 +28,11 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="self.maxItemSizeKB * 2 <= self.memoryMB * 1024",message="maxItemSizeKB may be at most half of memoryMB"
 // +kubebuilder:validation:XValidation:rule="!has(self.preStopDelaySeconds) || !has(self.terminationGracePeriodSeconds) || self.preStopDelaySeconds < self.terminationGracePeriodSeconds",message="preStopDelaySeconds must be shorter than terminationGracePeriodSeconds"
-// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && self.monitoring.enabled && has(self.auth))",message="monitoring.enabled cannot be combined with auth: the exporter cannot authenticate to memcached"
-// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && self.monitoring.enabled && has(self.tls) && has(self.tls.clientCASecretName))",message="monitoring.enabled cannot be combined with tls.clientCASecretName: the exporter has no client certificate"
+// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.auth))",message="monitoring.enabled cannot be combined with auth: the exporter cannot authenticate to memcached"
+// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.tls) && has(self.tls.clientCASecretName))",message="monitoring.enabled cannot be combined with tls.clientCASecretName: the exporter has no client certificate"
+// +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || self.workload == 'StatefulSet'",message="warmRestart needs workload: StatefulSet: the memory file lives on a volume of each pod's own"
+// +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || !has(self.terminationGracePeriodSeconds) || !has(self.preStopDelaySeconds) || self.terminationGracePeriodSeconds >= self.preStopDelaySeconds + 10 + self.memoryMB / 1024",message="with warmRestart, terminationGracePeriodSeconds must be at least preStopDelaySeconds + 10 + 1 per GiB of memoryMB, so that memcached has time to save its memory file"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.warmRestart) || !has(oldSelf.warmRestart.enabled) || !oldSelf.warmRestart.enabled || !has(self.warmRestart) || !has(self.warmRestart.enabled) || !self.warmRestart.enabled || self.memoryMB == oldSelf.memoryMB",message="memoryMB cannot change while warmRestart is enabled: each pod's memory file volume is sized for it; turn warmRestart off first"
 type MemcachedSpec struct {
 	// size is the number of memcached pods. It defaults to 1; 0 stops every pod
 	// but keeps the Memcached and what it owns.
@@ -37,6 +40,44 @@ type MemcachedSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Size int32 `json:"size"`
+
+	// workload is the kind of workload that runs the memcached pods.
+	// Deployment, the default, gives pods new names and addresses whenever
+	// they are replaced. StatefulSet gives them stable identities,
+	// <name>-0 ... <name>-(size-1), each with a stable DNS name under the
+	// headless Service: the server list that clients hash keys over does not
+	// move when pods restart. Switching an existing Memcached from one to
+	// the other starts the new workload and removes the old one only once
+	// the new one is ready.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet
+	// +kubebuilder:default=Deployment
+	// +optional
+	Workload WorkloadKind `json:"workload,omitempty"`
+
+	// minReadySeconds is how long a new memcached pod must be ready before
+	// it counts as available and the rollout moves on to the next pod: pods
+	// are replaced one at a time, so that most of the cache stays warm.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	MinReadySeconds *int32 `json:"minReadySeconds,omitempty"`
+
+	// scaleDownDrainSeconds is, with workload StatefulSet, how long the pods
+	// a scale-down removes keep running after status.serverList and the
+	// <name>-servers ConfigMap stopped listing them, so that clients move
+	// their keys away before the pods go.
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	ScaleDownDrainSeconds *int32 `json:"scaleDownDrainSeconds,omitempty"`
+
+	// warmRestart keeps the cache across a pod restart: memcached saves its
+	// memory to a file on a volume of the pod's own when it stops, and
+	// reads it back when it starts. It needs workload StatefulSet.
+	// +optional
+	WarmRestart *WarmRestartSpec `json:"warmRestart,omitempty"`
 
 	// image is the memcached container image.
 	// +kubebuilder:default="memcached:1.6.39-alpine"
@@ -82,12 +123,18 @@ type MemcachedSpec struct {
 	// +optional
 	Verbosity int32 `json:"verbosity,omitempty"`
 
-	// extraArgs are passed to memcached after the arguments the operator
-	// renders. They may not set the port (-p), UDP (-U) or memory (-m), which
-	// the operator owns.
+	// extraArgs are more memcached options, passed after the ones the
+	// operator renders. Only options that tune memcached are accepted, each
+	// as its own element ("-R", "20"; "--disable-cas"; "-o",
+	// "lru_crawler,hash_algorithm=murmur3"): options that another field sets
+	// (-m, -c, -t, -I, -v, -e, -Y, -Z), that change where or how memcached
+	// listens or who may connect (-p, -U, -l, -s, -o ssl_*), or that make it
+	// exit, daemonize or write files are refused, and the Degraded condition
+	// says which field to use instead. The running pods are left as they are
+	// until the arguments are fixed.
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MaxLength=256
-	// +kubebuilder:validation:XValidation:rule="self.all(a, !a.matches('^(-[a-zA-Z]*[pUm]|--(port|udp-port|memory-limit)(=|$))'))",message="extraArgs may not set -p/--port, -U/--udp-port or -m/--memory-limit: the operator sets the port, turns UDP off and sets memory from memoryMB"
+	// +kubebuilder:validation:XValidation:rule="self.all(a, a.matches('^[!-~]+$'))",message="each of extraArgs must be a non-empty word of printable ASCII characters without spaces: give an option and its value as separate elements"
 	// +listType=atomic
 	// +optional
 	ExtraArgs []string `json:"extraArgs,omitempty"`
@@ -98,7 +145,7 @@ type MemcachedSpec struct {
 	// is refused: the operator reports it in the Degraded condition and leaves
 	// the running pods as they are.
 	// +optional
-	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	Resources *ResourceRequirements `json:"resources,omitempty"`
 
 	// nodeSelector constrains the memcached pods to nodes with these labels.
 	// +optional
@@ -182,6 +229,50 @@ type MemcachedSpec struct {
 	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
 }
 
+// WorkloadKind is the kind of workload that runs the memcached pods.
+type WorkloadKind string
+
+const (
+	// WorkloadDeployment runs the memcached pods as a Deployment.
+	WorkloadDeployment WorkloadKind = "Deployment"
+	// WorkloadStatefulSet runs the memcached pods as a StatefulSet, with
+	// stable names and DNS names.
+	WorkloadStatefulSet WorkloadKind = "StatefulSet"
+)
+
+// WarmRestartSpec configures memcached's warm restart.
+type WarmRestartSpec struct {
+	// enabled gives each memcached pod a PersistentVolumeClaim for its memory
+	// file (memcached -e), sized from memoryMB. Stopping a pod saves the
+	// cache to it, and the pod that replaces it reads it back. Changing
+	// memoryMB, maxItemSizeKB, the image or the slab options in extraArgs
+	// starts the next pods with an empty cache.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// storageClassName is the StorageClass of the memory files' volumes;
+	// the cluster's default one when left out.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// ResourceRequirements are a container's compute resources, as in core/v1,
+// with quantities that the operator and the API server can always read.
+type ResourceRequirements struct {
+	// limits are the most compute resources the container may use.
+	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int || (size(self[k]) <= 32 && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="limits must be quantities of at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
+	// +optional
+	Limits corev1.ResourceList `json:"limits,omitempty"`
+
+	// requests are the compute resources the container is scheduled with.
+	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int || (size(self[k]) <= 32 && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="requests must be quantities of at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
+	// +optional
+	Requests corev1.ResourceList `json:"requests,omitempty"`
+}
+
 // PodDisruptionBudgetSpec configures the PodDisruptionBudget of a Memcached.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.maxUnavailable) && has(self.minAvailable))",message="set at most one of maxUnavailable and minAvailable"
@@ -194,14 +285,14 @@ type PodDisruptionBudgetSpec struct {
 	// maxUnavailable is how many memcached pods may be disrupted at once, a
 	// number or a percentage. It defaults to 1 when minAvailable is not set.
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",message="maxUnavailable must be a non-negative number or a percentage such as 25%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxUnavailable must be a number from 0 to 2147483647 or a percentage from 0% to 100%"
 	// +optional
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 
 	// minAvailable is how many memcached pods must stay available, a number or
 	// a percentage.
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",message="minAvailable must be a non-negative number or a percentage such as 75%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^(100|[1-9]?[0-9])%$')",message="minAvailable must be a number from 0 to 2147483647 or a percentage from 0% to 100%"
 	// +optional
 	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
 }
@@ -209,12 +300,14 @@ type PodDisruptionBudgetSpec struct {
 // AuthSpec configures memcached's authentication.
 type AuthSpec struct {
 	// secretName is the name of a Secret in the Memcached's namespace. Each of
-	// its keys is a username, and the key's value that user's password. The
-	// operator renders memcached's auth file from it into a Secret of its own,
-	// <name>-auth; changing the Secret restarts the memcached pods, one at a
-	// time.
+	// its keys is a username, and the key's value that user's password. An
+	// init container of each memcached pod renders memcached's auth file from
+	// it into a volume in memory; changing the Secret restarts the memcached
+	// pods, one at a time. The init container runs /bin/sh of the memcached
+	// image, which the official images have.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +required
 	SecretName string `json:"secretName"`
 }
@@ -227,6 +320,7 @@ type TLSSpec struct {
 	// memcached pods, one at a time.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +required
 	SecretName string `json:"secretName"`
 
@@ -236,6 +330,7 @@ type TLSSpec struct {
 	// of them.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +optional
 	ClientCASecretName string `json:"clientCASecretName,omitempty"`
 }
@@ -250,7 +345,8 @@ type NetworkPolicySpec struct {
 	AllowedFrom []networkingv1.NetworkPolicyPeer `json:"allowedFrom,omitempty"`
 
 	// metricsAllowedFrom are the peers that may scrape the exporter's port
-	// when monitoring is enabled, such as Prometheus' namespace.
+	// when monitoring is enabled, such as Prometheus' namespace. The
+	// exporter itself may always connect to the memcached pods.
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=atomic
 	// +optional
@@ -259,11 +355,15 @@ type NetworkPolicySpec struct {
 
 // MonitoringSpec configures the memcached exporter.
 type MonitoringSpec struct {
-	// enabled runs the Prometheus memcached exporter as a sidecar of every
-	// memcached pod, serving metrics on port 9150 (named metrics), and adds
-	// that port to the Memcached's Service. When the cluster has the
+	// enabled runs the Prometheus memcached exporter in a Deployment of its
+	// own, <name>-exporter, behind the Service <name>-exporter: it serves
+	// each memcached pod's metrics on port 9150 (named metrics) at
+	// /scrape?target=<pod address>:11211. When the cluster has the
 	// monitoring.coreos.com/v1 ServiceMonitor API, the operator also creates a
-	// ServiceMonitor named after the Memcached.
+	// ServiceMonitor named after the Memcached that has Prometheus scrape
+	// every pod that way. The memcached pods do not change: turning
+	// monitoring on or off, or changing any of its settings, never restarts
+	// them.
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
 
@@ -276,7 +376,7 @@ type MonitoringSpec struct {
 
 	// exporterResources are the exporter container's compute resources.
 	// +optional
-	ExporterResources *corev1.ResourceRequirements `json:"exporterResources,omitempty"`
+	ExporterResources *ResourceRequirements `json:"exporterResources,omitempty"`
 
 	// interval is how often Prometheus scrapes the exporter, e.g. 30s. When
 	// left out, Prometheus' own interval applies.
@@ -336,11 +436,22 @@ type MemcachedStatus struct {
 	// +optional
 	Nodes []string `json:"nodes,omitempty"`
 
-	// serverList is the address (ip:port) of every ready memcached pod, in
-	// the order of the pods' names: what a memcached client is configured with.
+	// serverList is what a memcached client is configured with, also
+	// published in the ConfigMap <name>-servers. With workload StatefulSet, it
+	// is the stable DNS name and port of each pod,
+	// <name>-<i>.<name>-headless.<namespace>.svc:11211, in the order of i: a
+	// pod that restarts keeps its place, a new pod is added once it is ready,
+	// and a scale-down removes the last ones before their pods go. With
+	// workload Deployment, it is the address (ip:port) of every ready pod, in
+	// the order of the pods' names.
 	// +listType=atomic
 	// +optional
 	ServerList []string `json:"serverList,omitempty"`
+
+	// drainingSince is when a scale-down of a StatefulSet removed pods from
+	// serverList; they are stopped scaleDownDrainSeconds later.
+	// +optional
+	DrainingSince *metav1.Time `json:"drainingSince,omitempty"`
 
 	// conditions are Available, Progressing and Degraded, and MonitoringReady
 	// when monitoring is enabled.
@@ -359,6 +470,7 @@ type MemcachedStatus struct {
 // +kubebuilder:printcolumn:name="Available",type=string,JSONPath=".status.conditions[?(@.type==\"Available\")].status"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 54 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label of at most 54 characters starting with a letter: it names the Services, and <name>-headless must fit in 63 characters"
+// +kubebuilder:validation:XValidation:rule="self.spec.workload != 'StatefulSet' || size(self.metadata.name) <= 52",message="with workload StatefulSet, metadata.name may have at most 52 characters: it names the StatefulSet, whose pods' controller-revision-hash label adds 11"
 
 // Memcached is a memcached cluster: a set of memcached pods managed by the operator.
 type Memcached struct {

@@ -12,21 +12,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
@@ -37,23 +29,31 @@ import (
 // fieldOwner is the field manager of everything the operator applies.
 const fieldOwner = client.FieldOwner(resources.ManagerName)
 
-// MemcachedReconciler reconciles a Memcached: it keeps the Deployment of
-// memcached pods and the two Services in front of them as internal/resources
-// describes them, and reports what it observes in the Memcached's status.
+// Reasons of the MonitoringReady condition.
+const (
+	ReasonServiceMonitorReady      = "ServiceMonitorReady"
+	ReasonServiceMonitorAPIMissing = "ServiceMonitorAPIMissing"
+)
+
+// MemcachedReconciler reconciles a Memcached: it keeps the objects
+// internal/resources builds for it as they are built, and reports what it
+// observes in the Memcached's status.
 type MemcachedReconciler struct {
 	client.Client
-	// APIReader reads Secrets from the API server: the cache holds only their
-	// metadata, so that the operator does not keep every Secret of the
-	// cluster in memory.
+	// APIReader reads from the API server what the cache does not hold:
+	// Secrets, and objects that are not labelled as the operator's.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// PlatformAssignsUID leaves the memcached pods' user to the platform.
+	PlatformAssignsUID bool
+	// APIs says which optional kinds the cluster had as the operator
+	// started: only those are watched and created.
+	APIs APIs
 
-	// secrets reads the Secrets a Memcached names or owns, through APIReader
-	// only when they changed; SetupWithManager sets it.
-	secrets *secretReader
-	// serviceMonitorAPI is whether the cluster had the ServiceMonitor API
-	// when SetupWithManager ran.
-	serviceMonitorAPI bool
+	// secrets reads the Secrets a Memcached names; SetupWithManager sets it.
+	secrets *secretDigests
+	// fields compares the fields the operator owns with those it applies.
+	fields *ownedFields
 
 	// written holds, by Memcached, the status last written (a writtenStatus),
 	// for the reconciles that run before the cache has seen that write.
@@ -70,10 +70,10 @@ type writtenStatus struct {
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds/status,verbs=patch
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups=core,resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=core,resources=services;configmaps,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=list;watch
-// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
@@ -95,273 +95,117 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil
 	}
 
-	var (
-		deployment        *appsv1.Deployment
-		monitoring        *metav1.Condition
-		specErr, applyErr error
-	)
-	in, specErr, err := r.readInputs(ctx, mc)
+	observed, err := r.observe(ctx, mc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	now := metav1.Now()
+	servers := status.PlanServers(mc, observed, now)
+
+	digests, specErr, err := r.readInputs(ctx, mc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	observed.Monitoring = meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	if specErr != nil {
 		// Nothing is applied: the pods running the last valid spec stay.
+		observed.SpecError = specErr
 		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.SpecErrorReason(specErr), "Validate", "%s", specErr.Error())
-		deployment, applyErr = r.cachedDeployment(ctx, mc)
-		monitoring = meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	} else {
-		deployment, applyErr = r.applyObjects(ctx, mc, in)
+		desired := resources.Build(mc, resources.Inputs{
+			Digests:                digests,
+			StatefulSetReplicas:    servers.StatefulSetReplicas,
+			Servers:                servers.List,
+			RetirePreviousWorkload: servers.RetirePreviousWorkload,
+			PlatformAssignsUID:     r.PlatformAssignsUID,
+		})
+		result, applyErr := r.applyDesired(ctx, mc, desired)
+		r.tell(mc, result, applyErr)
+		observed.ApplyError = applyErr
+		r.useApplied(mc, &observed, result)
 		if applyErr == nil {
-			monitoring, applyErr = r.applyServiceMonitor(ctx, mc)
+			observed.Monitoring = monitoringCondition(mc, result)
 		}
-		if applyErr != nil {
-			// The condition stays until the ServiceMonitor is settled.
-			monitoring = meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
-		}
+	}
+
+	newStatus := status.Compute(mc, observed, servers, now)
+	if err := r.writeStatus(ctx, mc, newStatus); err != nil {
+		return ctrl.Result{}, errors.Join(observed.ApplyError, err)
+	}
+	return ctrl.Result{RequeueAfter: servers.RequeueAfter}, observed.ApplyError
+}
+
+// observe reads the workloads and pods of mc from the cache.
+func (r *MemcachedReconciler) observe(ctx context.Context, mc *cachev1alpha1.Memcached) (status.Observed, error) {
+	var observed status.Observed
+	key := client.ObjectKeyFromObject(mc)
+	deployment := &appsv1.Deployment{}
+	switch err := r.Get(ctx, key, deployment); {
+	case err == nil && metav1.IsControlledBy(deployment, mc):
+		observed.Deployment = deployment
+	case err != nil && !apierrors.IsNotFound(err):
+		return observed, fmt.Errorf("failed to get Deployment: %w", err)
+	}
+	statefulSet := &appsv1.StatefulSet{}
+	switch err := r.Get(ctx, key, statefulSet); {
+	case err == nil && metav1.IsControlledBy(statefulSet, mc):
+		observed.StatefulSet = statefulSet
+	case err != nil && !apierrors.IsNotFound(err):
+		return observed, fmt.Errorf("failed to get StatefulSet: %w", err)
 	}
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {
-		return ctrl.Result{}, errors.Join(applyErr, fmt.Errorf("failed to list pods: %w", err))
+		return observed, fmt.Errorf("failed to list pods: %w", err)
 	}
-	newStatus := status.Compute(mc, status.Observed{
-		Deployment: deployment, Pods: pods.Items, SpecError: specErr, ApplyError: applyErr, Monitoring: monitoring,
-	}, metav1.Now())
-
-	return ctrl.Result{}, errors.Join(applyErr, r.writeStatus(ctx, mc, newStatus))
+	observed.Pods = pods.Items
+	return observed, nil
 }
 
-// applyObjects applies the objects of mc where they lack what the operator
-// sets, deletes those that mc no longer asks for, and returns the Deployment
-// as last seen: from the cache, or from the API server's answer to the
-// apply; nil if there is none.
-func (r *MemcachedReconciler) applyObjects(ctx context.Context, mc *cachev1alpha1.Memcached, in inputs) (*appsv1.Deployment, error) {
-	// What was created is told in one event, so that a new Memcached costs
-	// one event write, not one per object.
-	var created []string
-	defer func() {
-		if len(created) > 0 {
-			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Created", "Create", "Created %s", strings.Join(created, ", "))
-		}
-	}()
-
-	// The auth file comes first: the pods cannot start without it.
-	authKey := client.ObjectKey{Namespace: mc.Namespace, Name: resources.AuthSecretName(mc)}
-	if in.authFile != nil {
-		current := &corev1.Secret{}
-		isNew, err := r.ensure(ctx, r.secrets, authKey, current, resources.AuthSecret(mc, in.authFile))
-		if err != nil {
-			return nil, err
-		}
-		// As applied, when it was: the next reconcile need not read it again.
-		r.secrets.Remember(current)
-		if isNew {
-			created = append(created, "Secret "+authKey.Name)
-		}
+// useApplied takes the workloads as the API server answered their apply:
+// newer than the cache.
+func (r *MemcachedReconciler) useApplied(mc *cachev1alpha1.Memcached, observed *status.Observed, result applied) {
+	key := client.ObjectKeyFromObject(mc)
+	if d, ok := result.objects[resources.Ref{Kind: resources.DeploymentKind, NamespacedName: key}].(*appsv1.Deployment); ok {
+		observed.Deployment = d
 	}
-
-	desired := resources.Deployment(mc, in.hashes)
-	deployment := &appsv1.Deployment{}
-	existed, upToDate, err := r.compare(ctx, r.Client, client.ObjectKeyFromObject(mc), deployment, desired)
-	if err != nil {
-		return nil, err
+	if s, ok := result.objects[resources.Ref{Kind: resources.StatefulSetKind, NamespacedName: key}].(*appsv1.StatefulSet); ok {
+		observed.StatefulSet = s
 	}
-	if !upToDate {
-		changes := deploymentChanges(mc, existed, deployment, desired)
-		if err := r.apply(ctx, existed, desired, deployment); err != nil {
-			if !existed {
-				return nil, err
-			}
-			return deployment, err
-		}
-		if !existed {
-			created = append(created, fmt.Sprintf("Deployment %s with %d replicas", mc.Name, mc.Spec.Size))
-		}
-		for _, e := range changes {
-			r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, e.reason, e.action, "%s", e.note)
-		}
-	}
-
-	for _, desired := range []*corev1ac.ServiceApplyConfiguration{resources.Service(mc), resources.HeadlessService(mc)} {
-		isNew, err := r.ensure(ctx, r.Client, client.ObjectKey{Namespace: mc.Namespace, Name: *desired.Name}, &corev1.Service{}, desired)
-		if err != nil {
-			return deployment, err
-		}
-		if isNew {
-			created = append(created, "Service "+*desired.Name)
-		}
-	}
-
-	// The PodDisruptionBudget and the NetworkPolicy are named after mc, and
-	// exist only when mc asks for them.
-	pdb, np := resources.PodDisruptionBudget(mc), resources.NetworkPolicy(mc)
-	for _, o := range []struct {
-		current client.Object
-		desired runtime.ApplyConfiguration
-		wanted  bool
-	}{
-		{&policyv1.PodDisruptionBudget{}, pdb, pdb != nil},
-		{&networkingv1.NetworkPolicy{}, np, np != nil},
-	} {
-		key := client.ObjectKeyFromObject(mc)
-		if !o.wanted {
-			if err := r.deleteOwned(ctx, mc, key, o.current); err != nil {
-				return deployment, err
-			}
-			continue
-		}
-		isNew, err := r.ensure(ctx, r.Client, key, o.current, o.desired)
-		if err != nil {
-			return deployment, err
-		}
-		if isNew {
-			created = append(created, r.kindOf(o.current)+" "+mc.Name)
-		}
-	}
-	if in.authFile == nil {
-		// Only the metadata of Secrets is cached.
-		secret := &metav1.PartialObjectMetadata{}
-		secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.deleteOwned(ctx, mc, authKey, secret); err != nil {
-			return deployment, err
-		}
-	}
-	return deployment, nil
 }
 
-// getter reads one object: the cache, the API server, or the secretReader.
-type getter interface {
-	Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error
+// tell records what applying did as events: what was created in one event,
+// so that a new Memcached costs one event write, not one per object; then
+// the other changes; and an object the Memcached cannot take as a Warning.
+func (r *MemcachedReconciler) tell(mc *cachev1alpha1.Memcached, result applied, applyErr error) {
+	if len(result.created) > 0 {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Created", "Create", "Created %s", strings.Join(result.created, ", "))
+	}
+	for _, c := range result.changes {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, c.reason, c.action, "%s", c.note)
+	}
+	var conflict *status.ConflictError
+	if errors.As(applyErr, &conflict) {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.ReasonOwnershipConflict, "Apply", "%s", conflict.Error())
+	}
 }
 
-// ensure applies desired unless the object at key, read with reader into
-// current, already holds all of it, and reports whether it created it.
-func (r *MemcachedReconciler) ensure(ctx context.Context, reader getter, key client.ObjectKey,
-	current client.Object, desired runtime.ApplyConfiguration) (created bool, err error) {
-	existed, upToDate, err := r.compare(ctx, reader, key, current, desired)
-	if err != nil || upToDate {
-		return false, err
-	}
-	if err := r.apply(ctx, existed, desired, current); err != nil {
-		return false, err
-	}
-	return !existed, nil
-}
-
-// deleteOwned deletes the object at key, read from the cache into obj, if mc
-// controls it.
-func (r *MemcachedReconciler) deleteOwned(ctx context.Context, mc *cachev1alpha1.Memcached, key client.ObjectKey, obj client.Object) error {
-	if err := r.Get(ctx, key, obj); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if !metav1.IsControlledBy(obj, mc) {
+// monitoringCondition returns the MonitoringReady condition of mc, nil when
+// monitoring is not enabled. A cluster without the ServiceMonitor API is not
+// an error: the condition says so, and the exporter runs all the same.
+func monitoringCondition(mc *cachev1alpha1.Memcached, result applied) *metav1.Condition {
+	if mc.Spec.Monitoring == nil || !mc.Spec.Monitoring.Enabled {
 		return nil
 	}
-	kind := r.kindOf(obj)
-	logf.FromContext(ctx).Info("Deleting "+kind, kind, klog.KObj(obj))
-	if err := r.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("failed to delete %s %s: %w", kind, key.Name, err)
+	if result.missingAPIs[resources.ServiceMonitorGVK] {
+		return &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonServiceMonitorAPIMissing,
+			Message: fmt.Sprintf("The cluster has no monitoring.coreos.com/v1 ServiceMonitor API, so no ServiceMonitor was created; "+
+				"the exporter serves every memcached pod's metrics at %s:%d%s?target=<pod address>:11211 all the same. "+
+				"Install prometheus-operator's CRDs, then restart the operator",
+				resources.ExporterName(mc), resources.MetricsPort, resources.ScrapePath)}
 	}
-	r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: the spec no longer asks for it", kind, key.Name)
-	return nil
-}
-
-// cachedDeployment returns the Deployment of mc as the cache has it, nil if
-// there is none.
-func (r *MemcachedReconciler) cachedDeployment(ctx context.Context, mc *cachev1alpha1.Memcached) (*appsv1.Deployment, error) {
-	deployment := &appsv1.Deployment{}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(mc), deployment); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("failed to get Deployment: %w", err)
-	}
-	return deployment, nil
-}
-
-// compare reads the object at key with reader into current, and reports
-// whether it exists and whether it already holds every field of desired.
-func (r *MemcachedReconciler) compare(ctx context.Context, reader getter, key client.ObjectKey,
-	current client.Object, desired any) (existed, upToDate bool, err error) {
-	if err := reader.Get(ctx, key, current); err != nil {
-		if apierrors.IsNotFound(err) {
-			return false, false, nil
-		}
-		return false, false, fmt.Errorf("failed to get %s: %w", key.Name, err)
-	}
-	upToDate, err = resources.UpToDate(desired, current)
-	if err != nil {
-		return true, false, fmt.Errorf("failed to compare %s: %w", key.Name, err)
-	}
-	return true, upToDate, nil
-}
-
-// apply applies desired with server-side apply and stores the object the API
-// server answers with in applied.
-func (r *MemcachedReconciler) apply(ctx context.Context, existed bool, desired runtime.ApplyConfiguration, applied client.Object) error {
-	kind := r.kindOf(applied)
-	log := logf.FromContext(ctx)
-	if existed {
-		log.Info("Updating "+kind, kind, klog.KObj(applied))
-	} else {
-		log.Info("Creating "+kind, kind, klog.KObj(applied))
-	}
-	if err := r.Apply(ctx, desired, fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("failed to apply %s: %w", kind, err)
-	}
-	// Apply decoded the answer into desired.
-	if err := convertApplied(desired, applied); err != nil {
-		return fmt.Errorf("failed to read the applied %s: %w", kind, err)
-	}
-	return nil
-}
-
-// kindOf returns the kind of obj, for logs, events and errors.
-func (r *MemcachedReconciler) kindOf(obj client.Object) string {
-	if gvk, err := apiutil.GVKForObject(obj, r.Scheme()); err == nil {
-		return gvk.Kind
-	}
-	return obj.GetObjectKind().GroupVersionKind().Kind
-}
-
-// convertApplied copies an apply configuration into the object of the same
-// type: both have the same JSON form.
-func convertApplied(from runtime.ApplyConfiguration, to client.Object) error {
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(from)
-	if err != nil {
-		return err
-	}
-	return runtime.DefaultUnstructuredConverter.FromUnstructured(u, to)
-}
-
-// change is what applying changed, told to users as an event on the Memcached.
-type change struct {
-	reason, action, note string
-}
-
-// deploymentChanges describes, as events, what applying desired over current
-// changes. They are computed before applying, as Apply overwrites desired
-// with the API server's answer, and recorded only once the apply succeeded.
-func deploymentChanges(mc *cachev1alpha1.Memcached, existed bool, current *appsv1.Deployment,
-	desired *appsv1ac.DeploymentApplyConfiguration) []change {
-	if !existed {
-		return nil // told by the Created event
-	}
-	var changes []change
-	scaled := current.Spec.Replicas == nil || *current.Spec.Replicas != mc.Spec.Size
-	if scaled {
-		changes = append(changes, change{"Scaled", "Scale", fmt.Sprintf("Scaled Deployment %s from %d to %d replicas",
-			mc.Name, ptr.Deref(current.Spec.Replicas, 1), mc.Spec.Size)})
-	}
-	templateUpToDate, err := resources.UpToDate(desired.Spec.Template, &current.Spec.Template)
-	switch {
-	case err == nil && !templateUpToDate:
-		changes = append(changes, change{"ConfigChanged", "Update",
-			fmt.Sprintf("Updated the pod template of Deployment %s: the memcached pods are replaced", mc.Name)})
-	case !scaled:
-		changes = append(changes, change{"DriftCorrected", "Update",
-			fmt.Sprintf("Put back fields of Deployment %s that were changed outside the operator", mc.Name)})
-	}
-	return changes
+	return &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonServiceMonitorReady,
+		Message: fmt.Sprintf("ServiceMonitor %s has Prometheus scrape every memcached pod through the exporter %s",
+			mc.Name, resources.ExporterName(mc))}
 }
 
 // recallStatus gives mc, as read from the cache, the status last written

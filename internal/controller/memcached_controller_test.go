@@ -4,12 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,68 +18,8 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/status"
 )
-
-const timeout = 20 * time.Second
-
-func init() {
-	SetDefaultEventuallyTimeout(timeout)
-	SetDefaultConsistentlyDuration(2 * time.Second)
-}
-
-func createMemcached(t *testing.T, namespace, name string, size int32) *cachev1alpha1.Memcached {
-	t.Helper()
-	mc := &cachev1alpha1.Memcached{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec:       cachev1alpha1.MemcachedSpec{Size: size},
-	}
-	if err := k8sClient.Create(t.Context(), mc); err != nil {
-		t.Fatalf("Failed to create Memcached: %v", err)
-	}
-	return mc
-}
-
-// createPod creates a pod that carries the labels of mc's pods, as the
-// ReplicaSet controller would (envtest runs no controller-manager).
-func createPod(t *testing.T, mc *cachev1alpha1.Memcached, name string) *corev1.Pod {
-	t.Helper()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: mc.Namespace, Name: name, Labels: resources.Labels(mc)},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "memcached", Image: resources.DefaultImage}}},
-	}
-	if err := k8sClient.Create(t.Context(), pod); err != nil {
-		t.Fatalf("Failed to create pod: %v", err)
-	}
-	return pod
-}
-
-// deploymentOf waits for the Deployment of mc to exist and returns it.
-func deploymentOf(t *testing.T, mc *cachev1alpha1.Memcached) *appsv1.Deployment {
-	t.Helper()
-	d := &appsv1.Deployment{}
-	NewWithT(t).Eventually(func() error {
-		return k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), d)
-	}).Should(Succeed())
-	return d
-}
-
-// nodesOf returns a function that reads mc's status.nodes, for Eventually.
-func nodesOf(t *testing.T, mc *cachev1alpha1.Memcached) func(Gomega) []string {
-	return func(g Gomega) []string {
-		current := &cachev1alpha1.Memcached{}
-		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
-		return current.Status.Nodes
-	}
-}
-
-func replicasOf(t *testing.T, mc *cachev1alpha1.Memcached) func(Gomega) int32 {
-	return func(g Gomega) int32 {
-		d := &appsv1.Deployment{}
-		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), d)).To(Succeed())
-		g.Expect(d.Spec.Replicas).NotTo(BeNil())
-		return *d.Spec.Replicas
-	}
-}
 
 func TestSeedSample(t *testing.T) {
 	g := NewWithT(t)
@@ -259,4 +200,138 @@ func TestSizeDefaultsToOne(t *testing.T) {
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(u), mc)).To(Succeed())
 	g.Expect(mc.Spec.Size).To(Equal(int32(1)))
 	g.Eventually(replicasOf(t, mc)).Should(Equal(int32(1)))
+}
+
+func TestServicesAreOwnedAndDriftCorrected(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 2)
+
+	for _, tc := range []struct {
+		name      string
+		clusterIP string
+	}{{"cache", ""}, {"cache-headless", corev1.ClusterIPNone}} {
+		svc := &corev1.Service{}
+		g.Eventually(func() error {
+			return k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: tc.name}, svc)
+		}).Should(Succeed())
+		g.Expect(metav1.IsControlledBy(svc, mc)).To(BeTrue())
+		g.Expect(svc.Spec.Selector).To(Equal(resources.SelectorLabels(mc)))
+		g.Expect(svc.Spec.Ports).To(HaveLen(1))
+		g.Expect(svc.Spec.Ports[0].Port).To(Equal(int32(11211)))
+		if tc.clusterIP == corev1.ClusterIPNone {
+			g.Expect(svc.Spec.ClusterIP).To(Equal(corev1.ClusterIPNone))
+			g.Expect(svc.Spec.PublishNotReadyAddresses).To(BeTrue())
+		} else {
+			g.Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
+		}
+
+		// A hand edit of the selector is put back.
+		edited := svc.DeepCopy()
+		edited.Spec.Selector = map[string]string{"app": "other"}
+		g.Expect(k8sClient.Patch(t.Context(), edited, client.MergeFrom(svc), client.FieldOwner("kubectl-edit"))).To(Succeed())
+		g.Eventually(func(g Gomega) map[string]string {
+			current := &corev1.Service{}
+			g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(svc), current)).To(Succeed())
+			return current.Spec.Selector
+		}).Should(Equal(resources.SelectorLabels(mc)))
+	}
+}
+
+func TestScaleSubresource(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 2)
+	createPod(t, mc, "cache-a")
+	g.Eventually(func(g Gomega) int32 { return getMemcached(t, g, mc).Status.Replicas }).Should(Equal(int32(1)))
+
+	scale := &autoscalingv1.Scale{}
+	g.Expect(k8sClient.SubResource("scale").Get(t.Context(), mc, scale)).To(Succeed())
+	g.Expect(scale.Spec.Replicas).To(Equal(int32(2)))
+	g.Expect(scale.Status.Replicas).To(Equal(int32(1)))
+	g.Expect(scale.Status.Selector).To(Equal("app.kubernetes.io/instance=cache,app.kubernetes.io/name=memcached"))
+
+	// What kubectl scale and the HorizontalPodAutoscaler do.
+	scale.Spec.Replicas = 4
+	g.Expect(k8sClient.SubResource("scale").Update(t.Context(), mc, client.WithSubResourceBody(scale))).To(Succeed())
+	g.Expect(getMemcached(t, g, mc).Spec.Size).To(Equal(int32(4)))
+	g.Eventually(replicasOf(t, mc)).Should(Equal(int32(4)))
+}
+
+func TestStatusReportsReadinessAndServers(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 2)
+	b := createPod(t, mc, "cache-b")
+	a := createPod(t, mc, "cache-a")
+
+	current := converged(t, mc)
+	g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionAvailable)).To(BeTrue())
+	g.Expect(current.Status.ServerList).To(BeEmpty())
+
+	setPodReady(t, b, "10.1.0.2")
+	setPodReady(t, a, "10.1.0.1")
+	g.Eventually(func(g Gomega) {
+		s := getMemcached(t, g, mc).Status
+		g.Expect(s.ReadyReplicas).To(Equal(int32(2)))
+		g.Expect(s.ServerList).To(Equal([]string{"10.1.0.1:11211", "10.1.0.2:11211"}))
+		available := meta.FindStatusCondition(s.Conditions, cachev1alpha1.ConditionAvailable)
+		g.Expect(available).NotTo(BeNil())
+		g.Expect(available.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(available.Reason).To(Equal(status.ReasonAllReplicasReady))
+		g.Expect(available.ObservedGeneration).To(Equal(current.Generation))
+		g.Expect(meta.IsStatusConditionFalse(s.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
+	}).Should(Succeed())
+
+	// The servers ConfigMap publishes the same list.
+	g.Eventually(func(g Gomega) map[string]string {
+		cm := &corev1.ConfigMap{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "cache-servers"}, cm)).To(Succeed())
+		g.Expect(metav1.IsControlledBy(cm, mc)).To(BeTrue())
+		return cm.Data
+	}).Should(Equal(map[string]string{
+		resources.ServersKey:    "10.1.0.1:11211\n10.1.0.2:11211\n",
+		resources.ServersCSVKey: "10.1.0.1:11211,10.1.0.2:11211",
+	}))
+}
+
+func TestTuningChangesThePodTemplate(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 1)
+	converged(t, mc)
+	before := deploymentOf(t, mc).Spec.Template.Spec.Containers[0]
+	g.Expect(before.Args).To(ContainElements("-m", "64", "-c", "1024", "-t", "4", "-I", "1024k"))
+	g.Expect(before.Resources.Limits.Memory().String()).To(Equal("102Mi"))
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
+		s.MemoryMB = 256
+		s.Threads = 8
+		s.ExtraArgs = []string{"-o", "modern"}
+		s.NodeSelector = map[string]string{"disk": "ssd"}
+		s.PodLabels = map[string]string{"team": "cache"}
+	})
+
+	g.Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), d)).To(Succeed())
+		c := d.Spec.Template.Spec.Containers[0]
+		g.Expect(c.Args).To(Equal([]string{"-p", "11211", "-U", "0", "-m", "256", "-c", "1024", "-t", "8", "-I", "1024k", "-o", "modern"}))
+		g.Expect(c.Resources.Limits.Memory().String()).To(Equal("313Mi"))
+		g.Expect(d.Spec.Template.Spec.NodeSelector).To(Equal(map[string]string{"disk": "ssd"}))
+		g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue("team", "cache"))
+		g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue(resources.InstanceLabel, "cache"))
+	}).Should(Succeed())
+	g.Eventually(eventReasons(t, mc)).Should(ContainElement("ConfigChanged"))
+}
+
+func TestEventsTellWhatChanged(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 1)
+	converged(t, mc)
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Size = 3 })
+	g.Eventually(eventReasons(t, mc)).Should(ContainElements("Created", "Scaled"))
+	g.Consistently(eventReasons(t, mc)).ShouldNot(ContainElement("ConfigChanged"), "scaling does not replace the pods")
 }

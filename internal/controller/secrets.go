@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"sync"
 
@@ -9,67 +11,179 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/memcached"
+	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/status"
 )
 
-// secretReader reads Secrets. The manager's cache holds only their metadata;
-// secretReader keeps the data of the Secrets it has read, and reads one from
-// the API server again only when the cached metadata shows another
-// resourceVersion, or no Secret: a reconcile that finds them unchanged costs
-// no request. It holds only Secrets a Memcached names or owns.
-type secretReader struct {
+// secretUse is what the memcached pods read a Secret for.
+type secretUse int
+
+const (
+	authUsers secretUse = iota // spec.auth.secretName
+	tlsPair                    // spec.tls.secretName
+	clientCA                   // spec.tls.clientCASecretName
+)
+
+// field returns the spec field that names a Secret of this use.
+func (u secretUse) field() string {
+	return [...]string{"spec.auth.secretName", "spec.tls.secretName", "spec.tls.clientCASecretName"}[u]
+}
+
+// secretDigests reads the Secrets a Memcached names and keeps, for each, only
+// its keyed digest, or why it cannot be used, with its resourceVersion: the
+// manager's cache holds only Secret metadata, and a Secret is read from the
+// API server again only when its metadata shows another resourceVersion. A
+// reconcile that finds them unchanged costs no request, and the operator's
+// memory holds no Secret data.
+type secretDigests struct {
 	cache     client.Reader // the manager's cache, holding Secret metadata
 	apiReader client.Reader // the API server
 
 	mu      sync.Mutex
-	secrets map[client.ObjectKey]*corev1.Secret
+	entries map[secretEntryKey]secretEntry
 }
 
-// Get reads the Secret at key into obj, a *corev1.Secret.
-func (s *secretReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
-	secret, ok := obj.(*corev1.Secret)
-	if !ok {
-		return fmt.Errorf("secretReader reads Secrets, not %T", obj)
-	}
+type secretEntryKey struct {
+	client.ObjectKey
+	use secretUse
+}
+
+type secretEntry struct {
+	resourceVersion string
+	digest          string
+	invalid         error
+}
+
+// digest returns the digest of the Secret at key, read for use, or a
+// SpecError when it is missing or cannot be used that way.
+func (s *secretDigests) digest(ctx context.Context, key client.ObjectKey, use secretUse) (digest string, specErr, err error) {
 	metadata := &metav1.PartialObjectMetadata{}
 	metadata.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	entryKey := secretEntryKey{ObjectKey: key, use: use}
 	switch err := s.cache.Get(ctx, key, metadata); {
 	case err == nil:
-		if known := s.load(key); known != nil && known.ResourceVersion == metadata.ResourceVersion {
-			known.DeepCopyInto(secret)
-			return nil
+		if e, ok := s.load(entryKey); ok && e.resourceVersion == metadata.ResourceVersion {
+			return e.digest, e.invalid, nil
 		}
 	case !apierrors.IsNotFound(err):
-		return err
+		return "", nil, fmt.Errorf("failed to get Secret %s: %w", key.Name, err)
 	}
 	// Changed, or not in the cache yet: the API server has the truth.
+	secret := &corev1.Secret{}
 	if err := s.apiReader.Get(ctx, key, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.forget(key)
+			return "", &status.SpecError{Reason: status.ReasonSecretNotFound,
+				Message: fmt.Sprintf("Secret %s named by %s does not exist in namespace %s", key.Name, use.field(), key.Namespace)}, nil
 		}
-		return err
+		return "", nil, fmt.Errorf("failed to get Secret %s: %w", key.Name, err)
 	}
-	s.Remember(secret)
-	return nil
-}
-
-// Remember keeps secret, as read or as the API server answered a write.
-func (s *secretReader) Remember(secret *corev1.Secret) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.secrets == nil {
-		s.secrets = map[client.ObjectKey]*corev1.Secret{}
+	e := secretEntry{resourceVersion: secret.ResourceVersion}
+	contents, invalid := usable(secret, use)
+	if invalid != nil {
+		e.invalid = &status.SpecError{Reason: status.ReasonInvalidSecret,
+			Message: fmt.Sprintf("Secret %s of %s %s", secret.Name, use.field(), invalid)}
+	} else {
+		e.digest = resources.Digest(string(secret.UID), contents...)
 	}
-	s.secrets[client.ObjectKeyFromObject(secret)] = secret.DeepCopy()
+	s.store(entryKey, e)
+	return e.digest, e.invalid, nil
 }
 
-func (s *secretReader) load(key client.ObjectKey) *corev1.Secret {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.secrets[key]
+// usable returns the contents of secret the pods read for use, or why they
+// cannot. Errors say what is wrong without quoting any secret value.
+func usable(secret *corev1.Secret, use secretUse) ([][]byte, error) {
+	switch use {
+	case authUsers:
+		file, err := memcached.AuthFile(secret.Data)
+		if err != nil {
+			return nil, fmt.Errorf("cannot be used: %w", err)
+		}
+		return [][]byte{file}, nil
+	case tlsPair:
+		if secret.Type != corev1.SecretTypeTLS {
+			return nil, fmt.Errorf("has type %q: it must be a %s Secret", secret.Type, corev1.SecretTypeTLS)
+		}
+		cert, key := secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey]
+		if _, err := tls.X509KeyPair(cert, key); err != nil {
+			return nil, fmt.Errorf("has no valid certificate and key in %s and %s: %w", corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+		}
+		return [][]byte{cert, key}, nil
+	default:
+		ca := secret.Data[memcached.ClientCAKey]
+		if !x509.NewCertPool().AppendCertsFromPEM(ca) {
+			return nil, fmt.Errorf("has no PEM certificate in %s", memcached.ClientCAKey)
+		}
+		return [][]byte{ca}, nil
+	}
 }
 
-func (s *secretReader) forget(key client.ObjectKey) {
+func (s *secretDigests) load(key secretEntryKey) (secretEntry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.secrets, key)
+	e, ok := s.entries[key]
+	return e, ok
+}
+
+func (s *secretDigests) store(key secretEntryKey, e secretEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries == nil {
+		s.entries = map[secretEntryKey]secretEntry{}
+	}
+	s.entries[key] = e
+}
+
+// forget drops what is kept of the Secret at key, for every use.
+func (s *secretDigests) forget(key client.ObjectKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.entries {
+		if k.ObjectKey == key {
+			delete(s.entries, k)
+		}
+	}
+}
+
+// size returns how many digests are kept.
+func (s *secretDigests) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries)
+}
+
+// readInputs checks the spec and reads the Secrets it names. specErr says
+// why the spec cannot be applied as it is, e.g. a Secret it names is
+// missing; err is any other failure, to be retried.
+func (r *MemcachedReconciler) readInputs(ctx context.Context, mc *cachev1alpha1.Memcached) (digests resources.SecretDigests, specErr, err error) {
+	if err := memcached.CheckMemoryLimit(&mc.Spec); err != nil {
+		return digests, err, nil
+	}
+	if err := memcached.CheckExtraArgs(&mc.Spec); err != nil {
+		return digests, err, nil
+	}
+	read := func(name string, use secretUse) (string, error, error) {
+		return r.secrets.digest(ctx, client.ObjectKey{Namespace: mc.Namespace, Name: name}, use)
+	}
+	if auth := mc.Spec.Auth; auth != nil {
+		if digests.Auth, specErr, err = read(auth.SecretName, authUsers); specErr != nil || err != nil {
+			return digests, specErr, err
+		}
+	}
+	if t := mc.Spec.TLS; t != nil {
+		if digests.TLS, specErr, err = read(t.SecretName, tlsPair); specErr != nil || err != nil {
+			return digests, specErr, err
+		}
+		if t.ClientCASecretName != "" {
+			ca, specErr, err := read(t.ClientCASecretName, clientCA)
+			if specErr != nil || err != nil {
+				return digests, specErr, err
+			}
+			digests.TLS += ca
+		}
+	}
+	return digests, nil, nil
 }

@@ -3,16 +3,20 @@ package controller
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/internal/status"
 )
 
@@ -29,9 +33,10 @@ func TestTrimPodKeepsWhatStatusReads(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "cache-a", Namespace: "ns", UID: types.UID("uid"), ResourceVersion: "7",
 			Labels: map[string]string{"app.kubernetes.io/instance": "cache"}, DeletionTimestamp: &deleted,
-			Annotations:     map[string]string{"big": "annotation"},
-			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
-			OwnerReferences: []metav1.OwnerReference{{Name: "cache-5d64ff5968"}},
+			Annotations:   map[string]string{"big": "annotation", resources.TemplateHashAnnotation: "t1"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "cache-5d64ff5968", Controller: ptr.To(true)},
+				{Kind: "Other", Name: "not-the-controller"}},
 		},
 		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "memcached", Image: "memcached"}}},
 		Status: corev1.PodStatus{
@@ -54,12 +59,15 @@ func TestTrimPodKeepsWhatStatusReads(t *testing.T) {
 		!trimmed.DeletionTimestamp.Equal(full.DeletionTimestamp) {
 		t.Errorf("identity, labels or deletion lost: %+v", trimmed.ObjectMeta)
 	}
-	if trimmed.Status.PodIP != "10.0.0.1" || trimmed.Status.Phase != corev1.PodRunning || !isReady(trimmed) {
+	if trimmed.Status.PodIP != "10.0.0.1" || trimmed.Status.Phase != corev1.PodRunning || !status.IsReady(trimmed) {
 		t.Errorf("IP, phase or readiness lost: %+v", trimmed.Status)
 	}
-	if trimmed.Annotations != nil || trimmed.ManagedFields != nil || trimmed.OwnerReferences != nil ||
-		len(trimmed.Spec.Containers) != 0 || trimmed.Status.HostIP != "" || len(trimmed.Status.Conditions) != 1 ||
-		trimmed.Status.ContainerStatuses != nil {
+	if len(trimmed.Annotations) != 1 || trimmed.Annotations[resources.TemplateHashAnnotation] != "t1" ||
+		len(trimmed.OwnerReferences) != 1 || trimmed.OwnerReferences[0].Kind != "ReplicaSet" {
+		t.Errorf("template digest or controller lost: %+v", trimmed.ObjectMeta)
+	}
+	if trimmed.ManagedFields != nil || len(trimmed.Spec.Containers) != 0 || trimmed.Status.HostIP != "" ||
+		len(trimmed.Status.Conditions) != 2 || trimmed.Status.ContainerStatuses != nil {
 		t.Errorf("trimmed pod still holds fields nothing reads: %+v", trimmed)
 	}
 
@@ -68,8 +76,11 @@ func TestTrimPodKeepsWhatStatusReads(t *testing.T) {
 	live.DeletionTimestamp = nil
 	trimmedLive, _ := trimPod(live)
 	mc := newMemcachedForStatus()
-	if got, want := status.Compute(mc, status.Observed{Pods: []corev1.Pod{*trimmedLive.(*corev1.Pod)}}, deleted),
-		status.Compute(mc, status.Observed{Pods: []corev1.Pod{*live}}, deleted); !equality.Semantic.DeepEqual(got, want) {
+	compute := func(pod corev1.Pod) cachev1alpha1.MemcachedStatus {
+		observed := status.Observed{Pods: []corev1.Pod{pod}}
+		return status.Compute(mc, observed, status.PlanServers(mc, observed, deleted), deleted)
+	}
+	if got, want := compute(*trimmedLive.(*corev1.Pod)), compute(*live); !equality.Semantic.DeepEqual(got, want) {
 		t.Errorf("status from trimmed pods %+v differs from %+v", got, want)
 	}
 
@@ -93,4 +104,63 @@ func TestReadinessWaitsForCacheSync(t *testing.T) {
 	g.Expect(probe()).To(MatchError(ContainSubstring("have not synced")), "ready before the cache started")
 	go func() { _ = c.Start(t.Context()) }()
 	g.Eventually(probe).Should(Succeed())
+}
+
+func TestTrimPodKeepsWhyItCannotRun(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "cache-a"},
+		Status: corev1.PodStatus{
+			Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+				Reason: corev1.PodReasonUnschedulable, Message: strings.Repeat("no node fits; ", 100)}},
+			ContainerStatuses: []corev1.ContainerStatus{
+				{Name: "memcached", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}},
+				{Name: "running", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}},
+		},
+	}
+	out, _ := trimPod(pod)
+	trimmed := out.(*corev1.Pod)
+	fullReason, _ := status.PodProblem(pod)
+	trimmedReason, message := status.PodProblem(trimmed)
+	if trimmedReason != fullReason || trimmedReason == "" || len(message) > 2*maxMessage {
+		t.Errorf("trimmed pod tells %q %q, the full one %q", trimmedReason, message, fullReason)
+	}
+	if len(trimmed.Status.ContainerStatuses) != 1 {
+		t.Errorf("kept container statuses %+v, want the waiting one only", trimmed.Status.ContainerStatuses)
+	}
+}
+
+func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
+	ours := metav1.ManagedFieldsEntry{Manager: resources.ManagerName, Operation: metav1.ManagedFieldsOperationApply,
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}
+	meta := metav1.ObjectMeta{
+		Name: "cache", Namespace: "ns", UID: "uid", ResourceVersion: "9", Generation: 4,
+		Labels:          map[string]string{resources.ManagedByLabel: resources.ManagerName},
+		Annotations:     map[string]string{resources.AppliedHashAnnotation: "a", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+		OwnerReferences: []metav1.OwnerReference{{Kind: "Memcached", Name: "cache", Controller: ptr.To(true)}},
+		ManagedFields: []metav1.ManagedFieldsEntry{
+			{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate},
+			ours,
+			{Manager: resources.ManagerName, Operation: metav1.ManagedFieldsOperationApply, Subresource: "status"},
+		},
+	}
+	out, _ := trimMetadata(&metav1.PartialObjectMetadata{ObjectMeta: meta})
+	trimmed := out.(*metav1.PartialObjectMetadata)
+	if len(trimmed.ManagedFields) != 1 || string(trimmed.ManagedFields[0].FieldsV1.Raw) != string(ours.FieldsV1.Raw) ||
+		string(appliedFields(trimmed)) != `{"f:spec":{}}` {
+		t.Errorf("managed fields %+v, want the operator's apply only", trimmed.ManagedFields)
+	}
+	if len(trimmed.Annotations) != 1 || trimmed.Annotations[resources.AppliedHashAnnotation] != "a" ||
+		trimmed.Generation != 4 || len(trimmed.OwnerReferences) != 1 || len(trimmed.Labels) != 1 {
+		t.Errorf("trimmed metadata %+v, want the applied digest, generation, owners and labels", trimmed.ObjectMeta)
+	}
+
+	replicas := int32(3)
+	out, _ = trimWorkload(&appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Replicas: &replicas,
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "memcached"}}}}},
+		Status: appsv1.DeploymentStatus{ReadyReplicas: 2}})
+	d := out.(*appsv1.Deployment)
+	if ptr.Deref(d.Spec.Replicas, 0) != 3 || d.Status.ReadyReplicas != 2 || len(d.Spec.Template.Spec.Containers) != 0 ||
+		len(d.ManagedFields) != 1 {
+		t.Errorf("trimmed Deployment %+v, want replicas, status and the operator's fields only", d)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -49,13 +50,21 @@ type requestLog struct {
 	requests []string // "METHOD path"
 }
 
-func (l *requestLog) RoundTripper(next http.RoundTripper) http.RoundTripper {
-	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		l.mu.Lock()
-		l.requests = append(l.requests, req.Method+" "+req.URL.Path)
-		l.mu.Unlock()
-		return next.RoundTrip(req)
-	})
+// Wrap returns a transport that records the requests sent through next.
+func (l *requestLog) Wrap(next http.RoundTripper) http.RoundTripper {
+	return &recordingTransport{log: l, next: next}
+}
+
+type recordingTransport struct {
+	log  *requestLog
+	next http.RoundTripper
+}
+
+func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.log.mu.Lock()
+	t.log.requests = append(t.log.requests, req.Method+" "+req.URL.Path)
+	t.log.mu.Unlock()
+	return t.next.RoundTrip(req)
 }
 
 // inNamespace returns the requests made so far about objects in namespace;
@@ -95,10 +104,6 @@ func (l *requestLog) during(namespace string, fn func()) []string {
 	}
 	return matched
 }
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -140,11 +145,26 @@ func run(m *testing.M) int {
 		return 1
 	}
 
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to create an HTTP client: %v\n", err)
+		return 1
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to create a REST mapper: %v\n", err)
+		return 1
+	}
+	apis, err := LookUpAPIs(mapper)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to look up the optional APIs: %v\n", err)
+		return 1
+	}
 	mgrConfig := rest.CopyConfig(cfg)
-	mgrConfig.Wrap(requests.RoundTripper)
+	mgrConfig.Wrap(requests.Wrap)
 	mgr, err := ctrl.NewManager(mgrConfig, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  CacheOptions(),
+		Cache:                  CacheOptions(apis),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
@@ -156,6 +176,7 @@ func run(m *testing.M) int {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("memcached-operator"),
+		APIs:      apis,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -19,16 +19,24 @@ import (
 // Port is the TCP port memcached listens on.
 const Port = 11211
 
-// Where the memcached container finds the files of spec.auth and spec.tls.
+// Where the memcached container finds the files of spec.auth, spec.tls and
+// spec.warmRestart.
 const (
-	// AuthDir holds AuthFileKey, the auth file rendered from spec.auth.
-	AuthDir     = "/etc/memcached/auth"
+	// UsersDir holds the Secret of spec.auth: a file per user, holding the
+	// user's password.
+	UsersDir = "/etc/memcached/users"
+	// AuthDir holds AuthFileKey, the auth file the init container renders
+	// from UsersDir.
+	AuthDir     = "/run/memcached/auth"
 	AuthFileKey = "users"
 	// TLSDir holds tls.crt and tls.key of spec.tls.secretName.
 	TLSDir = "/etc/memcached/tls"
 	// ClientCADir holds ClientCAKey of spec.tls.clientCASecretName.
 	ClientCADir = "/etc/memcached/client-ca"
 	ClientCAKey = "ca.crt"
+	// MemoryFileDir holds MemoryFile, the memory file of spec.warmRestart.
+	MemoryFileDir = "/var/lib/memcached"
+	MemoryFile    = "memory_file"
 )
 
 // sslVerifyRequire is memcached's ssl_verify_mode that refuses a client
@@ -49,8 +57,9 @@ const (
 // The port is always 11211 and UDP is always off (-U 0): memcached's UDP
 // protocol has been abused for reflection attacks. With spec.auth, memcached
 // reads its users from the auth file (-Y); with spec.tls, it accepts TLS only
-// (-Z) and, with a client CA, requires a client certificate. spec.extraArgs
-// come last.
+// (-Z) and, with a client CA, requires a client certificate; with
+// spec.warmRestart, it keeps its memory in a file (-e). spec.extraArgs come
+// last: CheckExtraArgs tells whether they may be used.
 func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	args := []string{
 		"-p", strconv.Itoa(Port),
@@ -65,6 +74,9 @@ func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	}
 	if spec.Auth != nil {
 		args = append(args, "-Y", path.Join(AuthDir, AuthFileKey))
+	}
+	if WarmRestart(spec) {
+		args = append(args, "-e", path.Join(MemoryFileDir, MemoryFile))
 	}
 	if spec.TLS != nil {
 		options := []string{
@@ -106,6 +118,18 @@ func CheckMemoryLimit(spec *cachev1alpha1.MemcachedSpec) error {
 	return nil
 }
 
+// WarmRestart reports whether spec asks for warm restarts.
+func WarmRestart(spec *cachev1alpha1.MemcachedSpec) bool {
+	return spec.WarmRestart != nil && spec.WarmRestart.Enabled
+}
+
+// MemoryFileSize returns the size of the volume that holds the memory file of
+// spec.warmRestart: memoryMB, and room for memcached's metadata file.
+func MemoryFileSize(spec *cachev1alpha1.MemcachedSpec) resource.Quantity {
+	mb := int64(orDefault(spec.MemoryMB, DefaultMemoryMB))
+	return *resource.NewQuantity((mb+mb/10+16)*1024*1024, resource.BinarySI)
+}
+
 func orDefault(v, def int32) int32 {
 	if v == 0 {
 		return def
@@ -116,8 +140,8 @@ func orDefault(v, def int32) int32 {
 // AuthFile renders memcached's auth file from the username/password pairs of
 // users: one "username:password" line per user, sorted by username. It
 // refuses what memcached would misread: no users, an empty username or
-// password, a colon in a username, and whitespace anywhere, as a client logs
-// in with "username password". Errors name the user, never a password.
+// password, a colon in a username or one that starts with a dot, and
+// whitespace anywhere, as a client logs in with "username password". Errors name the user, never a password.
 func AuthFile(users map[string][]byte) ([]byte, error) {
 	if len(users) == 0 {
 		return nil, fmt.Errorf("it has no username/password pairs")
@@ -133,6 +157,9 @@ func AuthFile(users map[string][]byte) ([]byte, error) {
 		switch {
 		case strings.ContainsAny(name, ": \t\r\n"):
 			return nil, fmt.Errorf("username %q has a colon or whitespace", name)
+		case strings.HasPrefix(name, "."):
+			// The pod reads each key as a file, and skips hidden ones.
+			return nil, fmt.Errorf("username %q starts with a dot", name)
 		case len(password) == 0:
 			return nil, fmt.Errorf("the password of %q is empty", name)
 		case bytes.ContainsAny(password, " \t\r\n"):

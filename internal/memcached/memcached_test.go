@@ -38,11 +38,18 @@ func TestArgs(t *testing.T) {
 			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k", "-v", "-o", "modern", "-R", "40"},
 		},
 		{
+			name: "warm restart",
+			spec: cachev1alpha1.MemcachedSpec{Workload: cachev1alpha1.WorkloadStatefulSet,
+				WarmRestart: &cachev1alpha1.WarmRestartSpec{Enabled: true}},
+			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k",
+				"-e", "/var/lib/memcached/memory_file"},
+		},
+		{
 			name: "auth and TLS with client certificates",
 			spec: cachev1alpha1.MemcachedSpec{Auth: &cachev1alpha1.AuthSpec{SecretName: "users"},
 				TLS: &cachev1alpha1.TLSSpec{SecretName: "cert", ClientCASecretName: "ca"}},
 			want: []string{"-p", "11211", "-U", "0", "-m", "64", "-c", "1024", "-t", "4", "-I", "1024k",
-				"-Y", "/etc/memcached/auth/users", "-Z", "-o", "ssl_chain_cert=/etc/memcached/tls/tls.crt," +
+				"-Y", "/run/memcached/auth/users", "-Z", "-o", "ssl_chain_cert=/etc/memcached/tls/tls.crt," +
 					"ssl_key=/etc/memcached/tls/tls.key,ssl_ca_cert=/etc/memcached/client-ca/ca.crt,ssl_verify_mode=2"},
 		},
 	}
@@ -74,7 +81,7 @@ func TestMemoryLimit(t *testing.T) {
 
 func TestCheckMemoryLimit(t *testing.T) {
 	withLimit := func(memoryMB int32, limit string) *cachev1alpha1.MemcachedSpec {
-		return &cachev1alpha1.MemcachedSpec{MemoryMB: memoryMB, Resources: &corev1.ResourceRequirements{
+		return &cachev1alpha1.MemcachedSpec{MemoryMB: memoryMB, Resources: &cachev1alpha1.ResourceRequirements{
 			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)}}}
 	}
 	tests := []struct {
@@ -83,7 +90,7 @@ func TestCheckMemoryLimit(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no resources", spec: &cachev1alpha1.MemcachedSpec{MemoryMB: 64}},
-		{name: "no memory limit", spec: &cachev1alpha1.MemcachedSpec{MemoryMB: 64, Resources: &corev1.ResourceRequirements{
+		{name: "no memory limit", spec: &cachev1alpha1.MemcachedSpec{MemoryMB: 64, Resources: &cachev1alpha1.ResourceRequirements{
 			Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}},
 		{name: "exactly enough", spec: withLimit(64, "102Mi")},
 		{name: "plenty", spec: withLimit(64, "1Gi")},
@@ -116,6 +123,7 @@ func TestAuthFile(t *testing.T) {
 		{name: "space in password", users: map[string][]byte{"a": []byte("p w")}, wantErr: "whitespace"},
 		{name: "newline in password", users: map[string][]byte{"a": []byte("pw\nb:x")}, wantErr: "whitespace"},
 		{name: "colon in username", users: map[string][]byte{"a:b": []byte("pw")}, wantErr: "colon"},
+		{name: "hidden username", users: map[string][]byte{".a": []byte("pw")}, wantErr: "starts with a dot"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

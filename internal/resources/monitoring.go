@@ -9,10 +9,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	"example.com/memcached-operator/internal/memcached"
 )
 
 const (
@@ -21,10 +23,16 @@ const (
 	DefaultExporterImage = "prom/memcached-exporter:v0.15.4"
 	// ExporterContainerName is the name of the exporter container.
 	ExporterContainerName = "exporter"
-	// MetricsPortName names the exporter's port on containers and the Service.
+	// ExporterComponent is the value of ComponentLabel on the exporter's
+	// objects.
+	ExporterComponent = "exporter"
+	// MetricsPortName names the exporter's port on its container and Service.
 	MetricsPortName = "metrics"
 	// MetricsPort is the port the exporter serves metrics on.
 	MetricsPort = 9150
+	// ScrapePath is where the exporter serves the metrics of the memcached
+	// given by its target parameter.
+	ScrapePath = "/scrape"
 )
 
 // ServiceMonitorGVK is the kind of the ServiceMonitor of prometheus-operator.
@@ -34,11 +42,33 @@ func monitoringEnabled(mc *cachev1alpha1.Memcached) bool {
 	return mc.Spec.Monitoring != nil && mc.Spec.Monitoring.Enabled
 }
 
-// exporterContainer returns the exporter sidecar of the memcached pods, nil
-// when monitoring is not enabled. It reaches memcached on the loopback
-// interface; with TLS, it does not verify memcached's certificate, whose
-// name is not localhost, as the connection never leaves the pod.
-func exporterContainer(mc *cachev1alpha1.Memcached) *corev1ac.ContainerApplyConfiguration {
+// ExporterName returns the name of the exporter's Deployment, Service and
+// NetworkPolicy of mc.
+func ExporterName(mc *cachev1alpha1.Memcached) string {
+	return mc.Name + "-exporter"
+}
+
+func exporterSelectorLabels(mc *cachev1alpha1.Memcached) map[string]string {
+	return map[string]string{
+		NameLabel:     ExporterAppName,
+		InstanceLabel: mc.Name,
+	}
+}
+
+func exporterLabels(mc *cachev1alpha1.Memcached) map[string]string {
+	labels := exporterSelectorLabels(mc)
+	labels[ManagedByLabel] = ManagerName
+	labels[ComponentLabel] = ExporterComponent
+	return labels
+}
+
+// exporterDeployment returns the Deployment of the exporter of mc, nil when
+// monitoring is not enabled. One exporter serves the metrics of every
+// memcached pod of mc, each at /scrape?target=<pod address>:11211, so that
+// the memcached pods need no sidecar and monitoring changes never restart
+// them. With TLS, it connects over TLS without checking memcached's
+// certificate, whose names need not include the pods' addresses.
+func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.DeploymentApplyConfiguration {
 	if !monitoringEnabled(mc) {
 		return nil
 	}
@@ -48,13 +78,14 @@ func exporterContainer(mc *cachev1alpha1.Memcached) *corev1ac.ContainerApplyConf
 		image = DefaultExporterImage
 	}
 	args := []string{
-		"--memcached.address=localhost:" + strconv.Itoa(memcached.Port),
+		// No default target: the exporter only serves /scrape.
+		"--memcached.address=",
 		"--web.listen-address=:" + strconv.Itoa(MetricsPort),
 	}
 	if mc.Spec.TLS != nil {
 		args = append(args, "--memcached.tls.enable", "--memcached.tls.insecure-skip-verify")
 	}
-	c := corev1ac.Container().
+	container := corev1ac.Container().
 		WithName(ExporterContainerName).
 		WithImage(image).
 		WithArgs(args...).
@@ -64,17 +95,50 @@ func exporterContainer(mc *cachev1alpha1.Memcached) *corev1ac.ContainerApplyConf
 			WithProtocol(corev1.ProtocolTCP)).
 		WithReadinessProbe(tcpProbe(MetricsPortName).WithPeriodSeconds(10)).
 		WithSecurityContext(restrictedContainer())
-	if m.ExporterResources != nil {
-		c.WithResources(convert[corev1ac.ResourceRequirementsApplyConfiguration](m.ExporterResources))
+	if r := m.ExporterResources; r != nil {
+		container.WithResources(corev1ac.ResourceRequirements().WithLimits(r.Limits).WithRequests(r.Requests))
 	}
-	return c
+	return appsv1ac.Deployment(ExporterName(mc), mc.Namespace).
+		WithLabels(exporterLabels(mc)).
+		WithOwnerReferences(ownerReference(mc)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(1).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(exporterSelectorLabels(mc))).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(exporterLabels(mc)).
+				WithSpec(corev1ac.PodSpec().
+					WithAutomountServiceAccountToken(false).
+					WithSecurityContext(podSecurityContext(in)).
+					WithContainers(container))))
 }
 
-// ServiceMonitor returns the ServiceMonitor that has Prometheus scrape the
-// exporters of mc through its Service, nil when monitoring is not enabled.
-// It is unstructured: the operator does not depend on prometheus-operator's
-// API, which a cluster may not have.
-func ServiceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
+// exporterService returns the Service of the exporter of mc, nil when
+// monitoring is not enabled.
+func exporterService(mc *cachev1alpha1.Memcached) *corev1ac.ServiceApplyConfiguration {
+	if !monitoringEnabled(mc) {
+		return nil
+	}
+	return corev1ac.Service(ExporterName(mc), mc.Namespace).
+		WithLabels(exporterLabels(mc)).
+		WithOwnerReferences(ownerReference(mc)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(exporterSelectorLabels(mc)).
+			WithPorts(corev1ac.ServicePort().
+				WithName(MetricsPortName).
+				WithPort(MetricsPort).
+				WithTargetPort(intstr.FromString(MetricsPortName)).
+				WithProtocol(corev1.ProtocolTCP)))
+}
+
+// serviceMonitor returns the ServiceMonitor that has Prometheus scrape every
+// memcached pod of mc through its exporter, nil when monitoring is not
+// enabled. It discovers the pods through the headless Service, and rewrites
+// each pod's address into a scrape of the exporter with that address as the
+// target; the instance label keeps the pod's address. It is unstructured: the
+// operator does not depend on prometheus-operator's API, which a cluster may
+// not have.
+func serviceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
 	if !monitoringEnabled(mc) {
 		return nil
 	}
@@ -83,10 +147,22 @@ func ServiceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
 		labels = map[string]string{}
 	}
 	maps.Copy(labels, Labels(mc))
-	endpoint := map[string]any{"port": MetricsPortName}
+	exporter := fmt.Sprintf("%s.%s.svc:%d", ExporterName(mc), mc.Namespace, MetricsPort)
+	endpoint := map[string]any{
+		"port":   PortName,
+		"scheme": "http",
+		"path":   ScrapePath,
+		"relabelings": []any{
+			relabel([]any{"__address__"}, "__param_target", ""),
+			relabel([]any{"__param_target"}, "instance", ""),
+			relabel(nil, "__address__", exporter),
+		},
+	}
 	if interval := mc.Spec.Monitoring.Interval; interval != "" {
 		endpoint["interval"] = interval
 	}
+	discovery := SelectorLabels(mc)
+	discovery[ComponentLabel] = DiscoveryComponent
 
 	sm := &unstructured.Unstructured{}
 	sm.SetGroupVersionKind(ServiceMonitorGVK)
@@ -94,16 +170,30 @@ func ServiceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
 	sm.SetNamespace(mc.Namespace)
 	sm.SetLabels(labels)
 	sm.SetOwnerReferences([]metav1.OwnerReference{*convert[metav1.OwnerReference](ownerReference(mc))})
-	// This selects the headless Service too, but only the Service has the
-	// metrics port, so Prometheus scrapes each exporter once.
 	spec := map[string]any{
-		"selector":  map[string]any{"matchLabels": toAny(Labels(mc))},
-		"endpoints": []any{endpoint},
+		"selector":          map[string]any{"matchLabels": toAny(discovery)},
+		"namespaceSelector": map[string]any{"matchNames": []any{mc.Namespace}},
+		"endpoints":         []any{endpoint},
 	}
 	if err := unstructured.SetNestedMap(sm.Object, spec, "spec"); err != nil {
 		panic(fmt.Sprintf("failed to set the ServiceMonitor's spec: %v", err)) // a programming error
 	}
 	return sm
+}
+
+// relabel returns a relabeling of prometheus-operator that replaces
+// targetLabel with replacement, or with the value of sourceLabels when
+// replacement is empty. The action is given, though it is the default, so
+// that the object holds what the operator applied.
+func relabel(sourceLabels []any, targetLabel, replacement string) map[string]any {
+	r := map[string]any{"action": "replace", "targetLabel": targetLabel}
+	if sourceLabels != nil {
+		r["sourceLabels"] = sourceLabels
+	}
+	if replacement != "" {
+		r["replacement"] = replacement
+	}
+	return r
 }
 
 func toAny(m map[string]string) map[string]any {

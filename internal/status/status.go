@@ -5,10 +5,7 @@ package status
 import (
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +16,6 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	cacheac "example.com/memcached-operator/api/v1alpha1/applyconfiguration/api/v1alpha1"
-	"example.com/memcached-operator/internal/memcached"
 	"example.com/memcached-operator/internal/resources"
 )
 
@@ -29,20 +25,32 @@ const (
 	ReasonReplicasNotReady = "ReplicasNotReady"
 	ReasonScaledToZero     = "ScaledToZero"
 
-	ReasonCreating    = "Creating"
-	ReasonScalingUp   = "ScalingUp"
-	ReasonScalingDown = "ScalingDown"
-	ReasonRollingOut  = "RollingOut"
-	ReasonUpToDate    = "UpToDate"
+	ReasonCreating          = "Creating"
+	ReasonScalingUp         = "ScalingUp"
+	ReasonScalingDown       = "ScalingDown"
+	ReasonRollingOut        = "RollingOut"
+	ReasonSwitchingWorkload = "SwitchingWorkload"
+	ReasonUpToDate          = "UpToDate"
 
 	ReasonInvalidSpec              = "InvalidSpec"
 	ReasonApplyFailed              = "ApplyFailed"
+	ReasonOwnershipConflict        = "OwnershipConflict"
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	ReasonPodUnschedulable         = "PodUnschedulable"
+	ReasonPodFailing               = "PodFailing"
 	ReasonAsExpected               = "AsExpected"
 	// Reasons of a SpecError about a Secret the spec refers to.
 	ReasonSecretNotFound = "SecretNotFound"
 	ReasonInvalidSecret  = "InvalidSecret"
 )
+
+// Conditions are the condition types the operator writes.
+var Conditions = []string{
+	cachev1alpha1.ConditionAvailable,
+	cachev1alpha1.ConditionProgressing,
+	cachev1alpha1.ConditionDegraded,
+	cachev1alpha1.ConditionMonitoringReady,
+}
 
 // SpecError is why a spec cannot be applied, with the reason the Degraded
 // condition gives. Other errors in Observed.SpecError give ReasonInvalidSpec.
@@ -62,11 +70,29 @@ func SpecErrorReason(err error) string {
 	return ReasonInvalidSpec
 }
 
+// ConflictError is an object the Memcached asks for that exists without the
+// Memcached as its controller: the operator leaves it alone.
+type ConflictError struct {
+	// Object is the kind and name of the object.
+	Object string
+	// Owner describes who controls it, "" when nobody does.
+	Owner string
+}
+
+func (e *ConflictError) Error() string {
+	if e.Owner == "" {
+		return fmt.Sprintf("%s exists and is not managed by this Memcached: it is left as it is; delete or rename it to let the operator create its own", e.Object)
+	}
+	return fmt.Sprintf("%s exists and is controlled by %s: it is left as it is; delete or rename it to let the operator create its own", e.Object, e.Owner)
+}
+
 // Observed is what the operator observed of a Memcached's objects in one
 // reconcile.
 type Observed struct {
-	// Deployment is the Memcached's Deployment, nil if it does not exist yet.
+	// Deployment is the Memcached's Deployment, nil if there is none.
 	Deployment *appsv1.Deployment
+	// StatefulSet is the Memcached's StatefulSet, nil if there is none.
+	StatefulSet *appsv1.StatefulSet
 	// Pods are the pods that carry the Memcached's selector labels.
 	Pods []corev1.Pod
 	// SpecError is why the spec cannot be applied, nil if it can. The
@@ -79,12 +105,31 @@ type Observed struct {
 	Monitoring *metav1.Condition
 }
 
-// Compute returns the status of mc given what was observed. now stamps the
-// conditions whose status changes; the others keep their transition time.
-func Compute(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time) cachev1alpha1.MemcachedStatus {
+// workload returns the workload of spec.workload, and the one of the other
+// kind, as observed; nil for one that does not exist.
+func (o Observed) workload(mc *cachev1alpha1.Memcached) (current, previous metav1.Object) {
+	var d, s metav1.Object
+	if o.Deployment != nil {
+		d = o.Deployment
+	}
+	if o.StatefulSet != nil {
+		s = o.StatefulSet
+	}
+	if mc.Spec.Workload == cachev1alpha1.WorkloadStatefulSet {
+		return s, d
+	}
+	return d, s
+}
+
+// Compute returns the status of mc given what was observed and the server
+// list planned for it. now stamps the conditions whose status changes; the
+// others keep their transition time.
+func Compute(mc *cachev1alpha1.Memcached, observed Observed, servers Servers, now metav1.Time) cachev1alpha1.MemcachedStatus {
 	status := cachev1alpha1.MemcachedStatus{
 		ObservedGeneration: mc.Status.ObservedGeneration,
 		Selector:           labels.SelectorFromSet(resources.SelectorLabels(mc)).String(),
+		ServerList:         servers.List,
+		DrainingSince:      servers.DrainingSince,
 		Conditions:         slices.Clone(mc.Status.Conditions),
 	}
 	if observed.SpecError == nil && observed.ApplyError == nil {
@@ -95,18 +140,15 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time) ca
 	status.Replicas = int32(len(active))
 	for i := range active {
 		status.Nodes = append(status.Nodes, active[i].Name)
-		if isReady(&active[i]) {
+		if IsReady(&active[i]) {
 			status.ReadyReplicas++
-			if ip := active[i].Status.PodIP; ip != "" {
-				status.ServerList = append(status.ServerList, net.JoinHostPort(ip, strconv.Itoa(memcached.Port)))
-			}
 		}
 	}
 
 	for _, c := range []metav1.Condition{
 		available(mc, status.ReadyReplicas),
-		progressing(mc, observed.Deployment, status.Replicas, status.ReadyReplicas),
-		degraded(observed),
+		progressing(mc, observed, servers, active, status.ReadyReplicas),
+		degraded(observed, active),
 	} {
 		c.ObservedGeneration = mc.Generation
 		c.LastTransitionTime = now
@@ -120,18 +162,6 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time) ca
 		meta.RemoveStatusCondition(&status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	}
 	return status
-}
-
-// activePods returns the pods that are not being deleted, sorted by name.
-func activePods(pods []corev1.Pod) []corev1.Pod {
-	var active []corev1.Pod
-	for i := range pods {
-		if pods[i].DeletionTimestamp == nil {
-			active = append(active, pods[i])
-		}
-	}
-	slices.SortFunc(active, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
-	return active
 }
 
 func available(mc *cachev1alpha1.Memcached, ready int32) metav1.Condition {
@@ -149,20 +179,42 @@ func available(mc *cachev1alpha1.Memcached, ready int32) metav1.Condition {
 	}
 }
 
-func progressing(mc *cachev1alpha1.Memcached, d *appsv1.Deployment, replicas, ready int32) metav1.Condition {
+// progressing tells what is changing. A pod runs the current template when
+// it carries the template digest of its workload: while some pods do not,
+// pods are being replaced, whatever the counts say during a surge.
+func progressing(mc *cachev1alpha1.Memcached, observed Observed, servers Servers, active []corev1.Pod, ready int32) metav1.Condition {
 	size := mc.Spec.Size
+	replicas := int32(len(active))
 	c := metav1.Condition{Type: cachev1alpha1.ConditionProgressing, Status: metav1.ConditionTrue}
+	current, previous := observed.workload(mc)
+	updated := int32(0)
+	if current != nil {
+		hash := current.GetAnnotations()[resources.TemplateHashAnnotation]
+		for i := range active {
+			if runsTemplate(&active[i], hash) {
+				updated++
+			}
+		}
+	}
 	switch {
-	case d == nil:
-		c.Reason, c.Message = ReasonCreating, "Creating the Deployment"
+	case current == nil:
+		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s", workloadKind(mc))
+	case previous != nil:
+		c.Reason, c.Message = ReasonSwitchingWorkload, fmt.Sprintf(
+			"Switching to a %s: the pods of the previous workload serve until its %d pods are ready", workloadKind(mc), size)
+	case servers.DrainingSince != nil:
+		c.Reason, c.Message = ReasonScalingDown, fmt.Sprintf(
+			"Scaling down to %d memcached pods: the pods removed from the server list stop once they have drained", size)
+	case updated < replicas:
+		c.Reason, c.Message = ReasonRollingOut, fmt.Sprintf("%d/%d memcached pods run the current spec and %d are ready",
+			updated, size, ready)
 	case replicas < size:
 		c.Reason, c.Message = ReasonScalingUp, fmt.Sprintf("Scaling up from %d to %d memcached pods", replicas, size)
 	case replicas > size:
 		c.Reason, c.Message = ReasonScalingDown, fmt.Sprintf("Scaling down from %d to %d memcached pods", replicas, size)
-	case d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas < size ||
-		d.Status.Replicas > size || ready < size:
+	case ready < size:
 		c.Reason, c.Message = ReasonRollingOut, fmt.Sprintf("%d/%d memcached pods run the current spec and %d are ready",
-			d.Status.UpdatedReplicas, size, ready)
+			updated, size, ready)
 	default:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonUpToDate,
 			fmt.Sprintf("All %d memcached pods run the current spec and are ready", size)
@@ -170,11 +222,22 @@ func progressing(mc *cachev1alpha1.Memcached, d *appsv1.Deployment, replicas, re
 	return c
 }
 
-func degraded(observed Observed) metav1.Condition {
+func workloadKind(mc *cachev1alpha1.Memcached) cachev1alpha1.WorkloadKind {
+	if mc.Spec.Workload == "" {
+		return cachev1alpha1.WorkloadDeployment
+	}
+	return mc.Spec.Workload
+}
+
+func degraded(observed Observed, active []corev1.Pod) metav1.Condition {
 	c := metav1.Condition{Type: cachev1alpha1.ConditionDegraded, Status: metav1.ConditionTrue}
+	var conflict *ConflictError
 	switch {
 	case observed.SpecError != nil:
 		c.Reason, c.Message = SpecErrorReason(observed.SpecError), observed.SpecError.Error()
+		return c
+	case errors.As(observed.ApplyError, &conflict):
+		c.Reason, c.Message = ReasonOwnershipConflict, conflict.Error()
 		return c
 	case observed.ApplyError != nil:
 		c.Reason, c.Message = ReasonApplyFailed, observed.ApplyError.Error()
@@ -194,21 +257,19 @@ func degraded(observed Observed) metav1.Condition {
 			}
 		}
 	}
+	for i := range active {
+		if reason, message := PodProblem(&active[i]); reason != "" {
+			c.Reason, c.Message = reason, message
+			return c
+		}
+	}
 	c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonAsExpected, "The memcached pods can be created and run"
 	return c
 }
 
-func isReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // ApplyConfiguration returns the server-side apply configuration that writes
-// status as the status of mc.
+// status as the status of mc. It holds only the conditions the operator
+// writes: those of other writers stay theirs.
 func ApplyConfiguration(mc *cachev1alpha1.Memcached, status cachev1alpha1.MemcachedStatus) *cacheac.MemcachedApplyConfiguration {
 	s := cacheac.MemcachedStatus().
 		WithObservedGeneration(status.ObservedGeneration).
@@ -217,7 +278,13 @@ func ApplyConfiguration(mc *cachev1alpha1.Memcached, status cachev1alpha1.Memcac
 		WithSelector(status.Selector).
 		WithNodes(status.Nodes...).
 		WithServerList(status.ServerList...)
+	if status.DrainingSince != nil {
+		s.WithDrainingSince(*status.DrainingSince)
+	}
 	for _, c := range status.Conditions {
+		if !slices.Contains(Conditions, c.Type) {
+			continue
+		}
 		s.WithConditions(metav1ac.Condition().
 			WithType(c.Type).
 			WithStatus(c.Status).

@@ -11,9 +11,35 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
 )
+
+// compute is Compute with the server list PlanServers plans.
+func compute(mc *cachev1alpha1.Memcached, observed Observed, at metav1.Time) cachev1alpha1.MemcachedStatus {
+	return Compute(mc, observed, PlanServers(mc, observed, at), at)
+}
+
+// oldTemplate returns p running another template than the current one.
+func oldTemplate(p corev1.Pod) corev1.Pod {
+	p.Annotations = map[string]string{resources.TemplateHashAnnotation: "t0"}
+	return p
+}
+
+// withCondition returns p with the given condition.
+func withCondition(p corev1.Pod, c corev1.PodCondition) corev1.Pod {
+	p.Status.Conditions = append(p.Status.Conditions, c)
+	return p
+}
+
+// waiting returns p with its memcached container waiting for reason.
+func waiting(p corev1.Pod, reason, message string) corev1.Pod {
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "memcached",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}}}
+	return p
+}
 
 var (
 	earlier = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -36,8 +62,15 @@ const (
 	deleting
 )
 
+// currentTemplate is the template digest of the workloads of these tests.
+const currentTemplate = "t1"
+
+// pod returns a pod of a Deployment running the current template.
 func pod(name, ip string, state podState) corev1.Pod {
-	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{PodIP: ip}}
+	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name,
+		Annotations:     map[string]string{resources.TemplateHashAnnotation: currentTemplate},
+		OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "cache-1", Controller: ptr.To(true)}},
+	}, Status: corev1.PodStatus{PodIP: ip}}
 	switch state {
 	case ready:
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
@@ -50,7 +83,7 @@ func pod(name, ip string, state podState) corev1.Pod {
 // rolledOut is a Deployment whose every replica runs the current template.
 func rolledOut(replicas int32) *appsv1.Deployment {
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Generation: 2},
+		ObjectMeta: metav1.ObjectMeta{Generation: 2, Annotations: map[string]string{resources.TemplateHashAnnotation: currentTemplate}},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: replicas, UpdatedReplicas: replicas,
 			ReadyReplicas: replicas, AvailableReplicas: replicas},
 	}
@@ -130,8 +163,8 @@ func TestCompute(t *testing.T) {
 		{
 			name: "rollout stuck",
 			mc:   newMemcached(3, 2),
-			observed: Observed{Deployment: stuck, Pods: []corev1.Pod{
-				pod("cache-a", "10.0.0.1", ready), pod("cache-b", "10.0.0.2", ready), pod("cache-c", "10.0.0.3", ready)}},
+			observed: Observed{Deployment: stuck, Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready),
+				oldTemplate(pod("cache-b", "10.0.0.2", ready)), oldTemplate(pod("cache-c", "10.0.0.3", ready))}},
 			want: want{replicas: 3, ready: 3, nodes: []string{"cache-a", "cache-b", "cache-c"},
 				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"},
 				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
@@ -167,6 +200,54 @@ func TestCompute(t *testing.T) {
 				degradedMessage: "reading spec.auth: Secret users does not exist", observedGeneration: 4},
 		},
 		{
+			name: "rolling out with a surge: RollingOut until no old pod is left, not ScalingDown",
+			mc:   newMemcached(3, 3),
+			observed: Observed{Deployment: rolledOut(4), Pods: []corev1.Pod{
+				pod("cache-a", "10.0.0.1", ready), pod("cache-b", "10.0.0.2", ready), pod("cache-c", "10.0.0.3", ready),
+				oldTemplate(pod("cache-d", "10.0.0.4", ready))}},
+			want: want{replicas: 4, ready: 4, nodes: []string{"cache-a", "cache-b", "cache-c", "cache-d"},
+				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211", "10.0.0.4:11211"},
+				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
+				progressingReason: ReasonRollingOut, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 3},
+		},
+		{
+			name: "a new pod cannot be scheduled: Degraded at once",
+			mc:   newMemcached(2, 3),
+			observed: Observed{Deployment: rolledOut(3), Pods: []corev1.Pod{
+				oldTemplate(pod("cache-a", "10.0.0.1", ready)), oldTemplate(pod("cache-b", "10.0.0.2", ready)),
+				withCondition(pod("cache-c", "", running), corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+					Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."})}},
+			want: want{replicas: 3, ready: 2, nodes: []string{"cache-a", "cache-b", "cache-c"},
+				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211"},
+				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
+				progressingReason: ReasonRollingOut, degraded: "True", degradedReason: ReasonPodUnschedulable,
+				degradedMessage: "Pod cache-c cannot be scheduled: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+				observedGeneration: 3},
+		},
+		{
+			name: "a new pod's image cannot be pulled: Degraded at once",
+			mc:   newMemcached(1, 3),
+			observed: Observed{Deployment: rolledOut(2), Pods: []corev1.Pod{
+				oldTemplate(pod("cache-a", "10.0.0.1", ready)),
+				waiting(pod("cache-b", "10.0.0.2", running), "ImagePullBackOff", `Back-off pulling image "memcached:nope"`)}},
+			want: want{replicas: 2, ready: 1, nodes: []string{"cache-a", "cache-b"}, serverList: []string{"10.0.0.1:11211"},
+				available: "True", availableReason: ReasonAllReplicasReady, progressing: "True",
+				progressingReason: ReasonRollingOut, degraded: "True", degradedReason: ReasonPodFailing,
+				degradedMessage: `Pod cache-b, container memcached: ImagePullBackOff: Back-off pulling image "memcached:nope"`,
+				observedGeneration: 3},
+		},
+		{
+			name: "an object of another owner: OwnershipConflict",
+			mc:   newMemcached(1, 2),
+			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)},
+				ApplyError: fmt.Errorf("applying: %w", &ConflictError{Object: "Service cache-headless", Owner: "Memcached cache-headless"})},
+			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
+				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
+				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonOwnershipConflict,
+				degradedMessage: "Service cache-headless exists and is controlled by Memcached cache-headless: it is left as it is; " +
+					"delete or rename it to let the operator create its own", observedGeneration: 1},
+		},
+		{
 			name:     "scaled to zero",
 			mc:       newMemcached(0, 2),
 			observed: Observed{Deployment: rolledOut(0)},
@@ -176,7 +257,7 @@ func TestCompute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Compute(tt.mc, tt.observed, now)
+			got := compute(tt.mc, tt.observed, now)
 			w := tt.want
 			if got.Replicas != w.replicas || got.ReadyReplicas != w.ready || got.ObservedGeneration != w.observedGeneration {
 				t.Errorf("replicas %d, ready %d, observedGeneration %d; want %d, %d, %d",
@@ -217,7 +298,7 @@ func expectCondition(t *testing.T, s cachev1alpha1.MemcachedStatus, condType str
 func TestComputeMonitoringCondition(t *testing.T) {
 	mc := newMemcached(1, 3)
 	missing := &metav1.Condition{Status: metav1.ConditionFalse, Reason: "ServiceMonitorAPIMissing", Message: "no API"}
-	got := Compute(mc, Observed{Deployment: rolledOut(1), Monitoring: missing}, now)
+	got := compute(mc, Observed{Deployment: rolledOut(1), Monitoring: missing}, now)
 	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, "ServiceMonitorAPIMissing", "no API")
 	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); c.ObservedGeneration != 3 || !c.LastTransitionTime.Equal(&now) {
 		t.Errorf("MonitoringReady has observedGeneration %d and lastTransitionTime %v, want 3 and %v", c.ObservedGeneration, c.LastTransitionTime, now)
@@ -228,7 +309,7 @@ func TestComputeMonitoringCondition(t *testing.T) {
 
 	// Without monitoring, the condition goes.
 	mc.Status = got
-	got = Compute(mc, Observed{Deployment: rolledOut(1)}, now)
+	got = compute(mc, Observed{Deployment: rolledOut(1)}, now)
 	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); c != nil {
 		t.Errorf("MonitoringReady %+v is left without monitoring", c)
 	}
@@ -243,7 +324,7 @@ func TestComputeKeepsTransitionTimeUnlessStatusFlips(t *testing.T) {
 		{Type: cachev1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: ReasonReplicasNotReady, LastTransitionTime: earlier},
 		{Type: cachev1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: ReasonAsExpected, LastTransitionTime: earlier},
 	}
-	got := Compute(mc, Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}}, now)
+	got := compute(mc, Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}}, now)
 
 	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionAvailable); !c.LastTransitionTime.Equal(&now) {
 		t.Errorf("Available flipped to True but kept transition time %v", c.LastTransitionTime)
@@ -260,9 +341,9 @@ func TestComputeKeepsTransitionTimeUnlessStatusFlips(t *testing.T) {
 func TestComputeIsStable(t *testing.T) {
 	mc := newMemcached(2, 2)
 	observed := Observed{Deployment: rolledOut(2), Pods: []corev1.Pod{pod("cache-b", "10.0.0.2", ready), pod("cache-a", "10.0.0.1", ready)}}
-	first := Compute(mc, observed, earlier)
+	first := compute(mc, observed, earlier)
 	mc.Status = first
-	second := Compute(mc, observed, now)
+	second := compute(mc, observed, now)
 	if !equality.Semantic.DeepEqual(first, second) {
 		t.Errorf("a second computation from the same observation differs:\n%+v\n%+v", first, second)
 	}

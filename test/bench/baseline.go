@@ -7,9 +7,8 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
@@ -53,19 +52,8 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 		mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns},
 			Spec: cachev1alpha1.MemcachedSpec{Size: int32(cfg.Size)}}
 		// The operator's objects, without the owner reference to a Memcached.
-		d := resources.Deployment(mc, resources.SecretHashes{})
-		d.OwnerReferences = nil
-		if err := c.Apply(ctx, d, client.FieldOwner("bench")); err != nil {
-			return err
-		}
-		if pdb := resources.PodDisruptionBudget(mc); pdb != nil {
-			pdb.OwnerReferences = nil
-			if err := c.Apply(ctx, pdb, client.FieldOwner("bench")); err != nil {
-				return err
-			}
-		}
-		for _, svc := range servicesWithoutOwner(mc) {
-			if err := c.Apply(ctx, svc, client.FieldOwner("bench")); err != nil {
+		for _, obj := range baselineObjects(mc) {
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("bench")); err != nil {
 				return err
 			}
 		}
@@ -89,12 +77,9 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 	start = time.Now()
 	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
 		n, ns := name(cfg, i)
-		objects := []client.Object{
-			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}},
-			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}},
-			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: n + "-headless", Namespace: ns}},
-		}
-		for _, obj := range objects {
+		mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns},
+			Spec: cachev1alpha1.MemcachedSpec{Size: int32(cfg.Size)}}
+		for _, obj := range baselineObjects(mc) {
 			if err := client.IgnoreNotFound(c.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground))); err != nil {
 				return err
 			}
@@ -113,12 +98,14 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 	return r, nil
 }
 
-// servicesWithoutOwner returns the operator's Services for mc, without the
+// baselineObjects returns the objects the operator makes for mc, without the
 // owner reference to a Memcached.
-func servicesWithoutOwner(mc *cachev1alpha1.Memcached) []*corev1ac.ServiceApplyConfiguration {
-	services := []*corev1ac.ServiceApplyConfiguration{resources.Service(mc), resources.HeadlessService(mc)}
-	for _, s := range services {
-		s.OwnerReferences = nil
+func baselineObjects(mc *cachev1alpha1.Memcached) []*unstructured.Unstructured {
+	desired := resources.Build(mc, resources.Inputs{StatefulSetReplicas: mc.Spec.Size})
+	objects := make([]*unstructured.Unstructured, 0, len(desired.Objects))
+	for _, o := range desired.Objects {
+		o.SetOwnerReferences(nil)
+		objects = append(objects, o.Unstructured)
 	}
-	return services
+	return objects
 }

@@ -93,6 +93,10 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: numeric
       default: 64
+    - name: minReadySeconds
+      type:
+        scalar: numeric
+      default: 10
     - name: monitoring
       type:
         namedType: com.example.memcached-operator.api.v1alpha1.MonitoringSpec
@@ -126,7 +130,11 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: string
     - name: resources
       type:
-        namedType: io.k8s.api.core.v1.ResourceRequirements
+        namedType: com.example.memcached-operator.api.v1alpha1.ResourceRequirements
+    - name: scaleDownDrainSeconds
+      type:
+        scalar: numeric
+      default: 30
     - name: size
       type:
         scalar: numeric
@@ -157,6 +165,13 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: verbosity
       type:
         scalar: numeric
+    - name: warmRestart
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.WarmRestartSpec
+    - name: workload
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.WorkloadKind
+      default: Deployment
 - name: com.example.memcached-operator.api.v1alpha1.MemcachedStatus
   map:
     fields:
@@ -168,6 +183,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - type
+    - name: drainingSince
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
     - name: nodes
       type:
         list:
@@ -204,7 +222,7 @@ var schemaYAML = typed.YAMLObject(`types:
       default: prom/memcached-exporter:v0.15.4
     - name: exporterResources
       type:
-        namedType: io.k8s.api.core.v1.ResourceRequirements
+        namedType: com.example.memcached-operator.api.v1alpha1.ResourceRequirements
     - name: interval
       type:
         scalar: string
@@ -241,6 +259,15 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: minAvailable
       type:
         namedType: io.k8s.apimachinery.pkg.util.intstr.IntOrString
+- name: com.example.memcached-operator.api.v1alpha1.ResourceRequirements
+  map:
+    fields:
+    - name: limits
+      type:
+        namedType: io.k8s.api.core.v1.ResourceList
+    - name: requests
+      type:
+        namedType: io.k8s.api.core.v1.ResourceList
 - name: com.example.memcached-operator.api.v1alpha1.TLSSpec
   map:
     fields:
@@ -250,6 +277,17 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: secretName
       type:
         scalar: string
+- name: com.example.memcached-operator.api.v1alpha1.WarmRestartSpec
+  map:
+    fields:
+    - name: enabled
+      type:
+        scalar: boolean
+    - name: storageClassName
+      type:
+        scalar: string
+- name: com.example.memcached-operator.api.v1alpha1.WorkloadKind
+  scalar: string
 - name: io.k8s.api.core.v1.Affinity
   map:
     fields:
@@ -388,36 +426,10 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: weight
       type:
         scalar: numeric
-- name: io.k8s.api.core.v1.ResourceClaim
-  map:
-    fields:
-    - name: name
-      type:
-        scalar: string
-    - name: request
-      type:
-        scalar: string
 - name: io.k8s.api.core.v1.ResourceList
   map:
     elementType:
       namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
-- name: io.k8s.api.core.v1.ResourceRequirements
-  map:
-    fields:
-    - name: claims
-      type:
-        list:
-          elementType:
-            namedType: io.k8s.api.core.v1.ResourceClaim
-          elementRelationship: associative
-          keys:
-          - name
-    - name: limits
-      type:
-        namedType: io.k8s.api.core.v1.ResourceList
-    - name: requests
-      type:
-        namedType: io.k8s.api.core.v1.ResourceList
 - name: io.k8s.api.core.v1.TaintEffect
   scalar: string
 - name: io.k8s.api.core.v1.Toleration

@@ -23,10 +23,11 @@ package v1alpha1
 // AuthSpec configures memcached's authentication.
 type AuthSpecApplyConfiguration struct {
 	// secretName is the name of a Secret in the Memcached's namespace. Each of
-	// its keys is a username, and the key's value that user's password. The
-	// operator renders memcached's auth file from it into a Secret of its own,
-	// <name>-auth; changing the Secret restarts the memcached pods, one at a
-	// time.
+	// its keys is a username, and the key's value that user's password. An
+	// init container of each memcached pod renders memcached's auth file from
+	// it into a volume in memory; changing the Secret restarts the memcached
+	// pods, one at a time. The init container runs /bin/sh of the memcached
+	// image, which the official images have.
 	SecretName *string `json:"secretName,omitempty"`
 }
 

@@ -18,6 +18,7 @@ limitations under the License.
 package v1alpha1
 
 import (
+	apiv1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -29,6 +30,28 @@ type MemcachedSpecApplyConfiguration struct {
 	// size is the number of memcached pods. It defaults to 1; 0 stops every pod
 	// but keeps the Memcached and what it owns.
 	Size *int32 `json:"size,omitempty"`
+	// workload is the kind of workload that runs the memcached pods.
+	// Deployment, the default, gives pods new names and addresses whenever
+	// they are replaced. StatefulSet gives them stable identities,
+	// <name>-0 ... <name>-(size-1), each with a stable DNS name under the
+	// headless Service: the server list that clients hash keys over does not
+	// move when pods restart. Switching an existing Memcached from one to
+	// the other starts the new workload and removes the old one only once
+	// the new one is ready.
+	Workload *apiv1alpha1.WorkloadKind `json:"workload,omitempty"`
+	// minReadySeconds is how long a new memcached pod must be ready before
+	// it counts as available and the rollout moves on to the next pod: pods
+	// are replaced one at a time, so that most of the cache stays warm.
+	MinReadySeconds *int32 `json:"minReadySeconds,omitempty"`
+	// scaleDownDrainSeconds is, with workload StatefulSet, how long the pods
+	// a scale-down removes keep running after status.serverList and the
+	// <name>-servers ConfigMap stopped listing them, so that clients move
+	// their keys away before the pods go.
+	ScaleDownDrainSeconds *int32 `json:"scaleDownDrainSeconds,omitempty"`
+	// warmRestart keeps the cache across a pod restart: memcached saves its
+	// memory to a file on a volume of the pod's own when it stops, and
+	// reads it back when it starts. It needs workload StatefulSet.
+	WarmRestart *WarmRestartSpecApplyConfiguration `json:"warmRestart,omitempty"`
 	// image is the memcached container image.
 	Image *string `json:"image,omitempty"`
 	// memoryMB is the memory memcached uses for items, in megabytes (memcached -m).
@@ -44,16 +67,22 @@ type MemcachedSpecApplyConfiguration struct {
 	// verbosity is memcached's logging level: 0 logs errors only, 1 adds
 	// warnings and client errors (-v), 2 adds every request and response (-vv).
 	Verbosity *int32 `json:"verbosity,omitempty"`
-	// extraArgs are passed to memcached after the arguments the operator
-	// renders. They may not set the port (-p), UDP (-U) or memory (-m), which
-	// the operator owns.
+	// extraArgs are more memcached options, passed after the ones the
+	// operator renders. Only options that tune memcached are accepted, each
+	// as its own element ("-R", "20"; "--disable-cas"; "-o",
+	// "lru_crawler,hash_algorithm=murmur3"): options that another field sets
+	// (-m, -c, -t, -I, -v, -e, -Y, -Z), that change where or how memcached
+	// listens or who may connect (-p, -U, -l, -s, -o ssl_*), or that make it
+	// exit, daemonize or write files are refused, and the Degraded condition
+	// says which field to use instead. The running pods are left as they are
+	// until the arguments are fixed.
 	ExtraArgs []string `json:"extraArgs,omitempty"`
 	// resources are the memcached container's compute resources. When no
 	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
 	// request defaults to the limit. A memory limit below memoryMB + 10% + 32Mi
 	// is refused: the operator reports it in the Degraded condition and leaves
 	// the running pods as they are.
-	Resources *v1.ResourceRequirements `json:"resources,omitempty"`
+	Resources *ResourceRequirementsApplyConfiguration `json:"resources,omitempty"`
 	// nodeSelector constrains the memcached pods to nodes with these labels.
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	// tolerations let the memcached pods run on tainted nodes.
@@ -107,6 +136,38 @@ func MemcachedSpec() *MemcachedSpecApplyConfiguration {
 // If called multiple times, the Size field is set to the value of the last call.
 func (b *MemcachedSpecApplyConfiguration) WithSize(value int32) *MemcachedSpecApplyConfiguration {
 	b.Size = &value
+	return b
+}
+
+// WithWorkload sets the Workload field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Workload field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithWorkload(value apiv1alpha1.WorkloadKind) *MemcachedSpecApplyConfiguration {
+	b.Workload = &value
+	return b
+}
+
+// WithMinReadySeconds sets the MinReadySeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MinReadySeconds field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithMinReadySeconds(value int32) *MemcachedSpecApplyConfiguration {
+	b.MinReadySeconds = &value
+	return b
+}
+
+// WithScaleDownDrainSeconds sets the ScaleDownDrainSeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ScaleDownDrainSeconds field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithScaleDownDrainSeconds(value int32) *MemcachedSpecApplyConfiguration {
+	b.ScaleDownDrainSeconds = &value
+	return b
+}
+
+// WithWarmRestart sets the WarmRestart field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the WarmRestart field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithWarmRestart(value *WarmRestartSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.WarmRestart = value
 	return b
 }
 
@@ -171,8 +232,8 @@ func (b *MemcachedSpecApplyConfiguration) WithExtraArgs(values ...string) *Memca
 // WithResources sets the Resources field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the Resources field is set to the value of the last call.
-func (b *MemcachedSpecApplyConfiguration) WithResources(value v1.ResourceRequirements) *MemcachedSpecApplyConfiguration {
-	b.Resources = &value
+func (b *MemcachedSpecApplyConfiguration) WithResources(value *ResourceRequirementsApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.Resources = value
 	return b
 }
 

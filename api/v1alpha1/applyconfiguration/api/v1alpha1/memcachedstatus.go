@@ -18,7 +18,8 @@ limitations under the License.
 package v1alpha1
 
 import (
-	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
 // MemcachedStatusApplyConfiguration represents a declarative configuration of the MemcachedStatus type for use
@@ -38,12 +39,21 @@ type MemcachedStatusApplyConfiguration struct {
 	Selector *string `json:"selector,omitempty"`
 	// nodes are the names of the memcached pods, sorted.
 	Nodes []string `json:"nodes,omitempty"`
-	// serverList is the address (ip:port) of every ready memcached pod, in
-	// the order of the pods' names: what a memcached client is configured with.
+	// serverList is what a memcached client is configured with, also
+	// published in the ConfigMap <name>-servers. With workload StatefulSet, it
+	// is the stable DNS name and port of each pod,
+	// <name>-<i>.<name>-headless.<namespace>.svc:11211, in the order of i: a
+	// pod that restarts keeps its place, a new pod is added once it is ready,
+	// and a scale-down removes the last ones before their pods go. With
+	// workload Deployment, it is the address (ip:port) of every ready pod, in
+	// the order of the pods' names.
 	ServerList []string `json:"serverList,omitempty"`
+	// drainingSince is when a scale-down of a StatefulSet removed pods from
+	// serverList; they are stopped scaleDownDrainSeconds later.
+	DrainingSince *v1.Time `json:"drainingSince,omitempty"`
 	// conditions are Available, Progressing and Degraded, and MonitoringReady
 	// when monitoring is enabled.
-	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
 // MemcachedStatusApplyConfiguration constructs a declarative configuration of the MemcachedStatus type for use with
@@ -104,10 +114,18 @@ func (b *MemcachedStatusApplyConfiguration) WithServerList(values ...string) *Me
 	return b
 }
 
+// WithDrainingSince sets the DrainingSince field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DrainingSince field is set to the value of the last call.
+func (b *MemcachedStatusApplyConfiguration) WithDrainingSince(value v1.Time) *MemcachedStatusApplyConfiguration {
+	b.DrainingSince = &value
+	return b
+}
+
 // WithConditions adds the given value to the Conditions field in the declarative configuration
 // and returns the receiver, so that objects can be build by chaining "With" function invocations.
 // If called multiple times, values provided by each call will be appended to the Conditions field.
-func (b *MemcachedStatusApplyConfiguration) WithConditions(values ...*v1.ConditionApplyConfiguration) *MemcachedStatusApplyConfiguration {
+func (b *MemcachedStatusApplyConfiguration) WithConditions(values ...*metav1.ConditionApplyConfiguration) *MemcachedStatusApplyConfiguration {
 	for i := range values {
 		if values[i] == nil {
 			panic("nil value passed to WithConditions")

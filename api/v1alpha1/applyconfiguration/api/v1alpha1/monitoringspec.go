@@ -17,25 +17,25 @@ limitations under the License.
 
 package v1alpha1
 
-import (
-	v1 "k8s.io/api/core/v1"
-)
-
 // MonitoringSpecApplyConfiguration represents a declarative configuration of the MonitoringSpec type for use
 // with apply.
 //
 // MonitoringSpec configures the memcached exporter.
 type MonitoringSpecApplyConfiguration struct {
-	// enabled runs the Prometheus memcached exporter as a sidecar of every
-	// memcached pod, serving metrics on port 9150 (named metrics), and adds
-	// that port to the Memcached's Service. When the cluster has the
+	// enabled runs the Prometheus memcached exporter in a Deployment of its
+	// own, <name>-exporter, behind the Service <name>-exporter: it serves
+	// each memcached pod's metrics on port 9150 (named metrics) at
+	// /scrape?target=<pod address>:11211. When the cluster has the
 	// monitoring.coreos.com/v1 ServiceMonitor API, the operator also creates a
-	// ServiceMonitor named after the Memcached.
+	// ServiceMonitor named after the Memcached that has Prometheus scrape
+	// every pod that way. The memcached pods do not change: turning
+	// monitoring on or off, or changing any of its settings, never restarts
+	// them.
 	Enabled *bool `json:"enabled,omitempty"`
 	// exporterImage is the exporter's container image.
 	ExporterImage *string `json:"exporterImage,omitempty"`
 	// exporterResources are the exporter container's compute resources.
-	ExporterResources *v1.ResourceRequirements `json:"exporterResources,omitempty"`
+	ExporterResources *ResourceRequirementsApplyConfiguration `json:"exporterResources,omitempty"`
 	// interval is how often Prometheus scrapes the exporter, e.g. 30s. When
 	// left out, Prometheus' own interval applies.
 	Interval *string `json:"interval,omitempty"`
@@ -69,8 +69,8 @@ func (b *MonitoringSpecApplyConfiguration) WithExporterImage(value string) *Moni
 // WithExporterResources sets the ExporterResources field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the ExporterResources field is set to the value of the last call.
-func (b *MonitoringSpecApplyConfiguration) WithExporterResources(value v1.ResourceRequirements) *MonitoringSpecApplyConfiguration {
-	b.ExporterResources = &value
+func (b *MonitoringSpecApplyConfiguration) WithExporterResources(value *ResourceRequirementsApplyConfiguration) *MonitoringSpecApplyConfiguration {
+	b.ExporterResources = value
 	return b
 }
 

@@ -30,7 +30,8 @@ type NetworkPolicySpecApplyConfiguration struct {
 	// empty, only the memcached pods of this Memcached may.
 	AllowedFrom []v1.NetworkPolicyPeer `json:"allowedFrom,omitempty"`
 	// metricsAllowedFrom are the peers that may scrape the exporter's port
-	// when monitoring is enabled, such as Prometheus' namespace.
+	// when monitoring is enabled, such as Prometheus' namespace. The
+	// exporter itself may always connect to the memcached pods.
 	MetricsAllowedFrom []v1.NetworkPolicyPeer `json:"metricsAllowedFrom,omitempty"`
 }
 

@@ -1,13 +1,10 @@
 package resources
 
 import (
-	"encoding/json"
-	"fmt"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/utils/ptr"
@@ -23,61 +20,44 @@ const (
 
 	// ContainerName is the name of the memcached container.
 	ContainerName = "memcached"
+	// AuthContainerName is the name of the init container that renders the
+	// auth file.
+	AuthContainerName = "render-auth"
 
 	// PortName names the memcached port on containers and Services.
 	PortName = "memcached"
 
-	// memcachedUID is the uid of the memcache user in the official image.
-	memcachedUID = 11211
+	// DefaultUID is the uid and gid of the memcache user in the official
+	// image, which names its user but not its uid.
+	DefaultUID = 11211
 )
-
-// Annotations of the pod template that change when a Secret the pods read
-// changes, so that the Deployment replaces the pods.
-const (
-	AuthHashAnnotation = "cache.example.com/auth-hash"
-	TLSHashAnnotation  = "cache.example.com/tls-hash"
-)
-
-// SecretHashes are digests of the Secret contents the memcached pods read,
-// empty for what spec does not ask for.
-type SecretHashes struct {
-	// Auth is the digest of the rendered auth file.
-	Auth string
-	// TLS is the digest of the certificate, key and client CA.
-	TLS string
-}
-
-// Deployment returns the Deployment that runs the memcached pods of mc. It has
-// the name of mc, spec.size replicas and a pod template that passes the
-// restricted Pod Security Standard.
-func Deployment(mc *cachev1alpha1.Memcached, hashes SecretHashes) *appsv1ac.DeploymentApplyConfiguration {
-	return appsv1ac.Deployment(mc.Name, mc.Namespace).
-		WithLabels(Labels(mc)).
-		WithOwnerReferences(ownerReference(mc)).
-		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(mc.Spec.Size).
-			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(mc))).
-			WithTemplate(podTemplate(mc, hashes)))
-}
 
 // Names of the pod's volumes.
 const (
-	authVolume     = "auth"
-	tlsVolume      = "tls"
-	clientCAVolume = "client-ca"
+	usersVolume      = "users"
+	authVolume       = "auth"
+	tlsVolume        = "tls"
+	clientCAVolume   = "client-ca"
+	memoryFileVolume = "memory-file"
+)
+
+// The init container that renders the auth file, and the volume it writes
+// it to, need little.
+var (
+	authContainerMemory = resource.MustParse("16Mi")
+	authVolumeSize      = resource.MustParse("1Mi")
 )
 
 // secretFileMode lets the pod's group, memcached's, read mounted Secrets, and
 // nobody else.
 const secretFileMode = 0o440
 
-func podTemplate(mc *cachev1alpha1.Memcached, hashes SecretHashes) *corev1ac.PodTemplateSpecApplyConfiguration {
+// podTemplate returns the pod template of the memcached pods of mc.
+func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSpecApplyConfiguration {
 	spec := &mc.Spec
 	container := corev1ac.Container().
 		WithName(ContainerName).
 		WithImage(image(spec)).
-		WithCommand("memcached").
-		WithArgs(memcached.Args(spec)...).
 		WithPorts(corev1ac.ContainerPort().
 			WithName(PortName).
 			WithContainerPort(memcached.Port).
@@ -86,19 +66,28 @@ func podTemplate(mc *cachev1alpha1.Memcached, hashes SecretHashes) *corev1ac.Pod
 		WithReadinessProbe(tcpProbe(PortName).WithPeriodSeconds(5).WithFailureThreshold(2)).
 		WithLivenessProbe(tcpProbe(PortName).WithPeriodSeconds(10).WithFailureThreshold(3)).
 		WithSecurityContext(restrictedContainer())
-	if delay := ptr.Deref(spec.PreStopDelaySeconds, 0); delay > 0 {
-		container.WithLifecycle(corev1ac.Lifecycle().
-			WithPreStop(corev1ac.LifecycleHandler().WithSleep(corev1ac.SleepAction().WithSeconds(int64(delay)))))
+	delay := ptr.Deref(spec.PreStopDelaySeconds, 0)
+	if memcached.WarmRestart(spec) {
+		// memcached saves its memory file on SIGUSR1 only; a script waits
+		// for the file to be readable before starting it.
+		container.
+			WithCommand("/bin/sh", "-c", memcached.StartScript(), "memcached").
+			WithArgs(memcached.Args(spec)...).
+			WithEnv(corev1ac.EnvVar().WithName(memcached.ImageEnv).WithValue(image(spec))).
+			WithVolumeMounts(corev1ac.VolumeMount().WithName(memoryFileVolume).WithMountPath(memcached.MemoryFileDir)).
+			WithLifecycle(corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().
+				WithExec(corev1ac.ExecAction().WithCommand("/bin/sh", "-c", memcached.StopScript(delay)))))
+	} else {
+		container.WithCommand("memcached").WithArgs(memcached.Args(spec)...)
+		if delay > 0 {
+			container.WithLifecycle(corev1ac.Lifecycle().
+				WithPreStop(corev1ac.LifecycleHandler().WithSleep(corev1ac.SleepAction().WithSeconds(int64(delay)))))
+		}
 	}
 
 	podSpec := corev1ac.PodSpec().
 		WithAutomountServiceAccountToken(false).
-		WithSecurityContext(corev1ac.PodSecurityContext().
-			WithRunAsNonRoot(true).
-			WithRunAsUser(memcachedUID).
-			WithRunAsGroup(memcachedUID).
-			WithFSGroup(memcachedUID).
-			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithSecurityContext(podSecurityContext(in)).
 		WithAffinity(affinity(mc)).
 		WithTopologySpreadConstraints(topologySpreadConstraints(mc)...)
 	if spec.TerminationGracePeriodSeconds != nil {
@@ -107,9 +96,26 @@ func podTemplate(mc *cachev1alpha1.Memcached, hashes SecretHashes) *corev1ac.Pod
 
 	annotations := map[string]string{}
 	if spec.Auth != nil {
+		// An init container renders the auth file from the Secret into a
+		// volume in memory: the operator writes no Secret.
+		podSpec.WithInitContainers(corev1ac.Container().
+			WithName(AuthContainerName).
+			WithImage(image(spec)).
+			WithCommand("/bin/sh", "-c", memcached.AuthScript()).
+			WithVolumeMounts(
+				readOnlyMount(usersVolume, memcached.UsersDir),
+				corev1ac.VolumeMount().WithName(authVolume).WithMountPath(memcached.AuthDir)).
+			WithResources(corev1ac.ResourceRequirements().
+				WithLimits(corev1.ResourceList{corev1.ResourceMemory: authContainerMemory}).
+				WithRequests(corev1.ResourceList{corev1.ResourceMemory: authContainerMemory})).
+			WithSecurityContext(restrictedContainer()))
 		container.WithVolumeMounts(readOnlyMount(authVolume, memcached.AuthDir))
-		podSpec.WithVolumes(secretVolume(authVolume, AuthSecretName(mc), memcached.AuthFileKey))
-		annotations[AuthHashAnnotation] = hashes.Auth
+		podSpec.WithVolumes(
+			corev1ac.Volume().WithName(usersVolume).WithSecret(corev1ac.SecretVolumeSource().
+				WithSecretName(spec.Auth.SecretName).WithDefaultMode(secretFileMode)),
+			corev1ac.Volume().WithName(authVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource().
+				WithMedium(corev1.StorageMediumMemory).WithSizeLimit(authVolumeSize)))
+		annotations[AuthDigestAnnotation] = in.Digests.Auth
 	}
 	if spec.TLS != nil {
 		container.WithVolumeMounts(readOnlyMount(tlsVolume, memcached.TLSDir))
@@ -118,12 +124,9 @@ func podTemplate(mc *cachev1alpha1.Memcached, hashes SecretHashes) *corev1ac.Pod
 			container.WithVolumeMounts(readOnlyMount(clientCAVolume, memcached.ClientCADir))
 			podSpec.WithVolumes(secretVolume(clientCAVolume, spec.TLS.ClientCASecretName, memcached.ClientCAKey))
 		}
-		annotations[TLSHashAnnotation] = hashes.TLS
+		annotations[TLSDigestAnnotation] = in.Digests.TLS
 	}
 	podSpec.WithContainers(container)
-	if exporter := exporterContainer(mc); exporter != nil {
-		podSpec.WithContainers(exporter)
-	}
 
 	if len(spec.NodeSelector) > 0 {
 		podSpec.WithNodeSelector(spec.NodeSelector)
@@ -147,8 +150,21 @@ func podTemplate(mc *cachev1alpha1.Memcached, hashes SecretHashes) *corev1ac.Pod
 	return template
 }
 
+// podSecurityContext runs the pod as a non-root user: DefaultUID, the
+// official image's, unless the platform assigns one (in.PlatformAssignsUID),
+// as OpenShift's restricted-v2 does.
+func podSecurityContext(in Inputs) *corev1ac.PodSecurityContextApplyConfiguration {
+	sc := corev1ac.PodSecurityContext().
+		WithRunAsNonRoot(true).
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
+	if !in.PlatformAssignsUID {
+		sc.WithRunAsUser(DefaultUID).WithRunAsGroup(DefaultUID).WithFSGroup(DefaultUID)
+	}
+	return sc
+}
+
 // restrictedContainer is the security context of every container of the
-// memcached pods, as the restricted Pod Security Standard asks.
+// operator's pods, as the restricted Pod Security Standard asks.
 func restrictedContainer() *corev1ac.SecurityContextApplyConfiguration {
 	return corev1ac.SecurityContext().
 		WithAllowPrivilegeEscalation(false).
@@ -194,8 +210,8 @@ func affinity(mc *cachev1alpha1.Memcached) *corev1ac.AffinityApplyConfiguration 
 // topologySpreadConstraints returns spec.topologySpreadConstraints when set,
 // an empty list included. Otherwise it spreads the memcached pods evenly over
 // zones where it can, and schedules them anyway where it cannot, e.g. in a
-// cluster of one zone. Pods of one template are counted together, so that a
-// rollout does not skew the spread.
+// cluster of one zone. With a Deployment, the pods of one template are
+// counted together, so that a rollout does not skew the spread.
 func topologySpreadConstraints(mc *cachev1alpha1.Memcached) []*corev1ac.TopologySpreadConstraintApplyConfiguration {
 	var constraints []*corev1ac.TopologySpreadConstraintApplyConfiguration
 	if mc.Spec.TopologySpreadConstraints != nil {
@@ -205,12 +221,15 @@ func topologySpreadConstraints(mc *cachev1alpha1.Memcached) []*corev1ac.Topology
 		}
 		return constraints
 	}
-	return append(constraints, corev1ac.TopologySpreadConstraint().
+	zones := corev1ac.TopologySpreadConstraint().
 		WithMaxSkew(1).
 		WithTopologyKey(corev1.LabelTopologyZone).
 		WithWhenUnsatisfiable(corev1.ScheduleAnyway).
-		WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(mc))).
-		WithMatchLabelKeys(appsv1.DefaultDeploymentUniqueLabelKey))
+		WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(mc)))
+	if workload(mc) == cachev1alpha1.WorkloadDeployment {
+		zones.WithMatchLabelKeys(appsv1.DefaultDeploymentUniqueLabelKey)
+	}
+	return append(constraints, zones)
 }
 
 func image(spec *cachev1alpha1.MemcachedSpec) string {
@@ -226,7 +245,8 @@ func image(spec *cachev1alpha1.MemcachedSpec) string {
 func containerResources(spec *cachev1alpha1.MemcachedSpec) *corev1.ResourceRequirements {
 	resources := &corev1.ResourceRequirements{}
 	if spec.Resources != nil {
-		resources = spec.Resources.DeepCopy()
+		resources.Limits = spec.Resources.Limits.DeepCopy()
+		resources.Requests = spec.Resources.Requests.DeepCopy()
 	}
 	if resources.Limits == nil {
 		resources.Limits = corev1.ResourceList{}
@@ -241,30 +261,4 @@ func containerResources(spec *cachev1alpha1.MemcachedSpec) *corev1.ResourceRequi
 		resources.Requests[corev1.ResourceMemory] = resources.Limits[corev1.ResourceMemory]
 	}
 	return resources
-}
-
-// convert turns an API value into the apply configuration of the same type:
-// both have the same JSON form. It panics if they do not, a programming error.
-func convert[T any](in any) *T {
-	data, err := json.Marshal(in)
-	if err != nil {
-		panic(fmt.Sprintf("failed to encode %T: %v", in, err))
-	}
-	out := new(T)
-	if err := json.Unmarshal(data, out); err != nil {
-		panic(fmt.Sprintf("failed to decode %T into %T: %v", in, out, err))
-	}
-	return out
-}
-
-// ownerReference makes mc the controller of an object, so that deleting mc
-// garbage-collects the object.
-func ownerReference(mc *cachev1alpha1.Memcached) *metav1ac.OwnerReferenceApplyConfiguration {
-	return metav1ac.OwnerReference().
-		WithAPIVersion(cachev1alpha1.GroupVersion.String()).
-		WithKind("Memcached").
-		WithName(mc.Name).
-		WithUID(mc.UID).
-		WithController(true).
-		WithBlockOwnerDeletion(true)
 }

@@ -1,0 +1,295 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/status"
+)
+
+// applied is what applying the desired state of a Memcached did.
+type applied struct {
+	// objects are the objects as the API server answered the apply, or as
+	// the cache has them when they needed none, by kind and name.
+	objects map[resources.Ref]client.Object
+	// created names the objects created, for one event.
+	created []string
+	// changes are the other changes made, told as events once applied.
+	changes []change
+	// missingAPIs are the optional kinds whose API the cluster turned out
+	// not to have.
+	missingAPIs map[schema.GroupVersionKind]bool
+}
+
+// change is what applying changed, told to users as an event on the Memcached.
+type change struct {
+	reason, action, note string
+}
+
+// applyDesired applies each object of desired that does not hold its
+// configuration yet, and deletes the objects mc controls that desired names
+// as absent. It never writes to an object mc does not control: such an
+// object stays as it is, and the error names it. It stops at the first error.
+func (r *MemcachedReconciler) applyDesired(ctx context.Context, mc *cachev1alpha1.Memcached, desired resources.Desired) (applied, error) {
+	result := applied{objects: map[resources.Ref]client.Object{}, missingAPIs: map[schema.GroupVersionKind]bool{}}
+	for _, obj := range desired.Objects {
+		if obj.Kind.Optional && !r.hasAPI(obj.Kind) {
+			result.missingAPIs[obj.Kind.GroupVersionKind] = true
+			continue
+		}
+		live, err := r.applyObject(ctx, mc, obj, &result)
+		if err != nil && obj.Kind.Optional && isMissingAPI(err) {
+			result.missingAPIs[obj.Kind.GroupVersionKind] = true
+			continue
+		}
+		if err != nil {
+			return result, err
+		}
+		result.objects[obj.Ref()] = live
+	}
+	for _, ref := range desired.Absent {
+		if ref.Kind.Optional && !r.hasAPI(ref.Kind) {
+			continue
+		}
+		if err := r.deleteOwned(ctx, mc, ref, "the spec no longer asks for it"); err != nil {
+			return result, err
+		}
+	}
+	return result, nil
+}
+
+// applyObject applies desired unless the object already holds it, and
+// returns the object as last seen.
+func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1.Memcached, desired resources.Object,
+	result *applied) (client.Object, error) {
+	ref := desired.Ref()
+	live, err := r.current(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	exists := live != nil
+	if exists && live.GetDeletionTimestamp() != nil {
+		// It is going: its deletion brings the next reconcile, which
+		// creates it anew.
+		return live, nil
+	}
+	if exists {
+		if err := checkOwner(mc, ref, live); err != nil {
+			return nil, err
+		}
+		upToDate, err := r.fields.match(desired, live)
+		if err != nil {
+			return nil, err
+		}
+		if upToDate && metav1.IsControlledBy(live, mc) {
+			return live, nil
+		}
+	}
+
+	changes := describeChanges(mc, desired, live)
+	log := logf.FromContext(ctx).WithValues(desired.Kind.Kind, klog.KRef(ref.Namespace, ref.Name))
+	if exists {
+		log.Info("Updating object")
+	} else {
+		log.Info("Creating object")
+	}
+	answer := desired.DeepCopy()
+	err = r.Apply(ctx, client.ApplyConfigurationFromUnstructured(answer), fieldOwner, client.ForceOwnership)
+	if err != nil && exists && desired.Kind.Recreate && isForbiddenUpdate(err) {
+		// A field that cannot change did: the object goes, leaving its pods,
+		// and comes back with the next reconcile, which the deletion
+		// triggers.
+		log.Info("Recreating object: a field that cannot be changed changed")
+		return live, r.deleteObject(ctx, mc, ref, live, "a field of it that cannot be changed changed", metav1.DeletePropagationOrphan)
+	}
+	if err != nil {
+		return live, fmt.Errorf("failed to apply %s: %w", ref, err)
+	}
+	if !exists {
+		result.created = append(result.created, ref.String())
+	}
+	result.changes = append(result.changes, changes...)
+	return r.typed(answer), nil
+}
+
+// current returns the object at ref as the cache has it, or, when the cache
+// has none, as the API server has it: the cache holds only objects labelled
+// as the operator's, and an object someone else made must not look absent.
+// It returns nil when there is none.
+func (r *MemcachedReconciler) current(ctx context.Context, ref resources.Ref) (client.Object, error) {
+	obj := r.newObject(ref.Kind)
+	err := r.Get(ctx, ref.NamespacedName, obj)
+	if err == nil {
+		return obj, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to get %s: %w", ref, err)
+	}
+	found := metadataOnly(ref.Kind)
+	if err := r.APIReader.Get(ctx, ref.NamespacedName, found); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("failed to get %s: %w", ref, err)
+	}
+	return found, nil
+}
+
+// checkOwner returns a ConflictError unless mc controls obj, or obj has no
+// controller and its labels show that the operator made it for mc, e.g.
+// after a backup was restored without owner references: then mc adopts it.
+func checkOwner(mc *cachev1alpha1.Memcached, ref resources.Ref, obj client.Object) error {
+	owner := metav1.GetControllerOfNoCopy(obj)
+	switch {
+	case owner != nil && owner.UID == mc.UID:
+		return nil
+	case owner == nil && resources.IsManagedBy(obj.GetLabels(), mc.Name):
+		return nil
+	case owner == nil:
+		return &status.ConflictError{Object: ref.String()}
+	default:
+		return &status.ConflictError{Object: ref.String(), Owner: owner.Kind + " " + owner.Name}
+	}
+}
+
+// deleteOwned deletes the object at ref, as the cache has it, if mc
+// controls it.
+func (r *MemcachedReconciler) deleteOwned(ctx context.Context, mc *cachev1alpha1.Memcached, ref resources.Ref, why string) error {
+	obj := r.newObject(ref.Kind)
+	if err := r.Get(ctx, ref.NamespacedName, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, mc) {
+		return nil
+	}
+	logf.FromContext(ctx).Info("Deleting object", ref.Kind.Kind, klog.KObj(obj))
+	return r.deleteObject(ctx, mc, ref, obj, why, metav1.DeletePropagationBackground)
+}
+
+func (r *MemcachedReconciler) deleteObject(ctx context.Context, mc *cachev1alpha1.Memcached, ref resources.Ref,
+	obj client.Object, why string, propagation metav1.DeletionPropagation) error {
+	err := r.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}, client.PropagationPolicy(propagation))
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to delete %s: %w", ref, err)
+	}
+	r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s: %s", ref, why)
+	return nil
+}
+
+// newObject returns an empty object of kind to read from the cache: the
+// typed object for the kinds whose spec or status the operator reads, their
+// metadata for the others.
+func (r *MemcachedReconciler) newObject(kind resources.Kind) client.Object {
+	if kind.Full {
+		obj, err := r.Scheme().New(kind.GroupVersionKind)
+		if err != nil {
+			panic(fmt.Sprintf("the scheme lacks %s: %v", kind.GroupVersionKind, err)) // a programming error
+		}
+		return obj.(client.Object)
+	}
+	return metadataOnly(kind)
+}
+
+func metadataOnly(kind resources.Kind) *metav1.PartialObjectMetadata {
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(kind.GroupVersionKind)
+	return obj
+}
+
+// typed returns the object the API server answered an apply with: typed for
+// the kinds the operator reads.
+func (r *MemcachedReconciler) typed(answer *unstructured.Unstructured) client.Object {
+	obj, err := r.Scheme().New(answer.GroupVersionKind())
+	if err != nil {
+		return answer
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(answer.Object, obj); err != nil {
+		return answer
+	}
+	return obj.(client.Object)
+}
+
+// hasAPI reports whether the cluster has the API of an optional kind.
+func (r *MemcachedReconciler) hasAPI(kind resources.Kind) bool {
+	return r.APIs[kind.GroupVersionKind]
+}
+
+// describeChanges describes, as events, what applying desired over live, an
+// existing workload, changes: a scale, a new pod template, or fields put
+// back. They are computed before applying and recorded only once the apply
+// succeeded.
+func describeChanges(mc *cachev1alpha1.Memcached, desired resources.Object, live client.Object) []change {
+	if live == nil || !desired.Kind.Full || desired.GetName() != mc.Name {
+		return nil // a new object is told by the Created event
+	}
+	var changes []change
+	wantReplicas, _, _ := unstructured.NestedInt64(desired.Object, "spec", "replicas")
+	if haveReplicas, ok := specReplicas(live); ok && int64(haveReplicas) != wantReplicas {
+		changes = append(changes, change{"Scaled", "Scale", fmt.Sprintf("Scaled %s from %d to %d replicas",
+			desired.Ref(), haveReplicas, wantReplicas)})
+	}
+	hash := resources.TemplateHashAnnotation
+	switch {
+	case live.GetAnnotations()[hash] != desired.GetAnnotations()[hash]:
+		changes = append(changes, change{"ConfigChanged", "Update",
+			fmt.Sprintf("Updated the pod template of %s: the memcached pods are replaced", desired.Ref())})
+	case len(changes) == 0:
+		changes = append(changes, change{"DriftCorrected", "Update",
+			fmt.Sprintf("Put back fields of %s that were changed outside the operator", desired.Ref())})
+	}
+	return changes
+}
+
+// specReplicas returns the replicas of a workload's spec.
+func specReplicas(obj client.Object) (int32, bool) {
+	switch w := obj.(type) {
+	case *appsv1.Deployment:
+		return ptr.Deref(w.Spec.Replicas, 1), true
+	case *appsv1.StatefulSet:
+		return ptr.Deref(w.Spec.Replicas, 1), true
+	}
+	return 0, false
+}
+
+// isForbiddenUpdate reports whether err says that the update changes a field
+// of the spec that cannot be changed, and nothing else.
+func isForbiddenUpdate(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil ||
+		len(status.Status().Details.Causes) == 0 {
+		return false
+	}
+	for _, cause := range status.Status().Details.Causes {
+		immutable := cause.Type == metav1.CauseTypeFieldValueInvalid && strings.HasPrefix(cause.Field, "spec.") &&
+			strings.HasSuffix(cause.Message, apivalidation.FieldImmutableErrorMsg)
+		forbidden := cause.Type == metav1.CauseTypeForbidden && cause.Field == "spec"
+		if !immutable && !forbidden {
+			return false
+		}
+	}
+	return true
+}
+
+// isMissingAPI reports whether err says that the cluster has no API for the
+// kind: it was removed since the operator started.
+func isMissingAPI(err error) bool {
+	return meta.IsNoMatchError(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err)
+}

@@ -1,0 +1,158 @@
+package controller
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/client-go/applyconfigurations"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
+
+	"example.com/memcached-operator/internal/resources"
+)
+
+// ownedFields tells whether the fields the operator owns in an object are
+// exactly those its apply configuration sets.
+//
+// Server-side apply records, for each field manager, the fields it owns. When
+// another writer changes a field the operator applied, the field becomes that
+// writer's; fields others add (a sidecar injected into a pod template, a
+// label) are theirs. So, with the configuration last applied unchanged (its
+// digest, AppliedHashAnnotation, is itself an applied field), the object
+// still holds it exactly when the operator's fields are the configuration's:
+// the comparison SSA itself makes, by merge key, without reading the
+// object's spec.
+type ownedFields struct {
+	builtin managedfields.TypeConverter
+	deduced managedfields.TypeConverter
+
+	mu sync.Mutex
+	// desired remembers, by applied digest, the digest of the fields of a
+	// configuration.
+	desired map[string][sha256.Size]byte
+}
+
+// maxRemembered bounds ownedFields.desired.
+const maxRemembered = 1 << 14
+
+func newOwnedFields(scheme *runtime.Scheme) *ownedFields {
+	return &ownedFields{
+		builtin: applyconfigurations.NewTypeConverter(scheme),
+		// The kinds of other projects, whose schema the operator does not
+		// have, compare as server-side apply compares objects of a CRD
+		// without list types: lists as a whole.
+		deduced: managedfields.NewDeducedTypeConverter(),
+		desired: map[string][sha256.Size]byte{},
+	}
+}
+
+// notCompared are the fields left out of the comparison: those the API
+// server never records as owned, and the owner references, which the
+// operator checks itself before it applies anything.
+var notCompared = fieldpath.NewSet(
+	fieldpath.MakePathOrDie("apiVersion"),
+	fieldpath.MakePathOrDie("kind"),
+	fieldpath.MakePathOrDie("metadata"),
+	fieldpath.MakePathOrDie("metadata", "name"),
+	fieldpath.MakePathOrDie("metadata", "namespace"),
+)
+
+var ownerReferencesPath = fieldpath.MakePathOrDie("metadata", "ownerReferences")
+
+// match reports whether live, an object the operator applied desired to,
+// still holds desired: desired carries the same applied digest as live, and
+// the fields the operator owns in live are those of desired.
+func (f *ownedFields) match(desired resources.Object, live metav1.Object) (bool, error) {
+	hash := desired.GetAnnotations()[resources.AppliedHashAnnotation]
+	if hash == "" || live.GetAnnotations()[resources.AppliedHashAnnotation] != hash {
+		return false, nil
+	}
+	raw := appliedFields(live)
+	if raw == nil {
+		return false, nil
+	}
+	have := &fieldpath.Set{}
+	if err := have.FromJSON(bytes.NewReader(raw)); err != nil {
+		return false, fmt.Errorf("failed to read the managed fields of %s: %w", desired.Ref(), err)
+	}
+	want, err := f.desiredDigest(desired, hash)
+	if err != nil {
+		return false, err
+	}
+	return digest(have) == want, nil
+}
+
+// desiredDigest returns the digest of the fields desired sets.
+func (f *ownedFields) desiredDigest(desired resources.Object, hash string) ([sha256.Size]byte, error) {
+	key := desired.Kind.Kind + "/" + desired.GetNamespace() + "/" + desired.GetName() + "/" + hash
+	f.mu.Lock()
+	d, ok := f.desired[key]
+	f.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	converter := f.builtin
+	if desired.Kind.Optional {
+		converter = f.deduced
+	}
+	value, err := converter.ObjectToTyped(desired.Unstructured, typed.AllowDuplicates)
+	if err != nil {
+		return d, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
+	}
+	set, err := value.ToFieldSet()
+	if err != nil {
+		return d, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
+	}
+	d = digest(set)
+	f.mu.Lock()
+	if len(f.desired) >= maxRemembered {
+		clear(f.desired)
+	}
+	f.desired[key] = d
+	f.mu.Unlock()
+	return d, nil
+}
+
+// digest returns a digest of the compared fields of set.
+func digest(set *fieldpath.Set) [sha256.Size]byte {
+	compared := &fieldpath.Set{}
+	set.Iterate(func(p fieldpath.Path) {
+		if !notCompared.Has(p) && !hasPrefix(p, ownerReferencesPath) {
+			compared.Insert(p)
+		}
+	})
+	data, err := compared.ToJSON()
+	if err != nil {
+		panic(fmt.Sprintf("failed to encode a field set: %v", err)) // a programming error
+	}
+	return sha256.Sum256(data)
+}
+
+func hasPrefix(p, prefix fieldpath.Path) bool {
+	if len(p) < len(prefix) {
+		return false
+	}
+	for i := range prefix {
+		if !p[i].Equals(prefix[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// appliedFields returns the fields the operator owns in obj by server-side
+// apply, nil when it owns none.
+func appliedFields(obj metav1.Object) []byte {
+	for _, m := range obj.GetManagedFields() {
+		if m.Manager == resources.ManagerName && m.Operation == metav1.ManagedFieldsOperationApply &&
+			m.Subresource == "" && m.FieldsV1 != nil {
+			return m.FieldsV1.Raw
+		}
+	}
+	return nil
+}

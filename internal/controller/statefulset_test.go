@@ -1,0 +1,168 @@
+package controller
+
+import (
+	"fmt"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/status"
+)
+
+// statefulSetOf waits for the StatefulSet of mc to exist and returns it.
+func statefulSetOf(t *testing.T, mc *cachev1alpha1.Memcached) *appsv1.StatefulSet {
+	t.Helper()
+	s := &appsv1.StatefulSet{}
+	NewWithT(t).Eventually(func() error {
+		return k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), s)
+	}).Should(Succeed())
+	return s
+}
+
+// createStatefulPods creates the pods 0..n-1 of mc's StatefulSet, ready, as
+// the StatefulSet controller and a kubelet would.
+func createStatefulPods(t *testing.T, mc *cachev1alpha1.Memcached, from, to int) {
+	t.Helper()
+	set := statefulSetOf(t, mc)
+	for i := from; i < to; i++ {
+		pod := createPod(t, mc, fmt.Sprintf("%s-%d", mc.Name, i))
+		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: set.Name,
+			UID: set.UID, Controller: ptr.To(true)}}
+		pod.Annotations = map[string]string{resources.TemplateHashAnnotation: set.Annotations[resources.TemplateHashAnnotation]}
+		if err := k8sClient.Update(t.Context(), pod); err != nil {
+			t.Fatalf("Failed to update pod: %v", err)
+		}
+		setPodReady(t, pod, fmt.Sprintf("10.2.0.%d", i))
+	}
+}
+
+// setStatefulSetReady reports, as the StatefulSet controller would, that
+// mc's StatefulSet runs its replicas, all available.
+func setStatefulSetReady(t *testing.T, mc *cachev1alpha1.Memcached) {
+	t.Helper()
+	NewWithT(t).Eventually(func() error {
+		s := statefulSetOf(t, mc)
+		n := ptr.Deref(s.Spec.Replicas, 0)
+		s.Status = appsv1.StatefulSetStatus{ObservedGeneration: s.Generation, Replicas: n, ReadyReplicas: n,
+			AvailableReplicas: n, UpdatedReplicas: n, CurrentReplicas: n}
+		return k8sClient.Status().Update(t.Context(), s)
+	}).Should(Succeed())
+}
+
+func stableNames(mc *cachev1alpha1.Memcached, n int) []string {
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("%s-%d.%s-headless.%s.svc:11211", mc.Name, i, mc.Name, mc.Namespace))
+	}
+	return names
+}
+
+func serverListOf(t *testing.T, mc *cachev1alpha1.Memcached) func(Gomega) []string {
+	return func(g Gomega) []string { return getMemcached(t, g, mc).Status.ServerList }
+}
+
+func TestStatefulSetPublishesStableNames(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ring"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 3, Workload: cachev1alpha1.WorkloadStatefulSet,
+			ScaleDownDrainSeconds: ptr.To[int32](2)}}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	set := statefulSetOf(t, mc)
+	g.Expect(set.Spec.ServiceName).To(Equal("ring-headless"))
+	g.Expect(apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), &appsv1.Deployment{}))).To(BeTrue())
+
+	createStatefulPods(t, mc, 0, 3)
+	g.Eventually(serverListOf(t, mc)).Should(Equal(stableNames(mc, 3)))
+	g.Eventually(func(g Gomega) string {
+		cm := &corev1.ConfigMap{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "ring-servers"}, cm)).To(Succeed())
+		return cm.Data[resources.ServersCSVKey]
+	}).Should(Equal(stableNames(mc, 3)[0] + "," + stableNames(mc, 3)[1] + "," + stableNames(mc, 3)[2]))
+
+	// A pod restarting keeps its place.
+	pod := &corev1.Pod{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "ring-1"}, pod)).To(Succeed())
+	pod.Status.Conditions[0].Status = corev1.ConditionFalse
+	g.Expect(k8sClient.Status().Update(t.Context(), pod)).To(Succeed())
+	g.Eventually(func(g Gomega) int32 { return getMemcached(t, g, mc).Status.ReadyReplicas }).Should(Equal(int32(2)))
+	g.Consistently(serverListOf(t, mc)).Should(Equal(stableNames(mc, 3)))
+
+	// A scale-down shrinks the list first; the pods go once drained.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Size = 2 })
+	g.Eventually(serverListOf(t, mc)).Should(Equal(stableNames(mc, 2)))
+	current := getMemcached(t, g, mc)
+	g.Expect(current.Status.DrainingSince).NotTo(BeNil())
+	g.Expect(meta.FindStatusCondition(current.Status.Conditions, cachev1alpha1.ConditionProgressing).Reason).
+		To(Equal(status.ReasonScalingDown))
+	g.Expect(ptr.Deref(statefulSetOf(t, mc).Spec.Replicas, 0)).To(Equal(int32(3)), "the pod went before it drained")
+	g.Eventually(func() int32 { return ptr.Deref(statefulSetOf(t, mc).Spec.Replicas, 0) }).Should(Equal(int32(2)))
+	g.Eventually(func(g Gomega) *metav1.Time { return getMemcached(t, g, mc).Status.DrainingSince }).Should(BeNil())
+}
+
+func TestSwitchingWorkloadsKeepsPodsServing(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 2)
+	deployment := deploymentOf(t, mc)
+	setPodReady(t, createPod(t, mc, "cache-7d-a"), "10.1.0.1")
+	setPodReady(t, createPod(t, mc, "cache-7d-b"), "10.1.0.2")
+	g.Eventually(serverListOf(t, mc)).Should(Equal([]string{"10.1.0.1:11211", "10.1.0.2:11211"}))
+
+	// The StatefulSet starts beside the Deployment, which stays until the
+	// StatefulSet is ready; the list stays the Deployment's meanwhile.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet })
+	statefulSetOf(t, mc)
+	createStatefulPods(t, mc, 0, 2)
+	g.Eventually(func(g Gomega) string {
+		return meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionProgressing).Reason
+	}).Should(Equal(status.ReasonSwitchingWorkload))
+	g.Consistently(serverListOf(t, mc)).Should(Equal([]string{"10.1.0.1:11211", "10.1.0.2:11211"}))
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(deployment), &appsv1.Deployment{})).To(Succeed())
+
+	// Ready: the list changes at once, and the Deployment goes.
+	setStatefulSetReady(t, mc)
+	g.Eventually(serverListOf(t, mc)).Should(Equal(stableNames(mc, 2)))
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(deployment), &appsv1.Deployment{}))
+	}).Should(BeTrue())
+}
+
+func TestWarmRestartRecreatesTheStatefulSetLeavingItsPods(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warm"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 1, Workload: cachev1alpha1.WorkloadStatefulSet}}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	before := statefulSetOf(t, mc)
+
+	// The volume claims of a StatefulSet cannot change: the operator
+	// deletes it, orphaning its pods, and creates it anew.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true} })
+	g.Eventually(func(g Gomega) {
+		deleting := statefulSetOf(t, mc)
+		g.Expect(deleting.DeletionTimestamp).NotTo(BeNil())
+		g.Expect(deleting.Finalizers).To(ContainElement(metav1.FinalizerOrphanDependents))
+	}).Should(Succeed())
+	// What the garbage collector does, which envtest does not run: it
+	// orphans the pods and lets the StatefulSet go.
+	deleting := statefulSetOf(t, mc)
+	deleting.Finalizers = nil
+	g.Expect(k8sClient.Update(t.Context(), deleting)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		current := &appsv1.StatefulSet{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		g.Expect(current.UID).NotTo(Equal(before.UID))
+		g.Expect(current.Spec.VolumeClaimTemplates).To(HaveLen(1))
+	}).Should(Succeed())
+	converged(t, mc)
+}

@@ -1,0 +1,141 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/status"
+)
+
+// quietPeriod is how long a test watches for requests that should not come.
+const quietPeriod = 5 * time.Second
+
+// readyMemcached creates a Memcached of two ready pods and waits until its
+// status says so.
+func readyMemcached(t *testing.T, ns string) *cachev1alpha1.Memcached {
+	t.Helper()
+	mc := createMemcached(t, ns, "cache", 2)
+	setPodReady(t, createPod(t, mc, "cache-a"), "10.1.0.1")
+	setPodReady(t, createPod(t, mc, "cache-b"), "10.1.0.2")
+	// Converged: envtest runs no Deployment controller, so the Deployment
+	// reports no replicas for good.
+	NewWithT(t).Eventually(func(g Gomega) {
+		s := converged(t, mc).Status
+		g.Expect(s.ServerList).To(HaveLen(2))
+		g.Expect(meta.IsStatusConditionTrue(s.Conditions, cachev1alpha1.ConditionAvailable)).To(BeTrue())
+	}).Should(Succeed())
+	return mc
+}
+
+func TestSteadyStateSendsNothing(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := readyMemcached(t, ns)
+
+	writes := func() []string { return requests.inNamespace(ns, true) }
+	settled := writes()
+	t.Logf("Writes to converge a new Memcached of 2 pods: %d %v", len(settled), settled)
+
+	// A quiet period: no write at all.
+	g.Consistently(writes, quietPeriod, 250*time.Millisecond).Should(Equal(settled))
+
+	// A reconcile that finds nothing to do sends no request at all: it reads
+	// only from the cache.
+	expectNoOpReconcile(t, mc)
+}
+
+func TestChangesOfOtherWritersCostNothing(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := readyMemcached(t, ns)
+	expectNoOpReconcile(t, mc)
+	d := deploymentOf(t, mc)
+
+	// A policy engine injects a sidecar, a volume, a toleration and an
+	// annotation with server-side apply, and a user adds a label by hand.
+	injected := appsv1ac.Deployment(d.Name, d.Namespace).
+		WithAnnotations(map[string]string{"policy.example.com/checked": "true"}).
+		WithSpec(appsv1ac.DeploymentSpec().WithTemplate(corev1ac.PodTemplateSpec().
+			WithAnnotations(map[string]string{"sidecar.example.com/injected": "true"}).
+			WithSpec(corev1ac.PodSpec().
+				WithContainers(corev1ac.Container().WithName("proxy").WithImage("envoy:1").
+					WithVolumeMounts(corev1ac.VolumeMount().WithName("proxy-config").WithMountPath("/etc/proxy"))).
+				WithVolumes(corev1ac.Volume().WithName("proxy-config").WithEmptyDir(corev1ac.EmptyDirVolumeSource())).
+				WithTolerations(corev1ac.Toleration().WithKey("dedicated").WithOperator(corev1.TolerationOpExists)))))
+	g.Expect(k8sClient.Apply(t.Context(), injected, client.FieldOwner("policy-engine"), client.ForceOwnership)).To(Succeed())
+	labelled := deploymentOf(t, mc)
+	patch := client.MergeFrom(labelled.DeepCopy())
+	labelled.Labels["team"] = "payments"
+	g.Expect(k8sClient.Patch(t.Context(), labelled, patch, client.FieldOwner("kubectl-label"))).To(Succeed())
+
+	// The operator sees the change and finds that what it applied is all
+	// there: it sends nothing, and tells of no change.
+	before := len(requests.inNamespace(ns, true))
+	g.Consistently(func() []string { return requests.inNamespace(ns, true)[before:] }, quietPeriod, 250*time.Millisecond).
+		Should(BeEmpty())
+	expectNoOpReconcile(t, mc)
+	g.Expect(eventReasons(t, mc)(g)).NotTo(ContainElements("DriftCorrected", "ConfigChanged"))
+	current := deploymentOf(t, mc)
+	g.Expect(current.Spec.Template.Spec.Containers).To(HaveLen(2))
+	g.Expect(current.Labels).To(HaveKeyWithValue("team", "payments"))
+}
+
+func TestChangesOfOperatorFieldsArePutBack(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := readyMemcached(t, ns)
+	d := deploymentOf(t, mc)
+	want := d.Spec.Template.Spec.Containers[0].DeepCopy()
+
+	// Another applier takes the image, forcing its way.
+	edit := appsv1ac.Deployment(d.Name, d.Namespace).
+		WithSpec(appsv1ac.DeploymentSpec().WithTemplate(corev1ac.PodTemplateSpec().
+			WithSpec(corev1ac.PodSpec().WithContainers(corev1ac.Container().WithName(resources.ContainerName).WithImage("evil:1")))))
+	g.Expect(k8sClient.Apply(t.Context(), edit, client.FieldOwner("other-applier"), client.ForceOwnership)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		current := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(d), current)).To(Succeed())
+		g.Expect(current.Spec.Template.Spec.Containers[0].Image).To(Equal(want.Image))
+	}).Should(Succeed())
+	g.Eventually(eventReasons(t, mc)).Should(ContainElement("DriftCorrected"))
+	expectNoOpReconcile(t, mc)
+}
+
+func TestProgressingDoesNotFlipDuringASurge(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := readyMemcached(t, ns)
+
+	// A template change: the old pods stay while a new one is added.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Threads = 2 })
+	hash := func(g Gomega) string {
+		return deploymentOf(t, mc).Annotations[resources.TemplateHashAnnotation]
+	}
+	var current string
+	g.Eventually(func(g Gomega) { current = hash(g); g.Expect(current).NotTo(BeEmpty()) }).Should(Succeed())
+	surge := createPod(t, mc, "cache-c")
+	surge.Annotations = map[string]string{resources.TemplateHashAnnotation: current}
+	g.Expect(k8sClient.Update(t.Context(), surge)).To(Succeed())
+	setPodReady(t, surge, "10.1.0.3")
+
+	reason := func(g Gomega) string {
+		return meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionProgressing).Reason
+	}
+	g.Eventually(reason).Should(Equal(status.ReasonRollingOut))
+	g.Consistently(reason).Should(Equal(status.ReasonRollingOut), "three pods for a size of two is a surge, not a scale-down")
+	_, err := reconciler.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mc)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(reason(g)).To(Equal(status.ReasonRollingOut))
+}

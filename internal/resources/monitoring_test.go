@@ -1,0 +1,104 @@
+package resources
+
+import (
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+)
+
+func TestExporter(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		tls      bool
+		wantArgs []string
+	}{
+		{"plain", false, []string{"--memcached.address=", "--web.listen-address=:9150"}},
+		{"tls", true, []string{"--memcached.address=", "--web.listen-address=:9150",
+			"--memcached.tls.enable", "--memcached.tls.insecure-skip-verify"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+				s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+				if tt.tls {
+					s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert"}
+				}
+			})
+			d := Build(mc, inputsFor(mc))
+			exporter := object[appsv1.Deployment](t, d, DeploymentKind, "mc-exporter")
+			pod := exporter.Spec.Template.Spec
+			if ptr.Deref(exporter.Spec.Replicas, 0) != 1 || len(pod.Containers) != 1 {
+				t.Fatalf("exporter Deployment %+v, want one pod of one container", exporter.Spec)
+			}
+			c := pod.Containers[0]
+			if c.Image != DefaultExporterImage || !slices.Equal(c.Args, tt.wantArgs) {
+				t.Errorf("exporter runs %s %q, want %s %q", c.Image, c.Args, DefaultExporterImage, tt.wantArgs)
+			}
+			if len(c.Ports) != 1 || c.Ports[0].ContainerPort != MetricsPort || c.Ports[0].Name != MetricsPortName {
+				t.Errorf("exporter ports %+v, want %s %d", c.Ports, MetricsPortName, MetricsPort)
+			}
+			sc := c.SecurityContext
+			if sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) ||
+				!ptr.Deref(pod.SecurityContext.RunAsNonRoot, false) {
+				t.Errorf("exporter security context %+v is not restricted", sc)
+			}
+			svc := object[corev1.Service](t, d, ServiceKind, "mc-exporter")
+			if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != MetricsPort || svc.Spec.Selector[NameLabel] != ExporterAppName {
+				t.Errorf("exporter Service %+v, want the metrics port of the exporter's pods", svc.Spec)
+			}
+			memcachedPod := deploymentOf(t, mc, inputsFor(mc)).Spec.Template.Spec
+			if len(memcachedPod.Containers) != 1 {
+				t.Errorf("the memcached pods have %d containers: the exporter must not be a sidecar", len(memcachedPod.Containers))
+			}
+		})
+	}
+}
+
+func TestServiceMonitor(t *testing.T) {
+	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true, Interval: "15s",
+			ServiceMonitorLabels: map[string]string{"release": "prometheus"}}
+	})
+	d := Build(mc, inputsFor(mc))
+	var sm *unstructured.Unstructured
+	for _, o := range d.Objects {
+		if o.Kind == ServiceMonitorKind {
+			sm = o.Unstructured
+		}
+	}
+	if sm == nil {
+		t.Fatal("no ServiceMonitor")
+	}
+	if sm.GroupVersionKind() != ServiceMonitorGVK || sm.GetName() != "mc" || sm.GetLabels()["release"] != "prometheus" {
+		t.Errorf("ServiceMonitor %s %s labels %v", sm.GroupVersionKind(), sm.GetName(), sm.GetLabels())
+	}
+	selector, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	if selector[ComponentLabel] != DiscoveryComponent || selector[InstanceLabel] != "mc" {
+		t.Errorf("selector %v, want the headless Service of mc only, so that each pod is scraped once", selector)
+	}
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("endpoints %v, want one", endpoints)
+	}
+	e := endpoints[0].(map[string]any)
+	if e["port"] != PortName || e["path"] != ScrapePath || e["interval"] != "15s" {
+		t.Errorf("endpoint %v, want the memcached port scraped through %s every 15s", e, ScrapePath)
+	}
+	relabelings := e["relabelings"].([]any)
+	targets := map[string]any{}
+	for _, r := range relabelings {
+		r := r.(map[string]any)
+		targets[r["targetLabel"].(string)] = r
+	}
+	if r, ok := targets["__address__"].(map[string]any); !ok || r["replacement"] != "mc-exporter.cache.svc:9150" {
+		t.Errorf("relabelings %v do not send the scrape to the exporter", relabelings)
+	}
+	if _, ok := targets["__param_target"]; !ok {
+		t.Errorf("relabelings %v do not pass the pod's address as the target", relabelings)
+	}
+}

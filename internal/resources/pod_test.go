@@ -1,0 +1,263 @@
+package resources
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/memcached"
+)
+
+func podOf(t *testing.T, mc *cachev1alpha1.Memcached, in Inputs) corev1.PodTemplateSpec {
+	t.Helper()
+	if mc.Spec.Workload == cachev1alpha1.WorkloadStatefulSet {
+		return statefulSetOf(t, mc, in).Spec.Template
+	}
+	return deploymentOf(t, mc, in).Spec.Template
+}
+
+func TestPodIsRestricted(t *testing.T) {
+	for _, platform := range []bool{false, true} {
+		mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+			s.Auth = &cachev1alpha1.AuthSpec{SecretName: "users"}
+			s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert"}
+		})
+		in := inputsFor(mc)
+		in.PlatformAssignsUID = platform
+		pod := podOf(t, mc, in).Spec
+		if !ptr.Deref(pod.SecurityContext.RunAsNonRoot, false) ||
+			pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("platform UID %v: pod security context %+v may run as root or without seccomp", platform, pod.SecurityContext)
+		}
+		uid := pod.SecurityContext.RunAsUser
+		if platform && (uid != nil || pod.SecurityContext.FSGroup != nil) {
+			t.Errorf("the platform assigns the user, yet the pod sets uid %v, fsGroup %v", uid, pod.SecurityContext.FSGroup)
+		}
+		if !platform && (ptr.Deref(uid, 0) != DefaultUID || ptr.Deref(pod.SecurityContext.FSGroup, 0) != DefaultUID) {
+			t.Errorf("uid %v, fsGroup %v, want the image's %d: it names its user, so a non-root check needs the number",
+				uid, pod.SecurityContext.FSGroup, DefaultUID)
+		}
+		for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+			sc := c.SecurityContext
+			if sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) ||
+				sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Errorf("container %s has security context %+v, not restricted", c.Name, sc)
+			}
+		}
+		if ptr.Deref(pod.AutomountServiceAccountToken, true) {
+			t.Error("the pod mounts a service account token")
+		}
+	}
+}
+
+func TestPodRunsMemcached(t *testing.T) {
+	mc := newMemcached("example-memcached", 3)
+	pod := podOf(t, mc, inputsFor(mc)).Spec
+	if len(pod.Containers) != 1 || len(pod.InitContainers) != 0 {
+		t.Fatalf("containers %d, init containers %d; want memcached alone", len(pod.Containers), len(pod.InitContainers))
+	}
+	c := pod.Containers[0]
+	if c.Image != DefaultImage || !slices.Equal(c.Command, []string{"memcached"}) || !slices.Equal(c.Args, memcached.Args(&mc.Spec)) {
+		t.Errorf("runs %s %q %q, want %s memcached %q", c.Image, c.Command, c.Args, DefaultImage, memcached.Args(&mc.Spec))
+	}
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 11211 || c.Ports[0].Protocol != corev1.ProtocolTCP || c.Ports[0].Name != PortName {
+		t.Errorf("ports = %+v, want TCP 11211 named %s", c.Ports, PortName)
+	}
+	for name, probe := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+		if probe == nil || probe.TCPSocket == nil || probe.TCPSocket.Port != intstr.FromString(PortName) {
+			t.Errorf("%s probe = %+v, want a TCP probe of port %s", name, probe, PortName)
+		}
+	}
+	limit := c.Resources.Limits[corev1.ResourceMemory]
+	if want := memcached.MemoryLimit(&mc.Spec); limit.Cmp(want) != 0 || c.Resources.Requests.Memory().Cmp(want) != 0 {
+		t.Errorf("memory limit %s, request %s; want both %s", limit.String(), c.Resources.Requests.Memory(), want.String())
+	}
+}
+
+func TestPodTermination(t *testing.T) {
+	tests := []struct {
+		name      string
+		mc        *cachev1alpha1.Memcached
+		wantGrace int64
+		wantSleep int64  // 0: no sleep hook
+		wantExec  string // a preStop exec script holds this
+	}{
+		{"defaults", withSpec(func(*cachev1alpha1.MemcachedSpec) {}), 30, 5, ""},
+		{"configured", withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+			s.TerminationGracePeriodSeconds = ptr.To[int64](120)
+			s.PreStopDelaySeconds = ptr.To[int32](20)
+		}), 120, 20, ""},
+		{"no delay", withSpec(func(s *cachev1alpha1.MemcachedSpec) { s.PreStopDelaySeconds = ptr.To[int32](0) }), 30, 0, ""},
+		{"warm restart saves the memory file", withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
+		}), 30, 0, "kill -USR1 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := podOf(t, tt.mc, inputsFor(tt.mc)).Spec
+			if got := ptr.Deref(pod.TerminationGracePeriodSeconds, 0); got != tt.wantGrace {
+				t.Errorf("terminationGracePeriodSeconds = %d, want %d", got, tt.wantGrace)
+			}
+			c := pod.Containers[0]
+			var sleep int64
+			var exec string
+			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+				if s := c.Lifecycle.PreStop.Sleep; s != nil {
+					sleep = s.Seconds
+				}
+				if e := c.Lifecycle.PreStop.Exec; e != nil {
+					exec = strings.Join(e.Command, " ")
+				}
+			}
+			if sleep != tt.wantSleep || !strings.Contains(exec, tt.wantExec) || (tt.wantExec == "" && exec != "") {
+				t.Errorf("preStop sleeps %d s and runs %q; want %d s and %q", sleep, exec, tt.wantSleep, tt.wantExec)
+			}
+		})
+	}
+}
+
+func TestWarmRestartPod(t *testing.T) {
+	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+		s.Workload = cachev1alpha1.WorkloadStatefulSet
+		s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
+		s.Image = "memcached:1.6.39"
+	})
+	c := podOf(t, mc, inputsFor(mc)).Spec.Containers[0]
+	if len(c.Command) != 4 || c.Command[0] != "/bin/sh" || c.Command[2] != memcached.StartScript() ||
+		!slices.Equal(c.Args, memcached.Args(&mc.Spec)) || !slices.Contains(c.Args, "-e") {
+		t.Errorf("runs %q %q, want the start script with memcached's arguments and -e", c.Command, c.Args)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != memcached.ImageEnv || c.Env[0].Value != "memcached:1.6.39" {
+		t.Errorf("env %+v, want %s=memcached:1.6.39", c.Env, memcached.ImageEnv)
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].Name != MemoryFileClaim || c.VolumeMounts[0].MountPath != memcached.MemoryFileDir {
+		t.Errorf("mounts %+v, want the memory file volume at %s", c.VolumeMounts, memcached.MemoryFileDir)
+	}
+}
+
+func TestPodPlacement(t *testing.T) {
+	rackSpread := corev1.TopologySpreadConstraint{MaxSkew: 2, TopologyKey: "rack", WhenUnsatisfiable: corev1.DoNotSchedule}
+	tests := []struct {
+		name             string
+		mc               *cachev1alpha1.Memcached
+		wantAntiAffinity bool
+		wantSpreadKeys   []string
+	}{
+		{"defaults: soft anti-affinity over nodes, spread over zones",
+			withSpec(func(*cachev1alpha1.MemcachedSpec) {}), true, []string{corev1.LabelTopologyZone}},
+		{"empty affinity and spread turn both off",
+			withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+				s.Affinity = &corev1.Affinity{}
+				s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{}
+			}), false, nil},
+		{"own affinity and spread replace the defaults",
+			withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+				s.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}}
+				s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{rackSpread}
+			}), false, []string{"rack"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := podOf(t, tt.mc, inputsFor(tt.mc)).Spec
+			hasAntiAffinity := pod.Affinity != nil && pod.Affinity.PodAntiAffinity != nil
+			if hasAntiAffinity != tt.wantAntiAffinity {
+				t.Fatalf("pod anti-affinity %+v, want it: %v", pod.Affinity, tt.wantAntiAffinity)
+			}
+			if hasAntiAffinity {
+				terms := pod.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+				if len(terms) != 1 || terms[0].PodAffinityTerm.TopologyKey != corev1.LabelHostname ||
+					pod.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+					t.Errorf("anti-affinity %+v, want one preferred term over %s", pod.Affinity.PodAntiAffinity, corev1.LabelHostname)
+				}
+			}
+			var keys []string
+			for _, c := range pod.TopologySpreadConstraints {
+				keys = append(keys, c.TopologyKey)
+				if c.TopologyKey == corev1.LabelTopologyZone && c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+					t.Errorf("the zone spread is %s, want ScheduleAnyway so that a cluster of one zone still schedules", c.WhenUnsatisfiable)
+				}
+			}
+			if !slices.Equal(keys, tt.wantSpreadKeys) {
+				t.Errorf("spread over %v, want %v", keys, tt.wantSpreadKeys)
+			}
+		})
+	}
+}
+
+func TestPodReadsTheSecretsItNeeds(t *testing.T) {
+	digests := SecretDigests{Auth: "authdigest", TLS: "tlsdigest"}
+	tests := []struct {
+		name            string
+		mc              *cachev1alpha1.Memcached
+		wantSecrets     map[string]string // volume → Secret
+		wantMounts      []string          // memcached's read-only volumes
+		wantAnnotations map[string]string
+		wantInit        bool
+	}{
+		{"plain", withSpec(func(*cachev1alpha1.MemcachedSpec) {}), map[string]string{}, nil, nil, false},
+		{"auth", withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+			s.Auth = &cachev1alpha1.AuthSpec{SecretName: "users"}
+		}), map[string]string{"users": "users"}, []string{"auth"}, map[string]string{AuthDigestAnnotation: "authdigest"}, true},
+		{"tls with client CA", withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+			s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert", ClientCASecretName: "ca"}
+		}), map[string]string{"tls": "cert", "client-ca": "ca"}, []string{"tls", "client-ca"},
+			map[string]string{TLSDigestAnnotation: "tlsdigest"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := inputsFor(tt.mc)
+			in.Digests = digests
+			template := podOf(t, tt.mc, in)
+			pod := template.Spec
+			secrets := map[string]string{}
+			for _, v := range pod.Volumes {
+				switch {
+				case v.Secret != nil && ptr.Deref(v.Secret.DefaultMode, 0) == 0o440:
+					secrets[v.Name] = v.Secret.SecretName
+				case v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory && v.Name == "auth":
+				default:
+					t.Errorf("volume %s is neither a Secret readable by the pod's group only nor the auth file's memory: %+v",
+						v.Name, v.VolumeSource)
+				}
+			}
+			if !maps.Equal(secrets, tt.wantSecrets) {
+				t.Errorf("Secret volumes %v, want %v", secrets, tt.wantSecrets)
+			}
+			var mounts []string
+			for _, m := range pod.Containers[0].VolumeMounts {
+				if !m.ReadOnly {
+					t.Errorf("memcached mounts %s writable", m.Name)
+				}
+				mounts = append(mounts, m.Name)
+			}
+			if !slices.Equal(mounts, tt.wantMounts) {
+				t.Errorf("memcached mounts %v, want %v", mounts, tt.wantMounts)
+			}
+			annotations := maps.Clone(template.Annotations)
+			delete(annotations, TemplateHashAnnotation)
+			if !maps.Equal(annotations, tt.wantAnnotations) && !(len(annotations) == 0 && len(tt.wantAnnotations) == 0) {
+				t.Errorf("annotations %v, want %v", annotations, tt.wantAnnotations)
+			}
+			if !tt.wantInit {
+				if len(pod.InitContainers) != 0 {
+					t.Errorf("init containers %+v, want none", pod.InitContainers)
+				}
+				return
+			}
+			if len(pod.InitContainers) != 1 {
+				t.Fatalf("init containers %+v, want the one rendering the auth file", pod.InitContainers)
+			}
+			init := pod.InitContainers[0]
+			if init.Image != pod.Containers[0].Image || !slices.Equal(init.Command, []string{"/bin/sh", "-c", memcached.AuthScript()}) {
+				t.Errorf("init container runs %s %q, want the memcached image's shell with the auth script", init.Image, init.Command)
+			}
+		})
+	}
+}

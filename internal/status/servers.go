@@ -1,0 +1,153 @@
+package status
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/memcached"
+	"example.com/memcached-operator/internal/resources"
+)
+
+// Servers is the server list of a Memcached, what publishing it asks of the
+// workload, and when it must be looked at again.
+type Servers struct {
+	// List is the server list: status.serverList and the servers ConfigMap.
+	List []string
+	// StatefulSetReplicas is how many pods the StatefulSet runs: spec.size,
+	// or, while the pods a scale-down removes drain, as many as it ran.
+	StatefulSetReplicas int32
+	// DrainingSince is when the scale-down that drains began, nil when
+	// none does.
+	DrainingSince *metav1.Time
+	// RetirePreviousWorkload is set once the workload of spec.workload is
+	// ready, so that the workload of the other kind can go.
+	RetirePreviousWorkload bool
+	// RequeueAfter is when the drain ends, 0 when none waits.
+	RequeueAfter time.Duration
+}
+
+// StableName returns the DNS name and port of the StatefulSet pod of mc with
+// the given ordinal, under its headless Service.
+func StableName(mc *cachev1alpha1.Memcached, ordinal int) string {
+	host := fmt.Sprintf("%s-%d.%s.%s.svc", mc.Name, ordinal, resources.HeadlessServiceName(mc), mc.Namespace)
+	return net.JoinHostPort(host, strconv.Itoa(memcached.Port))
+}
+
+// PlanServers returns the server list mc publishes now, given what was
+// observed, and what the workload must run for it.
+//
+// With workload StatefulSet, the list is the stable names of the pods in
+// ordinal order. It changes only at its end, so that clients that hash keys
+// over it (ketama, jump hash) move as few keys as can be: a pod that
+// restarts keeps its place; a scale-up adds each new pod once it and those
+// before it are ready; a scale-down removes the last pods from the list
+// first, and removes the pods spec.scaleDownDrainSeconds later.
+//
+// With workload Deployment, the list is the address of every ready pod, in
+// the order of the pods' names.
+//
+// While a switch from one workload to the other is under way, the list of the
+// previous workload stays until the new one is ready, then changes at once.
+func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time) Servers {
+	size := mc.Spec.Size
+	previous := mc.Status.ServerList
+	if mc.Spec.Workload != cachev1alpha1.WorkloadStatefulSet {
+		s := Servers{RetirePreviousWorkload: deploymentReady(observed.Deployment, size)}
+		if observed.StatefulSet != nil && !s.RetirePreviousWorkload {
+			s.List = previous
+		} else {
+			s.List = readyAddresses(observed.Pods)
+		}
+		return s
+	}
+
+	s := Servers{RetirePreviousWorkload: statefulSetReady(observed.StatefulSet, size)}
+	published := stablePrefix(mc, previous)
+	if observed.Deployment != nil && published < len(previous) && !s.RetirePreviousWorkload {
+		// Switching from a Deployment: its pods' list stays until the
+		// StatefulSet is ready.
+		s.List = readyAddresses(observed.Pods)
+		s.StatefulSetReplicas = size
+		return s
+	}
+
+	ready := map[int]bool{}
+	for _, pod := range activePods(observed.Pods) {
+		if i := ordinal(mc.Name, pod.Name); i >= 0 && IsReady(&pod) {
+			ready[i] = true
+		}
+	}
+	members := min(published, int(size))
+	for members < int(size) && ready[members] {
+		members++
+	}
+	for i := range members {
+		s.List = append(s.List, StableName(mc, i))
+	}
+
+	// Pods removed from the list keep running for the drain period.
+	running := int32(0)
+	if observed.StatefulSet != nil {
+		running = ptr.Deref(observed.StatefulSet.Spec.Replicas, 0)
+	}
+	s.DrainingSince = mc.Status.DrainingSince
+	if members < published {
+		s.DrainingSince = &now
+	}
+	drain := time.Duration(ptr.Deref(mc.Spec.ScaleDownDrainSeconds, 0)) * time.Second
+	s.StatefulSetReplicas = size
+	if s.DrainingSince != nil {
+		left := drain - now.Sub(s.DrainingSince.Time)
+		if left <= 0 || running <= size {
+			s.DrainingSince = nil
+		} else {
+			s.StatefulSetReplicas = running
+			s.RequeueAfter = left
+		}
+	}
+	return s
+}
+
+// stablePrefix returns how many servers at the start of list are the stable
+// names of mc's StatefulSet pods 0, 1, ...
+func stablePrefix(mc *cachev1alpha1.Memcached, list []string) int {
+	n := 0
+	for n < len(list) && list[n] == StableName(mc, n) {
+		n++
+	}
+	return n
+}
+
+// readyAddresses returns ip:port of the ready pods, not being deleted, of a
+// Deployment (not of a StatefulSet), in the order of their names.
+func readyAddresses(pods []corev1.Pod) []string {
+	var list []string
+	for _, pod := range activePods(pods) {
+		if ip := pod.Status.PodIP; ip != "" && IsReady(&pod) && controllerKind(&pod) != "StatefulSet" {
+			list = append(list, net.JoinHostPort(ip, strconv.Itoa(memcached.Port)))
+		}
+	}
+	return list
+}
+
+// deploymentReady reports whether d runs size available pods of its
+// current template, and no other.
+func deploymentReady(d *appsv1.Deployment, size int32) bool {
+	return d != nil && d.Status.ObservedGeneration >= d.Generation &&
+		d.Status.UpdatedReplicas >= size && d.Status.AvailableReplicas >= size && d.Status.Replicas == d.Status.UpdatedReplicas
+}
+
+// statefulSetReady reports whether s runs size available pods of its
+// current template.
+func statefulSetReady(s *appsv1.StatefulSet, size int32) bool {
+	return s != nil && s.Status.ObservedGeneration >= s.Generation &&
+		s.Status.UpdatedReplicas >= size && s.Status.AvailableReplicas >= size
+}

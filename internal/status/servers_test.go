@@ -1,0 +1,178 @@
+package status
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+)
+
+// statefulMemcached returns a StatefulSet Memcached "cache" of size, which
+// published the first published members of its ring.
+func statefulMemcached(size int32, published int) *cachev1alpha1.Memcached {
+	mc := newMemcached(size, 2)
+	mc.Spec.Workload = cachev1alpha1.WorkloadStatefulSet
+	mc.Spec.ScaleDownDrainSeconds = ptr.To[int32](30)
+	mc.Status.ServerList = names(0, published)
+	return mc
+}
+
+// names returns the stable names of the members from..to-1 of "cache".
+func names(from, to int) []string {
+	var list []string
+	for i := from; i < to; i++ {
+		list = append(list, fmt.Sprintf("cache-%d.cache-headless.ns.svc:11211", i))
+	}
+	return list
+}
+
+// statefulPods returns pods cache-0 ... of a StatefulSet, ready or not.
+func statefulPods(readiness ...bool) []corev1.Pod {
+	var pods []corev1.Pod
+	for i, r := range readiness {
+		state := running
+		if r {
+			state = ready
+		}
+		p := pod(fmt.Sprintf("cache-%d", i), fmt.Sprintf("10.1.0.%d", i), state)
+		p.OwnerReferences[0].Kind = "StatefulSet"
+		pods = append(pods, p)
+	}
+	return pods
+}
+
+// statefulSet returns a StatefulSet running replicas, of which available
+// pods are available.
+func statefulSet(replicas, available int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Generation: 1},
+		Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To(replicas)},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: replicas, UpdatedReplicas: replicas,
+			ReadyReplicas: available, AvailableReplicas: available},
+	}
+}
+
+func TestPlanServersOfAStatefulSet(t *testing.T) {
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
+	tests := []struct {
+		name          string
+		mc            *cachev1alpha1.Memcached
+		drainingSince *metav1.Time
+		observed      Observed
+		wantList      []string
+		wantReplicas  int32
+		wantDraining  *metav1.Time
+		wantRequeue   time.Duration
+	}{
+		{
+			name: "new: nothing to publish yet", mc: statefulMemcached(3, 0),
+			wantReplicas: 3,
+		},
+		{
+			name: "members are published in order as they become ready", mc: statefulMemcached(3, 0),
+			observed: Observed{StatefulSet: statefulSet(3, 2), Pods: statefulPods(true, false, true)},
+			wantList: names(0, 1), wantReplicas: 3,
+		},
+		{
+			name: "a restarting pod keeps its place", mc: statefulMemcached(3, 3),
+			observed: Observed{StatefulSet: statefulSet(3, 2), Pods: statefulPods(true, false, true)},
+			wantList: names(0, 3), wantReplicas: 3,
+		},
+		{
+			name: "a deleted pod keeps its place", mc: statefulMemcached(3, 3),
+			observed: Observed{StatefulSet: statefulSet(3, 2), Pods: slices.Delete(statefulPods(true, true, true), 1, 2)},
+			wantList: names(0, 3), wantReplicas: 3,
+		},
+		{
+			name: "scale-up: new members join once ready, at the end", mc: statefulMemcached(5, 3),
+			observed: Observed{StatefulSet: statefulSet(5, 4), Pods: statefulPods(true, true, true, true, false)},
+			wantList: names(0, 4), wantReplicas: 5,
+		},
+		{
+			name: "scale-up: a later member never joins before an earlier one", mc: statefulMemcached(5, 3),
+			observed: Observed{StatefulSet: statefulSet(5, 4), Pods: statefulPods(true, true, true, false, true)},
+			wantList: names(0, 3), wantReplicas: 5,
+		},
+		{
+			name: "scale-down: the list shrinks first, the pods drain", mc: statefulMemcached(3, 5),
+			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
+			wantList: names(0, 3), wantReplicas: 5, wantDraining: &now, wantRequeue: 30 * time.Second,
+		},
+		{
+			name: "scale-down: draining", mc: statefulMemcached(3, 3), drainingSince: at(-10 * time.Second),
+			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
+			wantList: names(0, 3), wantReplicas: 5, wantDraining: at(-10 * time.Second), wantRequeue: 20 * time.Second,
+		},
+		{
+			name: "scale-down: drained, the last pods go", mc: statefulMemcached(3, 3), drainingSince: at(-31 * time.Second),
+			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
+			wantList: names(0, 3), wantReplicas: 3,
+		},
+		{
+			name: "scale-up while draining: the drained pods rejoin", mc: statefulMemcached(6, 3), drainingSince: at(-10 * time.Second),
+			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
+			wantList: names(0, 5), wantReplicas: 6,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.mc.Status.DrainingSince = tt.drainingSince
+			got := PlanServers(tt.mc, tt.observed, now)
+			if !slices.Equal(got.List, tt.wantList) {
+				t.Errorf("list %q, want %q", got.List, tt.wantList)
+			}
+			if got.StatefulSetReplicas != tt.wantReplicas || got.RequeueAfter != tt.wantRequeue {
+				t.Errorf("replicas %d, requeue after %s; want %d, %s", got.StatefulSetReplicas, got.RequeueAfter, tt.wantReplicas, tt.wantRequeue)
+			}
+			if !ptr.Equal(got.DrainingSince, tt.wantDraining) && !(got.DrainingSince != nil && tt.wantDraining != nil &&
+				got.DrainingSince.Equal(tt.wantDraining)) {
+				t.Errorf("draining since %v, want %v", got.DrainingSince, tt.wantDraining)
+			}
+		})
+	}
+}
+
+func TestPlanServersWhileSwitchingWorkloads(t *testing.T) {
+	deploymentPods := []corev1.Pod{pod("cache-7d9f-a", "10.0.0.1", ready), pod("cache-7d9f-b", "10.0.0.2", ready)}
+	addresses := []string{"10.0.0.1:11211", "10.0.0.2:11211"}
+
+	// To a StatefulSet: the Deployment's list until the StatefulSet is ready.
+	mc := statefulMemcached(2, 0)
+	mc.Status.ServerList = addresses
+	starting := Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 1),
+		Pods: append(slices.Clone(deploymentPods), statefulPods(true, false)...)}
+	got := PlanServers(mc, starting, now)
+	if !slices.Equal(got.List, addresses) || got.RetirePreviousWorkload {
+		t.Errorf("starting: list %q, retire %v; want the Deployment's %q, and keep it", got.List, got.RetirePreviousWorkload, addresses)
+	}
+	done := Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 2),
+		Pods: append(slices.Clone(deploymentPods), statefulPods(true, true)...)}
+	got = PlanServers(mc, done, now)
+	if !slices.Equal(got.List, names(0, 2)) || !got.RetirePreviousWorkload {
+		t.Errorf("ready: list %q, retire %v; want every stable name at once, and retire the Deployment", got.List, got.RetirePreviousWorkload)
+	}
+
+	// Back to a Deployment: the stable names until the Deployment is ready.
+	mc = newMemcached(2, 3)
+	mc.Status.ServerList = names(0, 2)
+	starting = Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 2),
+		Pods: append(statefulPods(true, true), deploymentPods[0])}
+	starting.Deployment.Status.AvailableReplicas = 1
+	got = PlanServers(mc, starting, now)
+	if !slices.Equal(got.List, names(0, 2)) || got.RetirePreviousWorkload {
+		t.Errorf("starting: list %q, retire %v; want the StatefulSet's %q, and keep it", got.List, got.RetirePreviousWorkload, names(0, 2))
+	}
+	done = Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 2),
+		Pods: append(statefulPods(true, true), deploymentPods...)}
+	got = PlanServers(mc, done, now)
+	if !slices.Equal(got.List, addresses) || !got.RetirePreviousWorkload {
+		t.Errorf("ready: list %q, retire %v; want the Deployment's pods' %q, and retire the StatefulSet", got.List, got.RetirePreviousWorkload, addresses)
+	}
+}
