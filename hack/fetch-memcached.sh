@@ -60,7 +60,7 @@ multiarch=$(find "${work}/root/usr/lib" -mindepth 1 -maxdepth 1 -type d -name '*
 cat >"${work}/root/memcached" <<EOF
 #!/bin/sh
 # Runs the memcached ${version} unpacked here with the libraries unpacked beside it.
-here=\$(dirname "\$0")
+here=\$(dirname "\$(readlink -f "\$0")")
 LD_LIBRARY_PATH="\${here}/usr/lib/${multiarch}\${LD_LIBRARY_PATH:+:\${LD_LIBRARY_PATH}}" exec "\${here}/usr/bin/memcached" "\$@"
 EOF
 chmod 0755 "${work}/root/memcached"

@@ -60,9 +60,10 @@ exec memcached "$@"
 // SIGTERM that Kubernetes sends next would stop it without saving), and
 // waits until it has.
 func StopScript(delay int32) string {
-	return fmt.Sprintf(`sleep %d
-kill -USR1 1
-while kill -0 1 2>/dev/null; do
+	return fmt.Sprintf(`pid=1
+sleep %d
+kill -USR1 "$pid"
+while kill -0 "$pid" 2>/dev/null; do
 	sleep 0.1
 done
 `, delay)

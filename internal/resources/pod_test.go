@@ -97,7 +97,7 @@ func TestPodTermination(t *testing.T) {
 		{"warm restart saves the memory file", withSpec(func(s *cachev1alpha1.MemcachedSpec) {
 			s.Workload = cachev1alpha1.WorkloadStatefulSet
 			s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
-		}), 30, 0, "kill -USR1 1"},
+		}), 30, 0, `kill -USR1 "$pid"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
