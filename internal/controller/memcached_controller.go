@@ -120,6 +120,11 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			PlatformAssignsUID:     r.PlatformAssignsUID,
 		})
 		result, applyErr := r.applyDesired(ctx, mc, desired)
+		if apierrors.HasStatusCause(applyErr, corev1.NamespaceTerminatingCause) {
+			// The namespace's deletion takes the Memcached with it.
+			logf.FromContext(ctx).V(1).Info("Not applying: the namespace is being deleted")
+			return ctrl.Result{}, nil
+		}
 		r.tell(mc, result, applyErr)
 		observed.ApplyError = applyErr
 		r.useApplied(mc, &observed, result)

@@ -7,10 +7,12 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,7 +121,36 @@ func run(m *testing.M) int {
 	defer func() { _ = operator.Stop() }()
 
 	code = m.Run()
+	if err := neverForbidden(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	return code
+}
+
+// neverForbidden checks the logs of every operator process the tests
+// started: the RBAC the operator is deployed with let it do all it tried.
+func neverForbidden() error {
+	if len(operatorLogs) == 0 {
+		return errors.New("no operator ran")
+	}
+	for _, path := range operatorLogs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for line := range strings.Lines(string(data)) {
+			// A namespace being deleted refuses new objects with a
+			// "forbidden" of its own, which RBAC has nothing to do with.
+			if strings.Contains(strings.ToLower(line), "forbidden") && !strings.Contains(line, "because it is being terminated") {
+				return fmt.Errorf("the operator was forbidden something: see %s:\n%s", path, line)
+			}
+		}
+		if !strings.Contains(string(data), "Starting workers") {
+			return fmt.Errorf("an operator never started its workers: see %s", path)
+		}
+	}
+	return nil
 }
 
 // startOperator starts a new operator process, logging to a file of its own.
@@ -141,4 +172,14 @@ func runKubectl(args ...string) (string, error) {
 	cmd.Dir = repoRoot
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// lastOperatorLog returns the log of the operator process now running.
+func lastOperatorLog(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(operatorLogs[len(operatorLogs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }

@@ -21,10 +21,14 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 
 	"example.com/memcached-operator/test/internal/proc"
 )
@@ -42,11 +46,6 @@ type Options struct {
 
 	// Nodes is the number of fake nodes; 3 when zero.
 	Nodes int
-
-	// ClientQPS limits the requests per second of kube-controller-manager and
-	// kube-scheduler; 1000 when zero, so that they are not the bottleneck of a
-	// test or a benchmark. Bursts may be twice as large.
-	ClientQPS int
 }
 
 // Cluster is a running simulated cluster.
@@ -77,9 +76,6 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
-	}
-	if opts.ClientQPS == 0 {
-		opts.ClientQPS = 1000
 	}
 
 	c := &Cluster{DataDir: opts.DataDir}
@@ -146,7 +142,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	qps, burst := strconv.Itoa(opts.ClientQPS), strconv.Itoa(2*opts.ClientQPS)
+	// kube-controller-manager and kube-scheduler may send many requests, so
+	// that they are not the bottleneck of a test or a benchmark.
+	qps, burst := "1000", "2000"
 	if err := c.start("kube-controller-manager", opts.BinDir,
 		"--kubeconfig="+c.Kubeconfig,
 		"--secure-port=0",
@@ -157,6 +155,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--kube-api-qps="+qps, "--kube-api-burst="+burst,
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
 		"--concurrent-gc-syncs=50",
+		// Volume claims of the default StorageClass get host-path volumes
+		// in a directory of the cluster's.
+		"--enable-hostpath-provisioner",
 	); err != nil {
 		return nil, err
 	}
@@ -205,12 +206,34 @@ leaderElection:
 	if err := createNodes(ctx, clientset, opts.Nodes); err != nil {
 		return nil, err
 	}
+	if err := createStorageClass(ctx, clientset); err != nil {
+		return nil, err
+	}
 	if err := c.waitFor(ctx, "nodes to be Ready and schedulable", func(ctx context.Context) (bool, error) {
 		return nodesReady(ctx, clientset, opts.Nodes)
 	}); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// StorageClassName names the cluster's default StorageClass: volumes in
+// directories of the machine, made by kube-controller-manager's host-path
+// provisioner.
+const StorageClassName = "standard"
+
+func createStorageClass(ctx context.Context, clientset kubernetes.Interface) error {
+	class := &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{Name: StorageClassName,
+			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
+		Provisioner:       "kubernetes.io/host-path",
+		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),
+		VolumeBindingMode: ptr.To(storagev1.VolumeBindingImmediate),
+	}
+	if _, err := clientset.StorageV1().StorageClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("failed to create the default StorageClass: %w", err)
+	}
+	return nil
 }
 
 // Close stops every process of the cluster, newest first, and removes its data

@@ -50,7 +50,7 @@ func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"},
 		Data:       map[string][]byte{"app": []byte("s3cret")}})).To(Succeed())
 
-	// TLS with the exporter sidecar, and auth with a NetworkPolicy: every
+	// TLS with the exporter, and auth with a NetworkPolicy: every pod,
 	// container and volume the operator adds passes the restricted profile.
 	tlsCache := &cachev1alpha1.Memcached{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls-cache"},
@@ -71,8 +71,9 @@ func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
 	expectConverged(t, authCache, 2)
 
 	// A new password and a renewed certificate roll the pods of both: the
-	// Deployments get a new ReplicaSet each, and converge again.
-	g.Expect(replicaSetUIDs(g, ns)).To(HaveLen(2))
+	// memcached Deployments get a new ReplicaSet each, and converge again;
+	// the exporter's stays as it is.
+	g.Expect(replicaSetUIDs(g, ns)).To(HaveLen(3))
 	users := &corev1.Secret{}
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "users"}, users)).To(Succeed())
 	users.Data["app"] = []byte("n3w-s3cret")
@@ -83,7 +84,7 @@ func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "tls-cache-cert"}, serving)).To(Succeed())
 	serving.Data = map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}
 	g.Expect(k8sClient.Update(t.Context(), serving)).To(Succeed())
-	g.Eventually(func(g Gomega) []string { return replicaSetUIDs(g, ns) }).Should(HaveLen(4))
+	g.Eventually(func(g Gomega) []string { return replicaSetUIDs(g, ns) }).Should(HaveLen(5))
 	expectConverged(t, tlsCache, 3)
 	expectConverged(t, authCache, 2)
 
@@ -125,7 +126,8 @@ func TestServiceMonitorIsCreatedAndKept(t *testing.T) {
 		g.Expect(endpoints).To(HaveLen(1))
 		return endpoints[0].(map[string]any)
 	}
-	g.Eventually(endpoint).Should(And(HaveKeyWithValue("port", "metrics"), HaveKeyWithValue("interval", "30s")))
+	g.Eventually(endpoint).Should(And(HaveKeyWithValue("port", "memcached"), HaveKeyWithValue("path", "/scrape"),
+		HaveKeyWithValue("interval", "30s")))
 	g.Eventually(func(g Gomega) {
 		current := &cachev1alpha1.Memcached{}
 		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
@@ -135,7 +137,7 @@ func TestServiceMonitorIsCreatedAndKept(t *testing.T) {
 	// A hand edit is put back: the operator watches ServiceMonitors.
 	g.Expect(unstructured.SetNestedSlice(sm.Object, []any{map[string]any{"port": "other"}}, "spec", "endpoints")).To(Succeed())
 	g.Expect(k8sClient.Update(t.Context(), sm)).To(Succeed())
-	g.Eventually(endpoint).Should(HaveKeyWithValue("port", "metrics"))
+	g.Eventually(endpoint).Should(HaveKeyWithValue("port", "memcached"))
 
 	// Turning monitoring off removes it.
 	current := &cachev1alpha1.Memcached{}

@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/status"
+)
+
+func TestATemplateThatCannotRunTakesNoPodAway(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	mc := createMemcached(t, ns, "cache", 4)
+	expectConverged(t, mc, 4)
+	pods := watchPods(t, mc)
+
+	// No node has this label: the new pod cannot be scheduled.
+	changed := time.Now()
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.NodeSelector = map[string]string{"disk": "none"} })
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(status.ReasonPodUnschedulable))
+		g.Expect(c.Message).To(ContainSubstring("didn't match Pod's node affinity/selector"))
+	}, 30*time.Second).Should(Succeed())
+	t.Logf("Degraded %.1fs after the change", time.Since(changed).Seconds())
+
+	// Every old pod keeps serving while the new one cannot start.
+	g.Consistently(func(g Gomega) {
+		current := getMemcached(t, g, mc)
+		g.Expect(current.Status.ReadyReplicas).To(Equal(int32(4)))
+		g.Expect(meta.IsStatusConditionTrue(current.Status.Conditions, cachev1alpha1.ConditionAvailable)).To(BeTrue())
+	}, 10*time.Second, time.Second).Should(Succeed())
+	g.Expect(pods.fewest()).To(Equal(4), "a serving pod was taken away")
+
+	// Undoing the change lets the rollout end with every pod serving.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.NodeSelector = nil })
+	expectConverged(t, mc, 4)
+	g.Expect(pods.fewest()).To(Equal(4), "a serving pod was taken away")
+}
+
+func TestARolloutReplacesOnePodAtATime(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	mc := createMemcached(t, ns, "cache", 3)
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.MinReadySeconds = ptr.To[int32](2) })
+	expectConverged(t, mc, 3)
+	pods := watchPods(t, mc)
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Threads = 2 })
+	g.Eventually(func(g Gomega) []string {
+		return runningPods(g, getMemcached(t, g, mc))
+	}, 2*time.Minute).Should(HaveLen(3))
+	expectConverged(t, mc, 3)
+	g.Expect(pods.fewest()).To(Equal(3), "the rollout took a serving pod away before its replacement was ready")
+}
