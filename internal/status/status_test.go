@@ -221,7 +221,7 @@ func TestCompute(t *testing.T) {
 				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211"},
 				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
 				progressingReason: ReasonRollingOut, degraded: "True", degradedReason: ReasonPodUnschedulable,
-				degradedMessage: "Pod cache-c cannot be scheduled: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+				degradedMessage:    "Pod cache-c cannot be scheduled: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
 				observedGeneration: 3},
 		},
 		{
@@ -233,7 +233,7 @@ func TestCompute(t *testing.T) {
 			want: want{replicas: 2, ready: 1, nodes: []string{"cache-a", "cache-b"}, serverList: []string{"10.0.0.1:11211"},
 				available: "True", availableReason: ReasonAllReplicasReady, progressing: "True",
 				progressingReason: ReasonRollingOut, degraded: "True", degradedReason: ReasonPodFailing,
-				degradedMessage: `Pod cache-b, container memcached: ImagePullBackOff: Back-off pulling image "memcached:nope"`,
+				degradedMessage:    `Pod cache-b, container memcached: ImagePullBackOff: Back-off pulling image "memcached:nope"`,
 				observedGeneration: 3},
 		},
 		{
