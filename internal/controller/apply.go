@@ -105,7 +105,7 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 	}
 
 	changes := describeChanges(mc, desired, live)
-	log := logf.FromContext(ctx).WithValues(desired.Kind.Kind, klog.KRef(ref.Namespace, ref.Name))
+	log := logf.FromContext(ctx).WithValues("kind", desired.Kind.Kind, "object", klog.KRef(ref.Namespace, ref.Name))
 	if exists {
 		log.Info("Updating object")
 	} else {
@@ -180,7 +180,7 @@ func (r *MemcachedReconciler) deleteOwned(ctx context.Context, mc *cachev1alpha1
 	if !metav1.IsControlledBy(obj, mc) {
 		return nil
 	}
-	logf.FromContext(ctx).Info("Deleting object", ref.Kind.Kind, klog.KObj(obj))
+	logf.FromContext(ctx).Info("Deleting object", "kind", ref.Kind.Kind, "object", klog.KObj(obj))
 	return r.deleteObject(ctx, mc, ref, obj, why, metav1.DeletePropagationBackground)
 }
 
@@ -272,12 +272,12 @@ func specReplicas(obj client.Object) (int32, bool) {
 // isForbiddenUpdate reports whether err says that the update changes a field
 // of the spec that cannot be changed, and nothing else.
 func isForbiddenUpdate(err error) bool {
-	var status apierrors.APIStatus
-	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil ||
-		len(status.Status().Details.Causes) == 0 {
+	var apiStatus apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &apiStatus) || apiStatus.Status().Details == nil ||
+		len(apiStatus.Status().Details.Causes) == 0 {
 		return false
 	}
-	for _, cause := range status.Status().Details.Causes {
+	for _, cause := range apiStatus.Status().Details.Causes {
 		immutable := cause.Type == metav1.CauseTypeFieldValueInvalid && strings.HasPrefix(cause.Field, "spec.") &&
 			strings.HasSuffix(cause.Message, apivalidation.FieldImmutableErrorMsg)
 		forbidden := cause.Type == metav1.CauseTypeForbidden && cause.Field == "spec"

@@ -151,7 +151,7 @@ func appliedFields(obj metav1.Object) []byte {
 	for _, m := range obj.GetManagedFields() {
 		if m.Manager == resources.ManagerName && m.Operation == metav1.ManagedFieldsOperationApply &&
 			m.Subresource == "" && m.FieldsV1 != nil {
-			return m.FieldsV1.Raw
+			return m.FieldsV1.GetRawBytes()
 		}
 	}
 	return nil

@@ -188,8 +188,7 @@ func (r *MemcachedReconciler) tell(mc *cachev1alpha1.Memcached, result applied, 
 	for _, c := range result.changes {
 		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, c.reason, c.action, "%s", c.note)
 	}
-	var conflict *status.ConflictError
-	if errors.As(applyErr, &conflict) {
+	if conflict, ok := errors.AsType[*status.ConflictError](applyErr); ok {
 		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.ReasonOwnershipConflict, "Apply", "%s", conflict.Error())
 	}
 }

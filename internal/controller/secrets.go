@@ -148,13 +148,6 @@ func (s *secretDigests) forget(key client.ObjectKey) {
 	}
 }
 
-// size returns how many digests are kept.
-func (s *secretDigests) size() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.entries)
-}
-
 // readInputs checks the spec and reads the Secrets it names. specErr says
 // why the spec cannot be applied as it is, e.g. a Secret it names is
 // missing; err is any other failure, to be retried.

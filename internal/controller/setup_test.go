@@ -131,7 +131,7 @@ func TestTrimPodKeepsWhyItCannotRun(t *testing.T) {
 
 func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
 	ours := metav1.ManagedFieldsEntry{Manager: resources.ManagerName, Operation: metav1.ManagedFieldsOperationApply,
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}
+		FieldsV1: metav1.NewFieldsV1(`{"f:spec":{}}`)}
 	meta := metav1.ObjectMeta{
 		Name: "cache", Namespace: "ns", UID: "uid", ResourceVersion: "9", Generation: 4,
 		Labels:          map[string]string{resources.ManagedByLabel: resources.ManagerName},
@@ -145,7 +145,7 @@ func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
 	}
 	out, _ := trimMetadata(&metav1.PartialObjectMetadata{ObjectMeta: meta})
 	trimmed := out.(*metav1.PartialObjectMetadata)
-	if len(trimmed.ManagedFields) != 1 || string(trimmed.ManagedFields[0].FieldsV1.Raw) != string(ours.FieldsV1.Raw) ||
+	if len(trimmed.ManagedFields) != 1 || trimmed.ManagedFields[0].FieldsV1.GetRawString() != ours.FieldsV1.GetRawString() ||
 		string(appliedFields(trimmed)) != `{"f:spec":{}}` {
 		t.Errorf("managed fields %+v, want the operator's apply only", trimmed.ManagedFields)
 	}

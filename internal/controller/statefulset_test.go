@@ -59,7 +59,7 @@ func setStatefulSetReady(t *testing.T, mc *cachev1alpha1.Memcached) {
 }
 
 func stableNames(mc *cachev1alpha1.Memcached, n int) []string {
-	var names []string
+	names := make([]string, 0, n)
 	for i := range n {
 		names = append(names, fmt.Sprintf("%s-%d.%s-headless.%s.svc:11211", mc.Name, i, mc.Name, mc.Namespace))
 	}

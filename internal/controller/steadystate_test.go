@@ -120,11 +120,11 @@ func TestProgressingDoesNotFlipDuringASurge(t *testing.T) {
 
 	// A template change: the old pods stay while a new one is added.
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Threads = 2 })
-	hash := func(g Gomega) string {
+	hash := func() string {
 		return deploymentOf(t, mc).Annotations[resources.TemplateHashAnnotation]
 	}
 	var current string
-	g.Eventually(func(g Gomega) { current = hash(g); g.Expect(current).NotTo(BeEmpty()) }).Should(Succeed())
+	g.Eventually(func(g Gomega) { current = hash(); g.Expect(current).NotTo(BeEmpty()) }).Should(Succeed())
 	surge := createPod(t, mc, "cache-c")
 	surge.Annotations = map[string]string{resources.TemplateHashAnnotation: current}
 	g.Expect(k8sClient.Update(t.Context(), surge)).To(Succeed())

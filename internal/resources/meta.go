@@ -75,13 +75,3 @@ func ownerReference(mc *cachev1alpha1.Memcached) *metav1ac.OwnerReferenceApplyCo
 		WithController(true).
 		WithBlockOwnerDeletion(true)
 }
-
-// objectMeta returns the metadata every object of mc carries: its name and
-// namespace, the labels, and mc as controlling owner.
-func objectMeta(mc *cachev1alpha1.Memcached, name string, labels map[string]string) *metav1ac.ObjectMetaApplyConfiguration {
-	return (&metav1ac.ObjectMetaApplyConfiguration{}).
-		WithName(name).
-		WithNamespace(mc.Namespace).
-		WithLabels(labels).
-		WithOwnerReferences(ownerReference(mc))
-}

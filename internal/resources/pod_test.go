@@ -242,7 +242,7 @@ func TestPodReadsTheSecretsItNeeds(t *testing.T) {
 			}
 			annotations := maps.Clone(template.Annotations)
 			delete(annotations, TemplateHashAnnotation)
-			if !maps.Equal(annotations, tt.wantAnnotations) && !(len(annotations) == 0 && len(tt.wantAnnotations) == 0) {
+			if len(annotations)+len(tt.wantAnnotations) > 0 && !maps.Equal(annotations, tt.wantAnnotations) {
 				t.Errorf("annotations %v, want %v", annotations, tt.wantAnnotations)
 			}
 			if !tt.wantInit {

@@ -20,14 +20,14 @@ func statefulMemcached(size int32, published int) *cachev1alpha1.Memcached {
 	mc := newMemcached(size, 2)
 	mc.Spec.Workload = cachev1alpha1.WorkloadStatefulSet
 	mc.Spec.ScaleDownDrainSeconds = ptr.To[int32](30)
-	mc.Status.ServerList = names(0, published)
+	mc.Status.ServerList = names(published)
 	return mc
 }
 
-// names returns the stable names of the members from..to-1 of "cache".
-func names(from, to int) []string {
-	var list []string
-	for i := from; i < to; i++ {
+// names returns the stable names of the members 0..n-1 of "cache".
+func names(n int) []string {
+	list := make([]string, 0, n)
+	for i := range n {
 		list = append(list, fmt.Sprintf("cache-%d.cache-headless.ns.svc:11211", i))
 	}
 	return list
@@ -35,7 +35,7 @@ func names(from, to int) []string {
 
 // statefulPods returns pods cache-0 ... of a StatefulSet, ready or not.
 func statefulPods(readiness ...bool) []corev1.Pod {
-	var pods []corev1.Pod
+	pods := make([]corev1.Pod, 0, len(readiness))
 	for i, r := range readiness {
 		state := running
 		if r {
@@ -78,47 +78,47 @@ func TestPlanServersOfAStatefulSet(t *testing.T) {
 		{
 			name: "members are published in order as they become ready", mc: statefulMemcached(3, 0),
 			observed: Observed{StatefulSet: statefulSet(3, 2), Pods: statefulPods(true, false, true)},
-			wantList: names(0, 1), wantReplicas: 3,
+			wantList: names(1), wantReplicas: 3,
 		},
 		{
 			name: "a restarting pod keeps its place", mc: statefulMemcached(3, 3),
 			observed: Observed{StatefulSet: statefulSet(3, 2), Pods: statefulPods(true, false, true)},
-			wantList: names(0, 3), wantReplicas: 3,
+			wantList: names(3), wantReplicas: 3,
 		},
 		{
 			name: "a deleted pod keeps its place", mc: statefulMemcached(3, 3),
 			observed: Observed{StatefulSet: statefulSet(3, 2), Pods: slices.Delete(statefulPods(true, true, true), 1, 2)},
-			wantList: names(0, 3), wantReplicas: 3,
+			wantList: names(3), wantReplicas: 3,
 		},
 		{
 			name: "scale-up: new members join once ready, at the end", mc: statefulMemcached(5, 3),
 			observed: Observed{StatefulSet: statefulSet(5, 4), Pods: statefulPods(true, true, true, true, false)},
-			wantList: names(0, 4), wantReplicas: 5,
+			wantList: names(4), wantReplicas: 5,
 		},
 		{
 			name: "scale-up: a later member never joins before an earlier one", mc: statefulMemcached(5, 3),
 			observed: Observed{StatefulSet: statefulSet(5, 4), Pods: statefulPods(true, true, true, false, true)},
-			wantList: names(0, 3), wantReplicas: 5,
+			wantList: names(3), wantReplicas: 5,
 		},
 		{
 			name: "scale-down: the list shrinks first, the pods drain", mc: statefulMemcached(3, 5),
 			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
-			wantList: names(0, 3), wantReplicas: 5, wantDraining: &now, wantRequeue: 30 * time.Second,
+			wantList: names(3), wantReplicas: 5, wantDraining: &now, wantRequeue: 30 * time.Second,
 		},
 		{
 			name: "scale-down: draining", mc: statefulMemcached(3, 3), drainingSince: at(-10 * time.Second),
 			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
-			wantList: names(0, 3), wantReplicas: 5, wantDraining: at(-10 * time.Second), wantRequeue: 20 * time.Second,
+			wantList: names(3), wantReplicas: 5, wantDraining: at(-10 * time.Second), wantRequeue: 20 * time.Second,
 		},
 		{
 			name: "scale-down: drained, the last pods go", mc: statefulMemcached(3, 3), drainingSince: at(-31 * time.Second),
 			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
-			wantList: names(0, 3), wantReplicas: 3,
+			wantList: names(3), wantReplicas: 3,
 		},
 		{
 			name: "scale-up while draining: the drained pods rejoin", mc: statefulMemcached(6, 3), drainingSince: at(-10 * time.Second),
 			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
-			wantList: names(0, 5), wantReplicas: 6,
+			wantList: names(5), wantReplicas: 6,
 		},
 	}
 	for _, tt := range tests {
@@ -131,8 +131,8 @@ func TestPlanServersOfAStatefulSet(t *testing.T) {
 			if got.StatefulSetReplicas != tt.wantReplicas || got.RequeueAfter != tt.wantRequeue {
 				t.Errorf("replicas %d, requeue after %s; want %d, %s", got.StatefulSetReplicas, got.RequeueAfter, tt.wantReplicas, tt.wantRequeue)
 			}
-			if !ptr.Equal(got.DrainingSince, tt.wantDraining) && !(got.DrainingSince != nil && tt.wantDraining != nil &&
-				got.DrainingSince.Equal(tt.wantDraining)) {
+			if (got.DrainingSince == nil) != (tt.wantDraining == nil) ||
+				(got.DrainingSince != nil && !got.DrainingSince.Equal(tt.wantDraining)) {
 				t.Errorf("draining since %v, want %v", got.DrainingSince, tt.wantDraining)
 			}
 		})
@@ -155,19 +155,19 @@ func TestPlanServersWhileSwitchingWorkloads(t *testing.T) {
 	done := Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 2),
 		Pods: append(slices.Clone(deploymentPods), statefulPods(true, true)...)}
 	got = PlanServers(mc, done, now)
-	if !slices.Equal(got.List, names(0, 2)) || !got.RetirePreviousWorkload {
+	if !slices.Equal(got.List, names(2)) || !got.RetirePreviousWorkload {
 		t.Errorf("ready: list %q, retire %v; want every stable name at once, and retire the Deployment", got.List, got.RetirePreviousWorkload)
 	}
 
 	// Back to a Deployment: the stable names until the Deployment is ready.
 	mc = newMemcached(2, 3)
-	mc.Status.ServerList = names(0, 2)
+	mc.Status.ServerList = names(2)
 	starting = Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 2),
 		Pods: append(statefulPods(true, true), deploymentPods[0])}
 	starting.Deployment.Status.AvailableReplicas = 1
 	got = PlanServers(mc, starting, now)
-	if !slices.Equal(got.List, names(0, 2)) || got.RetirePreviousWorkload {
-		t.Errorf("starting: list %q, retire %v; want the StatefulSet's %q, and keep it", got.List, got.RetirePreviousWorkload, names(0, 2))
+	if !slices.Equal(got.List, names(2)) || got.RetirePreviousWorkload {
+		t.Errorf("starting: list %q, retire %v; want the StatefulSet's %q, and keep it", got.List, got.RetirePreviousWorkload, names(2))
 	}
 	done = Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 2),
 		Pods: append(statefulPods(true, true), deploymentPods...)}

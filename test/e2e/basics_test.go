@@ -44,10 +44,11 @@ func newNamespace(t *testing.T, labels map[string]string) string {
 	return ns.Name
 }
 
-func createMemcached(t *testing.T, namespace, name string, size int32) *cachev1alpha1.Memcached {
+// createMemcached creates a Memcached "cache" of size.
+func createMemcached(t *testing.T, namespace string, size int32) *cachev1alpha1.Memcached {
 	t.Helper()
 	mc := &cachev1alpha1.Memcached{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "cache"},
 		Spec:       cachev1alpha1.MemcachedSpec{Size: size},
 	}
 	if err := k8sClient.Create(t.Context(), mc); err != nil {
@@ -108,7 +109,7 @@ func TestSeedSample(t *testing.T) {
 func TestScaleBySize(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
-	mc := createMemcached(t, ns, "cache", 3)
+	mc := createMemcached(t, ns, 3)
 	expectConverged(t, mc, 3)
 
 	for _, size := range []int32{5, 1} {
@@ -148,7 +149,7 @@ func TestScaleBySize(t *testing.T) {
 func TestDeletingMemcachedGarbageCollectsEverything(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
-	mc := createMemcached(t, ns, "cache", 2)
+	mc := createMemcached(t, ns, 2)
 	expectConverged(t, mc, 2)
 
 	g.Expect(k8sClient.Delete(t.Context(), mc)).To(Succeed())
@@ -181,7 +182,7 @@ func TestRestrictedNamespaceAdmitsMemcachedPods(t *testing.T) {
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "a non-compliant pod was not refused: %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("violates PodSecurity"))
 
-	mc := createMemcached(t, ns, "cache", 2)
+	mc := createMemcached(t, ns, 2)
 	expectConverged(t, mc, 2)
 }
 
@@ -199,7 +200,7 @@ func TestDegradedWhenPodsCannotBeCreated(t *testing.T) {
 		g.Expect(current.Status.Hard).NotTo(BeEmpty())
 	}).Should(Succeed())
 
-	mc := createMemcached(t, ns, "cache", 2)
+	mc := createMemcached(t, ns, 2)
 	g.Eventually(func(g Gomega) {
 		current := &cachev1alpha1.Memcached{}
 		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
@@ -220,7 +221,7 @@ func TestDegradedWhenPodsCannotBeCreated(t *testing.T) {
 func TestRestartedOperatorWritesNothing(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
-	mc := createMemcached(t, ns, "cache", 3)
+	mc := createMemcached(t, ns, 3)
 	expectConverged(t, mc, 3)
 	deployment := &appsv1.Deployment{}
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), deployment)).To(Succeed())
@@ -263,7 +264,7 @@ func TestDefaultManifestsAreAccepted(t *testing.T) {
 func replicaSetUIDs(g Gomega, namespace string) []string {
 	list := &appsv1.ReplicaSetList{}
 	g.Expect(k8sClient.List(context.Background(), list, client.InNamespace(namespace))).To(Succeed())
-	var uids []string
+	uids := make([]string, 0, len(list.Items))
 	for _, rs := range list.Items {
 		uids = append(uids, string(rs.UID))
 	}

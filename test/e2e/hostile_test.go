@@ -52,7 +52,7 @@ func TestAHostileMemcachedStallsNoOther(t *testing.T) {
 	// Another namespace's Memcached converges, before and after the
 	// operator restarts.
 	ns := newNamespace(t, nil)
-	mc := createMemcached(t, ns, "cache", 2)
+	mc := createMemcached(t, ns, 2)
 	expectConverged(t, mc, 2)
 	g.Expect(operator.Stop()).To(Succeed())
 	g.Expect(startOperator(t.Context())).To(Succeed())

@@ -23,7 +23,7 @@ func TestAnObjectOfSomeoneElseOutlivesTheMemcached(t *testing.T) {
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}, Selector: map[string]string{"app": "web"}}}
 	g.Expect(k8sClient.Create(t.Context(), theirs)).To(Succeed())
 
-	mc := createMemcached(t, ns, "cache", 2)
+	mc := createMemcached(t, ns, 2)
 	g.Eventually(func(g Gomega) {
 		c := meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)
 		g.Expect(c).NotTo(BeNil())

@@ -20,7 +20,7 @@ import (
 // stableNames returns the server list of the first n pods of a StatefulSet
 // Memcached.
 func stableNames(mc *cachev1alpha1.Memcached, n int) []string {
-	var names []string
+	names := make([]string, 0, n)
 	for i := range n {
 		names = append(names, fmt.Sprintf("%s-%d.%s-headless.%s.svc:11211", mc.Name, i, mc.Name, mc.Namespace))
 	}
@@ -102,7 +102,7 @@ func TestRingScaleDownRemovesTheLastMembersAfterTheListShrank(t *testing.T) {
 func TestSwitchingWorkloadsNeverLeavesTheCacheWithoutPods(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
-	mc := createMemcached(t, ns, "cache", 3)
+	mc := createMemcached(t, ns, 3)
 	expectConverged(t, mc, 3)
 	pods := watchPods(t, mc)
 

@@ -15,7 +15,7 @@ import (
 func TestATemplateThatCannotRunTakesNoPodAway(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
-	mc := createMemcached(t, ns, "cache", 4)
+	mc := createMemcached(t, ns, 4)
 	expectConverged(t, mc, 4)
 	pods := watchPods(t, mc)
 
@@ -47,7 +47,7 @@ func TestATemplateThatCannotRunTakesNoPodAway(t *testing.T) {
 func TestARolloutReplacesOnePodAtATime(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
-	mc := createMemcached(t, ns, "cache", 3)
+	mc := createMemcached(t, ns, 3)
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.MinReadySeconds = ptr.To[int32](2) })
 	expectConverged(t, mc, 3)
 	pods := watchPods(t, mc)

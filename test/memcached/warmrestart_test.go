@@ -1,6 +1,7 @@
 package memcached_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,7 +92,7 @@ func TestWarmRestart(t *testing.T) {
 	// may differ between versions.
 	stop(t, second)
 	third := startScript(t, binary, script, args, memcached.ImageEnv+"=memcached:1.6.40")
-	if _, err := memcache.New(third.addr).Get("key-1"); err != memcache.ErrCacheMiss {
+	if _, err := memcache.New(third.addr).Get("key-1"); !errors.Is(err, memcache.ErrCacheMiss) {
 		t.Errorf("after an image change, key-1: %v; want a miss", err)
 	}
 }

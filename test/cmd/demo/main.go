@@ -91,7 +91,7 @@ func run(binDir, manager, dataDir string, nodes int) error {
 	if err != nil {
 		return err
 	}
-	defer operator.Stop()
+	defer func() { _ = operator.Stop() }()
 
 	sample := filepath.Join("config", "samples", "cache_v1alpha1_memcached.yaml")
 	step("Applying " + sample)

@@ -66,7 +66,7 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 func (p *Process) Exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited: %v (see %s)", p.name, p.err, p.log.Name())
+		return fmt.Errorf("%s exited: %w (see %s)", p.name, p.err, p.log.Name())
 	default:
 		return nil
 	}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -240,8 +241,8 @@ func createStorageClass(ctx context.Context, clientset kubernetes.Interface) err
 // directory if Start created it.
 func (c *Cluster) Close() error {
 	var errs []error
-	for i := len(c.processes) - 1; i >= 0; i-- {
-		errs = append(errs, c.processes[i].Stop(stopGrace))
+	for _, p := range slices.Backward(c.processes) {
+		errs = append(errs, p.Stop(stopGrace))
 	}
 	c.processes = nil
 	if c.removeDataDir {
