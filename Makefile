@@ -47,7 +47,8 @@ generate: controller-gen ## Generate DeepCopy methods and server-side apply conf
 	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" applyconfiguration:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify-gen
-verify-gen: manifests generate ## Fail if a generated file is not up to date.
+verify-gen: manifests generate ## Fail if a generated file is not up to date, or would change with the date.
+	@hack/verify-headers.sh
 	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "Generated files are stale; run 'make manifests generate' and commit the result:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; \
