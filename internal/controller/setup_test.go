@@ -3,17 +3,23 @@ package controller
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/yaml"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
@@ -162,5 +168,55 @@ func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
 	if ptr.Deref(d.Spec.Replicas, 0) != 3 || d.Status.ReadyReplicas != 2 || len(d.Spec.Template.Spec.Containers) != 0 ||
 		len(d.ManagedFields) != 1 {
 		t.Errorf("trimmed Deployment %+v, want replicas, status and the operator's fields only", d)
+	}
+}
+
+func TestCacheHoldsOnlyTheOperatorsObjects(t *testing.T) {
+	withMonitor := CacheOptions(APIs{resources.ServiceMonitorGVK: true})
+	without := CacheOptions(APIs{})
+	kinds := func(opts cache.Options) map[string]bool {
+		out := map[string]bool{}
+		for obj, byObject := range opts.ByObject {
+			gvk, err := apiutil.GVKForObject(obj, scheme)
+			if err != nil {
+				t.Fatal(err)
+			}
+			filtered := byObject.Label != nil && byObject.Label.String() == resources.ManagedByLabel+"="+resources.ManagerName
+			out[gvk.Kind] = filtered
+		}
+		return out
+	}
+	got := kinds(withMonitor)
+	for _, kind := range resources.Kinds {
+		if !got[kind.Kind] {
+			t.Errorf("%s is not cached, or cached without the managed-by filter: %v", kind.Kind, got)
+		}
+	}
+	if !got["Pod"] {
+		t.Errorf("Pods are cached without the managed-by filter")
+	}
+	if _, ok := kinds(without)[resources.ServiceMonitorKind.Kind]; ok {
+		t.Error("ServiceMonitors are cached though the cluster has no such API: the cache would not start")
+	}
+}
+
+func TestRoleCannotWriteSecrets(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, role); err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range role.Rules {
+		if !slices.Contains(rule.Resources, "secrets") {
+			continue
+		}
+		for _, verb := range rule.Verbs {
+			if !slices.Contains([]string{"get", "list", "watch"}, verb) {
+				t.Errorf("the operator may %s Secrets: it only reads the ones Memcacheds name", verb)
+			}
+		}
 	}
 }

@@ -8,12 +8,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	cacheac "example.com/memcached-operator/api/v1alpha1/applyconfiguration/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/internal/status"
 )
@@ -138,4 +141,29 @@ func TestProgressingDoesNotFlipDuringASurge(t *testing.T) {
 	_, err := reconciler.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mc)})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(reason(g)).To(Equal(status.ReasonRollingOut))
+}
+
+func TestConditionsOfOtherWritersStayTheirs(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := readyMemcached(t, ns)
+
+	// Another controller reports a condition of its own on the Memcached.
+	theirs := cacheac.Memcached(mc.Name, ns).WithStatus(cacheac.MemcachedStatus().WithConditions(
+		metav1ac.Condition().WithType("BackedUp").WithStatus(metav1.ConditionTrue).WithReason("SnapshotTaken").
+			WithMessage("A snapshot was taken").WithLastTransitionTime(metav1.Now())))
+	g.Expect(k8sClient.Status().Apply(t.Context(), theirs, client.FieldOwner("backup-controller"))).To(Succeed())
+
+	// The operator's next status writes leave it alone.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Size = 3 })
+	g.Eventually(func(g Gomega) {
+		current := getMemcached(t, g, mc)
+		g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
+		g.Expect(meta.FindStatusCondition(current.Status.Conditions, "BackedUp")).NotTo(BeNil())
+		for _, f := range current.ManagedFields {
+			if f.Manager == resources.ManagerName && f.Subresource == "status" {
+				g.Expect(f.FieldsV1.GetRawString()).NotTo(ContainSubstring("BackedUp"), "the operator took the condition")
+			}
+		}
+	}).Should(Succeed())
 }

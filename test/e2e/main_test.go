@@ -41,6 +41,8 @@ var (
 	operator *localrun.Operator
 	// managerBinary, operatorKubeconfig and logDir let a test restart it.
 	managerBinary, operatorKubeconfig, logDir string
+	// testCRDsDir holds the CRDs of other projects the tests install.
+	testCRDsDir string
 	// operatorLogs are the logs of every operator process the tests started.
 	operatorLogs []string
 )
@@ -56,7 +58,8 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	binDir := os.Getenv("CONTROL_PLANE_DIR")
 	managerBinary = os.Getenv("MANAGER_BINARY")
-	testCRDs := os.Getenv("TEST_CRDS_DIR")
+	testCRDsDir = os.Getenv("TEST_CRDS_DIR")
+	testCRDs := testCRDsDir
 	if binDir == "" || managerBinary == "" || testCRDs == "" {
 		fmt.Fprintln(os.Stderr, "CONTROL_PLANE_DIR, MANAGER_BINARY and TEST_CRDS_DIR must be set: run these tests with 'make test-e2e'")
 		return 1
@@ -168,7 +171,13 @@ func startOperator(ctx context.Context) error {
 // runKubectl runs kubectl as the cluster administrator and returns its
 // combined output.
 func runKubectl(args ...string) (string, error) {
-	cmd := exec.Command(kubectl, append([]string{"--kubeconfig=" + adminKubeconfig}, args...)...)
+	return runKubectlAs(adminKubeconfig, args...)
+}
+
+// runKubectlAs runs kubectl with a kubeconfig and returns its combined
+// output.
+func runKubectlAs(kubeconfig string, args ...string) (string, error) {
+	cmd := exec.Command(kubectl, append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
 	cmd.Dir = repoRoot
 	out, err := cmd.CombinedOutput()
 	return string(out), err

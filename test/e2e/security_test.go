@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
-	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/test/internal/localrun"
 	"example.com/memcached-operator/test/internal/simcluster"
 )
@@ -102,52 +101,6 @@ func TestHardenedMemcachedsRunInRestrictedNamespace(t *testing.T) {
 		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(tlsCache), pdb)).To(Succeed())
 		return pdb.Status.DisruptionsAllowed
 	}).Should(Equal(int32(1)))
-}
-
-func TestServiceMonitorIsCreatedAndKept(t *testing.T) {
-	g := NewWithT(t)
-	ns := newNamespace(t, nil)
-	mc := &cachev1alpha1.Memcached{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cache"},
-		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Monitoring: &cachev1alpha1.MonitoringSpec{
-			Enabled: true, Interval: "30s", ServiceMonitorLabels: map[string]string{"release": "prometheus"}}},
-	}
-	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
-	expectConverged(t, mc, 2)
-
-	sm := &unstructured.Unstructured{}
-	sm.SetGroupVersionKind(resources.ServiceMonitorGVK)
-	endpoint := func(g Gomega) map[string]any {
-		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), sm)).To(Succeed())
-		g.Expect(metav1.IsControlledBy(sm, mc)).To(BeTrue())
-		g.Expect(sm.GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
-		endpoints, _, err := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(endpoints).To(HaveLen(1))
-		return endpoints[0].(map[string]any)
-	}
-	g.Eventually(endpoint).Should(And(HaveKeyWithValue("port", "memcached"), HaveKeyWithValue("path", "/scrape"),
-		HaveKeyWithValue("interval", "30s")))
-	g.Eventually(func(g Gomega) {
-		current := &cachev1alpha1.Memcached{}
-		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
-		g.Expect(meta.IsStatusConditionTrue(current.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)).To(BeTrue())
-	}).Should(Succeed())
-
-	// A hand edit is put back: the operator watches ServiceMonitors.
-	g.Expect(unstructured.SetNestedSlice(sm.Object, []any{map[string]any{"port": "other"}}, "spec", "endpoints")).To(Succeed())
-	g.Expect(k8sClient.Update(t.Context(), sm)).To(Succeed())
-	g.Eventually(endpoint).Should(HaveKeyWithValue("port", "memcached"))
-
-	// Turning monitoring off removes it.
-	current := &cachev1alpha1.Memcached{}
-	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
-	patch := client.MergeFrom(current.DeepCopy())
-	current.Spec.Monitoring.Enabled = false
-	g.Expect(k8sClient.Patch(t.Context(), current, patch)).To(Succeed())
-	g.Eventually(func() error {
-		return k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), sm)
-	}).Should(MatchError(ContainSubstring("not found")))
 }
 
 func TestManagerDeploymentPassesRestricted(t *testing.T) {
