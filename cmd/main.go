@@ -63,6 +63,7 @@ func main() {
 		secureMetrics        bool
 		enableHTTP2          bool
 		concurrentReconciles int
+		memcachedUID         string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -80,11 +81,19 @@ func main() {
 	flag.IntVar(&concurrentReconciles, "max-concurrent-reconciles", 4,
 		"How many Memcacheds are reconciled at once. A reconcile mostly waits for the API server, so a few "+
 			"workers per core keep up with many Memcacheds.")
+	flag.StringVar(&memcachedUID, "memcached-uid", "fixed",
+		"The user the memcached pods run as: \"fixed\" runs them as uid and gid 11211, the memcache user of the "+
+			"official image, which names its user but not its number; \"platform\" sets no uid and leaves it to the "+
+			"platform, as OpenShift's restricted-v2 assigns one from the namespace's range.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	if memcachedUID != "fixed" && memcachedUID != "platform" {
+		setupLog.Error(fmt.Errorf("--memcached-uid is %q", memcachedUID), "Invalid flag: --memcached-uid must be fixed or platform")
+		os.Exit(1)
+	}
 
 	// HTTP/2 is off unless asked for: its Stream Cancellation and Rapid Reset
 	// vulnerabilities (CVE-2023-44487, CVE-2023-39325) are avoided this way.
@@ -134,6 +143,8 @@ func main() {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder(resources.ManagerName),
 		APIs:      apis,
+
+		PlatformAssignsUID: memcachedUID == "platform",
 	}).SetupWithManager(ctx, mgr, concurrentReconciles); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "memcached")
 		os.Exit(1)
