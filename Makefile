@@ -39,8 +39,9 @@ simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goe
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CustomResourceDefinition and ClusterRole objects.
+manifests: controller-gen ## Generate the CustomResourceDefinition and ClusterRole objects, and copy them into the Helm chart.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods and server-side apply configurations for the API types.
@@ -85,9 +86,17 @@ test: manifests generate fmt vet k8s-bins memcached ## Run the unit tests, the e
 	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" go -C test test -race ./memcached/...
 
 .PHONY: test-e2e
-test-e2e: build k8s-bins test-crds ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
+test-e2e: build k8s-bins test-crds helm ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" TEST_CRDS_DIR="$(TEST_CRDS_DIR)" \
-		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 30m -v $(E2E_ARGS)
+		HELM_BINARY="$(HELM)" \
+		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
+
+.PHONY: helm-lint
+helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-operator.
+	"$(HELM)" lint --strict charts/memcached-operator
+	"$(HELM)" template memcached-operator charts/memcached-operator --namespace memcached-operator-system >/dev/null
+	"$(HELM)" template memcached-operator charts/memcached-operator --namespace memcached-operator-system \
+		--set 'watchNamespaces={a,b}' --set metrics.serviceMonitor.enabled=true --set networkPolicy.enabled=true >/dev/null
 
 # The CRDs of other projects the end-to-end tests install: prometheus-operator's
 # ServiceMonitor, generated from its Go API types (pinned in hack/tools/monitoring).
@@ -171,11 +180,14 @@ KUBECTL ?= $(CONTROL_PLANE_DIR)/kubectl
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+HELM ?= $(LOCALBIN)/helm
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= $(shell sed -n 's#^\s*\(require \)\?helm.sh/helm/v3 \(v[^ ]*\).*#\2#p' hack/tools/helm/go.mod | head -n 1)
+HELM_K8S_MINOR = $(shell sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' hack/tools/helm/go.mod | head -n 1)
 
 .PHONY: k8s-bins
 k8s-bins: ## Build the control-plane binaries from Go modules (cached; about 11 minutes when cold).
@@ -194,6 +206,19 @@ $(KUSTOMIZE): $(LOCALBIN)
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Build Helm, pinned in hack/tools/helm, if necessary.
+$(HELM): hack/tools/helm/go.mod | $(LOCALBIN)
+	@[ -f "$(HELM)-$(HELM_VERSION)" ] || { \
+	echo "Building helm $(HELM_VERSION)"; \
+	go build -C hack/tools/helm -trimpath -ldflags "-s -w \
+		-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)" \
+		-o "$(HELM)-$(HELM_VERSION)" helm.sh/helm/v3/cmd/helm; \
+	}
+	ln -sf "$$(realpath "$(HELM)-$(HELM_VERSION)")" "$(HELM)"
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.

@@ -23,8 +23,11 @@ k8s_version=$(module_version kube k8s.io/kubernetes)
 etcd_version=$(module_version etcd go.etcd.io/etcd/server/v3)
 kwok_version=$(module_version kwok sigs.k8s.io/kwok)
 
+# recipe names how the binaries are built; a change of the flags below changes
+# it, so that binaries built the old way are not taken from the cache.
+recipe=stamped
 cache_root=${MEMCACHED_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memcached-operator}
-dest="${cache_root}/control-plane/k8s-${k8s_version}_etcd-${etcd_version}_kwok-${kwok_version}"
+dest="${cache_root}/control-plane/k8s-${k8s_version}_etcd-${etcd_version}_kwok-${kwok_version}_${recipe}"
 
 if [[ "${1:-}" == "--print-dir" ]]; then
 	echo "${dest}"
@@ -33,7 +36,15 @@ fi
 
 mkdir -p "${dest}"
 
-# build <tools module> <package> <binary name>
+# The Kubernetes binaries report their version, as released ones do: clients
+# such as Helm check it.
+k8s_minor=$(echo "${k8s_version}" | cut -d. -f2)
+k8s_ldflags="-X k8s.io/component-base/version.gitVersion=${k8s_version} -X k8s.io/component-base/version.gitMajor=1"
+k8s_ldflags+=" -X k8s.io/component-base/version.gitMinor=${k8s_minor} -X k8s.io/component-base/version.gitTreeState=clean"
+k8s_ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=${k8s_version} -X k8s.io/client-go/pkg/version.gitMajor=1"
+k8s_ldflags+=" -X k8s.io/client-go/pkg/version.gitMinor=${k8s_minor} -X k8s.io/client-go/pkg/version.gitTreeState=clean"
+
+# build <tools module> <package> <binary name> [ldflags]
 build() {
 	local target="${dest}/$3"
 	if [[ -x "${target}" ]]; then
@@ -42,16 +53,16 @@ build() {
 	fi
 	echo "  ${3}: building $2 (this can take minutes on a cold Go build cache)" >&2
 	local start=${SECONDS}
-	go build -C "${tools}/$1" -trimpath -ldflags='-s -w' -o "${target}.partial" "$2"
+	go build -C "${tools}/$1" -trimpath -ldflags="-s -w ${4:-}" -o "${target}.partial" "$2"
 	mv "${target}.partial" "${target}"
 	echo "  ${3}: built in $((SECONDS - start))s" >&2
 }
 
 echo "Control plane k8s ${k8s_version}, etcd ${etcd_version}, kwok ${kwok_version} in ${dest}" >&2
-build kube k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver
-build kube k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager
-build kube k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler
-build kube k8s.io/kubernetes/cmd/kubectl kubectl
+build kube k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "${k8s_ldflags}"
+build kube k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager "${k8s_ldflags}"
+build kube k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler "${k8s_ldflags}"
+build kube k8s.io/kubernetes/cmd/kubectl kubectl "${k8s_ldflags}"
 build etcd go.etcd.io/etcd/server/v3 etcd
 build kwok sigs.k8s.io/kwok/cmd/kwok kwok
 

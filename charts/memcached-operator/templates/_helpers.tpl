@@ -1,0 +1,126 @@
+{{/*
+The chart's name, or nameOverride.
+*/}}
+{{- define "memcached-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object's name: fullnameOverride, else the release name
+when it contains the chart's name, else "<release>-<name>". Truncated so that
+names fit the 63 characters of a DNS label.
+*/}}
+{{- define "memcached-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "memcached-operator.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The name of one object: "<fullname>-<suffix>", the fullname shortened so that
+the whole fits 63 characters. Takes a dict: suffix, and context (the root).
+*/}}
+{{- define "memcached-operator.resourceName" -}}
+{{- $fullname := include "memcached-operator.fullname" .context }}
+{{- $max := sub 62 (len .suffix) | int }}
+{{- printf "%s-%s" ($fullname | trunc $max | trimSuffix "-") .suffix | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The chart label: "<name>-<version>".
+*/}}
+{{- define "memcached-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The labels that select the operator's pods. They never change with an upgrade,
+as a Deployment's selector cannot.
+*/}}
+{{- define "memcached-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "memcached-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+control-plane: controller-manager
+{{- end }}
+
+{{/*
+The labels of every object of the chart.
+*/}}
+{{- define "memcached-operator.labels" -}}
+app.kubernetes.io/name: {{ include "memcached-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "memcached-operator.chart" . }}
+{{- end }}
+
+{{/*
+The name of the operator's ServiceAccount.
+*/}}
+{{- define "memcached-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "memcached-operator.resourceName" (dict "suffix" "controller-manager" "context" .)) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name must name an existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's image: repository@digest when a digest is set, else
+repository:tag, the tag defaulting to the chart's appVersion.
+*/}}
+{{- define "memcached-operator.image" -}}
+{{- $repository := required "image.repository is required" .Values.image.repository }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository (toString .Values.image.digest) }}
+{{- else }}
+{{- printf "%s:%s" $repository (toString (default .Chart.AppVersion .Values.image.tag)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaces to watch, without duplicates; none means every namespace.
+*/}}
+{{- define "memcached-operator.watchNamespaces" -}}
+{{- if and .Values.watchNamespaces (not (kindIs "slice" .Values.watchNamespaces)) }}
+{{- fail "watchNamespaces must be a list of namespaces, such as {a,b} with --set ([] for every namespace)" }}
+{{- end }}
+{{- $namespaces := list }}
+{{- range .Values.watchNamespaces }}
+{{- $namespace := required "watchNamespaces holds an empty name" . | toString | trim }}
+{{- if not $namespace }}
+{{- fail "watchNamespaces holds an empty name" }}
+{{- end }}
+{{- $namespaces = append $namespaces $namespace }}
+{{- end }}
+{{- $namespaces | uniq | toJson }}
+{{- end }}
+
+{{/*
+The rules of the manager's ClusterRole or Roles, as controller-gen generates
+them into config/rbac/role.yaml: hack/sync-chart.sh copies them into
+files/manager-rules.yaml.
+*/}}
+{{- define "memcached-operator.managerRules" -}}
+{{- $rules := (.Files.Get "files/manager-rules.yaml" | fromYaml).rules }}
+{{- if not $rules }}
+{{- fail "files/manager-rules.yaml has no rules: run hack/sync-chart.sh (make manifests)" }}
+{{- end }}
+{{- toYaml $rules }}
+{{- end }}
+
+{{/*
+Fails on values the operator would refuse.
+*/}}
+{{- define "memcached-operator.validate" -}}
+{{- if not (has (toString .Values.memcachedPodUID) (list "fixed" "platform")) }}
+{{- fail (printf "memcachedPodUID must be \"fixed\" or \"platform\", not %q" (toString .Values.memcachedPodUID)) }}
+{{- end }}
+{{- end }}
