@@ -1,5 +1,10 @@
-# Image URL to use all building/pushing image targets
-IMG ?= controller:latest
+# The operator's image: make image builds it into dist/image, and
+# build-installer pins its digest in dist/install.yaml. IMG is what deploy and
+# bundle run.
+IMAGE_REPO ?= registry.example.com/memcached-operator
+VERSION ?= 0.1.0
+IMG ?= $(IMAGE_REPO):$(VERSION)
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
 
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
 ifeq (,$(shell go env GOBIN))
@@ -7,9 +12,6 @@ GOBIN=$(shell go env GOPATH)/bin
 else
 GOBIN=$(shell go env GOBIN)
 endif
-
-# CONTAINER_TOOL defines the container tool to be used for building images.
-CONTAINER_TOOL ?= docker
 
 # Setting SHELL to bash allows bash commands to be executed by recipes.
 # Options are set to exit when a recipe line exits non-zero or a piped command fails.
@@ -57,7 +59,7 @@ verify-gen: manifests generate ## Fail if a generated file is not up to date, or
 
 # The Go modules of this repository: the operator, and the tests and tools
 # that run it (simulated cluster, end-to-end tests, benchmark).
-MODULES = . test
+MODULES = . test hack/tools/image hack/tools/bundle
 
 .PHONY: fmt
 fmt: ## Format the Go code of every module.
@@ -86,9 +88,9 @@ test: manifests generate fmt vet k8s-bins memcached ## Run the unit tests, the e
 	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" go -C test test -race ./memcached/...
 
 .PHONY: test-e2e
-test-e2e: build k8s-bins test-crds helm ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
+test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" TEST_CRDS_DIR="$(TEST_CRDS_DIR)" \
-		HELM_BINARY="$(HELM)" \
+		HELM_BINARY="$(HELM)" IMAGE_LAYOUT="$(CURDIR)/dist/image" INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
 		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
 
 .PHONY: helm-lint
@@ -123,19 +125,44 @@ build: manifests generate fmt vet ## Build manager binary.
 run: manifests generate fmt vet ## Run the operator from your host against the cluster in your kubeconfig.
 	go run ./cmd
 
-.PHONY: docker-build
-docker-build: ## Build docker image with the manager.
-	$(CONTAINER_TOOL) build -t ${IMG} .
+##@ Release
 
-.PHONY: docker-push
-docker-push: ## Push docker image with the manager.
-	$(CONTAINER_TOOL) push ${IMG}
+.PHONY: image
+image: manifests generate ## Build the operator's image for IMAGE_PLATFORMS, without a container engine, as an OCI layout in dist/image.
+	@mkdir -p dist
+	@for p in $(IMAGE_PLATFORMS); do \
+		echo "Building the manager for $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags='-s -w' -o "$(LOCALBIN)/image/$${p%/*}-$${p#*/}/manager" ./cmd; \
+	done
+	go -C hack/tools/image run . --out "$(CURDIR)/dist/image" --version "$(VERSION)" --revision "$$(git rev-parse HEAD)" \
+		--created "$$(git log -1 --format=%ct)" \
+		$(foreach p,$(IMAGE_PLATFORMS),$(p)="$(LOCALBIN)/image/$(subst /,-,$(p))/manager") > dist/image.digest
+	@echo "Image $(IMAGE_REPO)@$$(cat dist/image.digest) written to dist/image; 'make image-push' pushes it"
+
+.PHONY: image-push
+image-push: ## Push dist/image to IMAGE_REPO:VERSION (credentials of your Docker config).
+	go -C hack/tools/image run . --push "$(IMAGE_REPO):$(VERSION)" "$(CURDIR)/dist/image"
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Generate a consolidated YAML with CRDs and deployment.
-	mkdir -p dist
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+build-installer: image kustomize ## Write dist/install.yaml: CRD, namespace, RBAC, the manager's Deployment by image digest, metrics Service.
+	hack/render.sh "$(KUSTOMIZE)" config/default "$(IMAGE_REPO)@$$(cat dist/image.digest)" > dist/install.yaml
+	@echo "Wrote dist/install.yaml for $(IMAGE_REPO)@$$(cat dist/image.digest)"
+
+BUNDLE_VERSION ?= $(VERSION)
+BUNDLE_CHANNELS ?= alpha
+BUNDLE_DEFAULT_CHANNEL ?= alpha
+
+.PHONY: bundle
+bundle: manifests kustomize ## Generate and validate the OLM bundle (bundle/, bundle.Dockerfile) from config/ for IMG.
+	go -C hack/tools/bundle run . --config-dir "$(CURDIR)/config" --kustomize "$(KUSTOMIZE)" \
+		--image "$(IMG)" --version "$(BUNDLE_VERSION)" \
+		--channels "$(BUNDLE_CHANNELS)" --default-channel "$(BUNDLE_DEFAULT_CHANNEL)" \
+		--out "$(CURDIR)/bundle" --dockerfile "$(CURDIR)/bundle.Dockerfile" --validate
+
+.PHONY: test-release
+test-release: manifests kustomize ## Test the image and OLM bundle generators (no cluster needed).
+	go -C hack/tools/image test -count=1 ./...
+	KUSTOMIZE="$(KUSTOMIZE)" go -C hack/tools/bundle test -count=1 ./...
 
 ##@ Deployment
 
@@ -152,9 +179,8 @@ uninstall: manifests k8s-bins ## Uninstall CRDs from the cluster in your kubecon
 	"$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -k config/crd
 
 .PHONY: deploy
-deploy: manifests kustomize k8s-bins ## Deploy the operator to the cluster in your kubeconfig.
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" apply --server-side -f -
+deploy: manifests kustomize k8s-bins ## Deploy the operator, running IMG, to the cluster in your kubeconfig.
+	hack/render.sh "$(KUSTOMIZE)" config/default "$(IMG)" | "$(KUBECTL)" apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: kustomize k8s-bins ## Undeploy the operator from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -254,10 +256,25 @@ func TestRestartedOperatorWritesNothing(t *testing.T) {
 	g.Expect(replicaSetUIDs(g, ns)).To(Equal(replicaSetsBefore), "the pods were rolled")
 }
 
-func TestDefaultManifestsAreAccepted(t *testing.T) {
-	for _, dir := range []string{"config/default", "config/namespaced"} {
-		out, err := runKubectl("apply", "--server-side", "--dry-run=server", "-k", dir)
-		NewWithT(t).Expect(err).NotTo(HaveOccurred(), "%s: %s", dir, out)
+// TestEveryOverlayIsAccepted has the API server check, in a dry run, every
+// kustomize directory of config/: the installable overlays, and the parts
+// config/default is made of or can add (prometheus, network-policy), each
+// placed in the operator's namespace as config/default places them.
+func TestEveryOverlayIsAccepted(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join(repoRoot, "config", "*", "kustomization.yaml"))
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	NewWithT(t).Expect(len(dirs)).To(BeNumerically(">=", 8))
+	for _, path := range dirs {
+		dir, _ := filepath.Abs(filepath.Dir(path))
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			g := NewWithT(t)
+			overlay := t.TempDir()
+			g.Expect(os.Symlink(dir, filepath.Join(overlay, "base"))).To(Succeed())
+			g.Expect(os.WriteFile(filepath.Join(overlay, "kustomization.yaml"),
+				[]byte("namespace: memcached-operator-system\nresources:\n- base\n"), 0o644)).To(Succeed())
+			out, err := runKubectl("apply", "--server-side", "--dry-run=server", "-k", overlay)
+			g.Expect(err).NotTo(HaveOccurred(), "%s: %s", dir, out)
+		})
 	}
 }
 

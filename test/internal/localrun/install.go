@@ -22,6 +22,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"example.com/memcached-operator/test/internal/simcluster"
@@ -69,20 +70,26 @@ func Install(ctx context.Context, admin *rest.Config, kubectl, manifestsDir, kub
 		return err
 	}
 
+	return TokenKubeconfig(ctx, admin, serviceAccount[0].GetNamespace(), serviceAccount[0].GetName(), kubeconfigPath)
+}
+
+// TokenKubeconfig writes to kubeconfigPath a kubeconfig that authenticates
+// with a token of the ServiceAccount namespace/name, as a pod running with
+// it would.
+func TokenKubeconfig(ctx context.Context, admin *rest.Config, namespace, name, kubeconfigPath string) error {
 	clientset, err := kubernetes.NewForConfig(admin)
 	if err != nil {
 		return fmt.Errorf("failed to create a client: %w", err)
 	}
-	sa := serviceAccount[0]
-	token, err := clientset.CoreV1().ServiceAccounts(sa.GetNamespace()).CreateToken(ctx, sa.GetName(),
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(24 * 3600))}},
+	token, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)}},
 		metav1.CreateOptions{})
 	if err != nil {
-		return fmt.Errorf("failed to create a token for ServiceAccount %s/%s: %w", sa.GetNamespace(), sa.GetName(), err)
+		return fmt.Errorf("failed to create a token for ServiceAccount %s/%s: %w", namespace, name, err)
 	}
 	operator := rest.AnonymousClientConfig(admin)
 	operator.BearerToken = token.Status.Token
-	return simcluster.WriteKubeconfig(kubeconfigPath, operator, sa.GetNamespace()+":"+sa.GetName())
+	return simcluster.WriteKubeconfig(kubeconfigPath, operator, namespace+":"+name)
 }
 
 // Render runs kubectl kustomize on dir and decodes the objects it prints.
