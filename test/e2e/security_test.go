@@ -11,6 +11,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/test/internal/localrun"
 	"example.com/memcached-operator/test/internal/simcluster"
 )
@@ -259,4 +261,67 @@ func expectScrape(t *testing.T, url, token string, want int) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}, 30*time.Second).Should(Equal(want))
+}
+
+// TestPodsPassRestrictedWithAnyUID checks, at the API server's admission,
+// the memcached pods of both --memcached-uid modes, and the operator's own
+// pod, where the restricted Pod Security Standard is enforced: as rendered,
+// and with the uid and fsGroup a platform such as OpenShift's restricted-v2
+// assigns from the namespace's range.
+func TestPodsPassRestrictedWithAnyUID(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, restricted)
+	assigned := func(spec corev1.PodSpec) corev1.PodSpec {
+		spec = *spec.DeepCopy()
+		if spec.SecurityContext == nil {
+			spec.SecurityContext = &corev1.PodSecurityContext{}
+		}
+		spec.SecurityContext.RunAsUser = ptr.To[int64](1000680000)
+		spec.SecurityContext.FSGroup = ptr.To[int64](1000680000)
+		return spec
+	}
+	admit := func(name string, spec corev1.PodSpec) {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+		g.Expect(k8sClient.Create(t.Context(), pod, client.DryRunAll)).To(Succeed(), "pod %s was refused", name)
+	}
+
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cache", UID: "uid"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 1, Workload: cachev1alpha1.WorkloadStatefulSet,
+			Auth:        &cachev1alpha1.AuthSpec{SecretName: "users"},
+			WarmRestart: &cachev1alpha1.WarmRestartSpec{Enabled: true}}}
+	for _, platform := range []bool{false, true} {
+		desired := resources.Build(mc, resources.Inputs{StatefulSetReplicas: 1, PlatformAssignsUID: platform})
+		for _, o := range desired.Objects {
+			if o.Kind != resources.StatefulSetKind {
+				continue
+			}
+			set := &appsv1.StatefulSet{}
+			g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, set)).To(Succeed())
+			spec := set.Spec.Template.Spec
+			// The memory file volume comes from a claim the StatefulSet makes.
+			for i := range spec.Volumes {
+				spec.Volumes[i].VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+			}
+			spec.Volumes = append(spec.Volumes, corev1.Volume{Name: resources.MemoryFileClaim,
+				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+			g.Expect(spec.SecurityContext.RunAsUser == nil).To(Equal(platform))
+			name := map[bool]string{false: "fixed", true: "platform"}[platform]
+			admit("memcached-"+name, spec)
+			admit("memcached-"+name+"-assigned", assigned(spec))
+		}
+	}
+
+	objects, err := localrun.Render(t.Context(), kubectl, filepath.Join(repoRoot, "config", "default"))
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, obj := range objects {
+		if obj.GetKind() != "Deployment" {
+			continue
+		}
+		d := &appsv1.Deployment{}
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, d)).To(Succeed())
+		spec := d.Spec.Template.Spec
+		spec.ServiceAccountName = "" // the ServiceAccount lives in the operator's namespace
+		g.Expect(spec.SecurityContext.RunAsUser).To(BeNil(), "the operator pins its uid: a platform could not assign one")
+		admit("manager-assigned", assigned(spec))
+	}
 }
