@@ -46,8 +46,12 @@ manifests: controller-gen ## Generate the CustomResourceDefinition and ClusterRo
 	hack/sync-chart.sh
 
 .PHONY: generate
-generate: controller-gen ## Generate DeepCopy methods and server-side apply configurations for the API types.
+generate: controller-gen api-docs ## Generate DeepCopy methods and server-side apply configurations for the API types, and docs/api.md.
 	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" applyconfiguration:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: api-docs
+api-docs: crd-ref-docs ## Generate docs/api.md, the API reference, from the Go types, doc comments and markers of api/.
+	hack/apidocs.sh "$(CRD_REF_DOCS)"
 
 .PHONY: verify-gen
 verify-gen: manifests generate ## Fail if a generated file is not up to date, or would change with the date.
@@ -92,6 +96,12 @@ test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end te
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" TEST_CRDS_DIR="$(TEST_CRDS_DIR)" \
 		HELM_BINARY="$(HELM)" IMAGE_LAYOUT="$(CURDIR)/dist/image" INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
 		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
+
+CHAOS_ARGS ?=
+.PHONY: test-chaos
+test-chaos: build k8s-bins ## Inject faults on simulated clusters while the operator works, and check nothing was lost (CHAOS_ARGS="-size=500 -out=bin/chaos").
+	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" \
+		go -C test test ./chaos/ -count=1 -timeout 60m -v -args $(CHAOS_ARGS)
 
 .PHONY: helm-lint
 helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-operator.
@@ -207,12 +217,14 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= $(shell sed -n 's#^\s*\(require \)\?helm.sh/helm/v3 \(v[^ ]*\).*#\2#p' hack/tools/helm/go.mod | head -n 1)
+CRD_REF_DOCS_VERSION ?= $(shell sed -n 's#^\s*\(require \)\?github.com/elastic/crd-ref-docs \(v[^ ]*\).*#\2#p' hack/tools/apidocs/go.mod | head -n 1)
 HELM_K8S_MINOR = $(shell sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' hack/tools/helm/go.mod | head -n 1)
 
 .PHONY: k8s-bins
@@ -245,6 +257,16 @@ $(HELM): hack/tools/helm/go.mod | $(LOCALBIN)
 		-o "$(HELM)-$(HELM_VERSION)" helm.sh/helm/v3/cmd/helm; \
 	}
 	ln -sf "$$(realpath "$(HELM)-$(HELM_VERSION)")" "$(HELM)"
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Build crd-ref-docs, pinned in hack/tools/apidocs, if necessary.
+$(CRD_REF_DOCS): hack/tools/apidocs/go.mod | $(LOCALBIN)
+	@[ -f "$(CRD_REF_DOCS)-$(CRD_REF_DOCS_VERSION)" ] || { \
+	echo "Building crd-ref-docs $(CRD_REF_DOCS_VERSION)"; \
+	go build -C hack/tools/apidocs -trimpath -ldflags "-s -w -X main.buildVersion=$(CRD_REF_DOCS_VERSION)" \
+		-o "$(CRD_REF_DOCS)-$(CRD_REF_DOCS_VERSION)" github.com/elastic/crd-ref-docs; \
+	}
+	ln -sf "$$(realpath "$(CRD_REF_DOCS)-$(CRD_REF_DOCS_VERSION)")" "$(CRD_REF_DOCS)"
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
