@@ -16,7 +16,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -60,11 +62,23 @@ type MemcachedReconciler struct {
 	written sync.Map
 }
 
-// writtenStatus is a status the reconciler wrote over a Memcached of
-// resourceVersion before.
+// writtenStatus is a status the reconciler wrote: the Memcached had
+// resourceVersion before when it was read, and after once written.
 type writtenStatus struct {
-	before string
-	status cachev1alpha1.MemcachedStatus
+	before, after string
+	status        cachev1alpha1.MemcachedStatus
+}
+
+// predates tells whether a Memcached of resourceVersion rv, as the cache
+// holds it, was read before the write: a cache that has not caught up yet
+// may still hold an older status than before, also one this reconciler wrote
+// itself.
+func (w writtenStatus) predates(rv string) bool {
+	if rv == w.before {
+		return true
+	}
+	cmp, err := resourceversion.CompareResourceVersion(rv, w.after)
+	return err == nil && cmp < 0
 }
 
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds,verbs=get;list;watch
@@ -222,7 +236,7 @@ func (r *MemcachedReconciler) recallStatus(mc *cachev1alpha1.Memcached) {
 	if !ok {
 		return
 	}
-	if w := w.(writtenStatus); w.before == mc.ResourceVersion {
+	if w := w.(writtenStatus); w.predates(mc.ResourceVersion) {
 		mc.Status = *w.status.DeepCopy()
 		return
 	}
@@ -235,10 +249,15 @@ func (r *MemcachedReconciler) writeStatus(ctx context.Context, mc *cachev1alpha1
 		return nil
 	}
 	logf.FromContext(ctx).V(1).Info("Updating status", "old", mc.Status, "new", newStatus)
-	if err := r.Status().Apply(ctx, status.ApplyConfiguration(mc, newStatus), fieldOwner, client.ForceOwnership); err != nil {
+	applied := status.ApplyConfiguration(mc, newStatus)
+	if err := r.Status().Apply(ctx, applied, fieldOwner, client.ForceOwnership); err != nil {
 		// A Memcached deleted since it was read has no status to write.
 		return client.IgnoreNotFound(fmt.Errorf("failed to apply status: %w", err))
 	}
-	r.written.Store(client.ObjectKeyFromObject(mc), writtenStatus{before: mc.ResourceVersion, status: newStatus})
+	r.written.Store(client.ObjectKeyFromObject(mc), writtenStatus{
+		before: mc.ResourceVersion,
+		after:  ptr.Deref(applied.ResourceVersion, ""),
+		status: newStatus,
+	})
 	return nil
 }
