@@ -262,13 +262,13 @@ type WarmRestartSpec struct {
 type ResourceRequirements struct {
 	// limits are the most compute resources the container may use.
 	// +kubebuilder:validation:MaxProperties=8
-	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int || (size(self[k]) <= 32 && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="limits must be quantities of at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] >= 0 : (size(self[k]) <= 32 && !self[k].startsWith('-') && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="limits must be quantities of at least 0 and at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
 	// +optional
 	Limits corev1.ResourceList `json:"limits,omitempty"`
 
 	// requests are the compute resources the container is scheduled with.
 	// +kubebuilder:validation:MaxProperties=8
-	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int || (size(self[k]) <= 32 && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="requests must be quantities of at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] >= 0 : (size(self[k]) <= 32 && !self[k].startsWith('-') && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="requests must be quantities of at least 0 and at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
 	// +optional
 	Requests corev1.ResourceList `json:"requests,omitempty"`
 }
@@ -375,6 +375,8 @@ type MonitoringSpec struct {
 	ExporterImage string `json:"exporterImage,omitempty"`
 
 	// exporterResources are the exporter container's compute resources.
+	// Without them, it requests 10m CPU and 32Mi of memory, and is limited to
+	// 64Mi of memory.
 	// +optional
 	ExporterResources *ResourceRequirements `json:"exporterResources,omitempty"`
 

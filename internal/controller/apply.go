@@ -120,6 +120,13 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 		log.Info("Recreating object: a field that cannot be changed changed")
 		return live, r.deleteObject(ctx, mc, ref, live, "a field of it that cannot be changed changed", metav1.DeletePropagationOrphan)
 	}
+	if apierrors.IsInvalid(err) {
+		// The spec holds a value that the API server refuses in the object
+		// built from it: only a change of the spec helps. What runs stays
+		// as it is.
+		return live, &status.SpecError{Reason: status.ReasonInvalidSpec, Message: fmt.Sprintf(
+			"The API server refuses the %s built from the spec, which is left as it was: %s", ref, statusMessage(err))}
+	}
 	if err != nil {
 		return live, fmt.Errorf("failed to apply %s: %w", ref, err)
 	}
@@ -292,4 +299,13 @@ func isForbiddenUpdate(err error) bool {
 // kind: it was removed since the operator started.
 func isMissingAPI(err error) bool {
 	return meta.IsNoMatchError(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err)
+}
+
+// statusMessage returns the message of the API error err.
+func statusMessage(err error) string {
+	var apiStatus apierrors.APIStatus
+	if errors.As(err, &apiStatus) {
+		return apiStatus.Status().Message
+	}
+	return err.Error()
 }

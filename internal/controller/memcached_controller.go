@@ -140,10 +140,16 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			logf.FromContext(ctx).V(1).Info("Not applying: the namespace is being deleted")
 			return ctrl.Result{}, nil
 		}
+		if refused, ok := errors.AsType[*status.SpecError](applyErr); ok {
+			// Retrying cannot help: the Memcached's next change brings the
+			// next reconcile.
+			observed.SpecError, applyErr = refused, nil
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, refused.Reason, "Apply", "%s", refused.Error())
+		}
 		r.tell(mc, result, applyErr)
 		observed.ApplyError = applyErr
 		r.useApplied(mc, &observed, result)
-		if applyErr == nil {
+		if applyErr == nil && observed.SpecError == nil {
 			observed.Monitoring = monitoringCondition(mc, result)
 		}
 	}

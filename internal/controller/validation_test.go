@@ -62,6 +62,12 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		{"maxUnavailable above 100%", func(s *cachev1alpha1.MemcachedSpec) {
 			s.PodDisruptionBudget = &cachev1alpha1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("150%"))}
 		}, "maxUnavailable must be a number from 0 to 2147483647 or a percentage"},
+		{"negative memory request", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Resources = &cachev1alpha1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("-1Gi")}}
+		}, "requests must be quantities of at least 0"},
+		{"negative CPU limit", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("-1")}}
+		}, "limits must be quantities of at least 0"},
 		{"auth without a Secret name", func(s *cachev1alpha1.MemcachedSpec) {
 			s.Auth = &cachev1alpha1.AuthSpec{}
 		}, "spec.auth.secretName"},
@@ -201,6 +207,45 @@ func TestTooSmallMemoryLimitDegradesAndKeepsPods(t *testing.T) {
 	g.Expect(meta.IsStatusConditionFalse(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
 	g.Expect(deploymentOf(t, mc).Spec.Template.Spec.Containers[0].Resources.Limits.Memory().String()).To(Equal("256Mi"))
 	g.Expect(deploymentOf(t, mc).Generation).To(BeNumerically(">", deployment.Generation))
+}
+
+// TestObjectsTheAPIServerRefusesDegradeAndKeepPods covers the values that
+// admission lets through but that the API server refuses in the objects
+// built from them, such as a CPU request above the CPU limit: the Memcached
+// tells what is wrong, nothing running changes, and no retry loop follows.
+func TestObjectsTheAPIServerRefusesDegradeAndKeepPods(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 1)
+	converged(t, mc)
+	deployment := deploymentOf(t, mc)
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Resources = &cachev1alpha1.ResourceRequirements{
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
+		}
+	})
+	g.Eventually(func(g Gomega) {
+		degraded := meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)
+		g.Expect(degraded).NotTo(BeNil())
+		g.Expect(degraded.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(degraded.Reason).To(Equal(status.ReasonInvalidSpec))
+		g.Expect(degraded.Message).To(And(ContainSubstring("Deployment cache"), ContainSubstring("resources.requests")))
+		g.Expect(degraded.ObservedGeneration).To(Equal(mc.Generation))
+	}).Should(Succeed())
+	expectUnchanged(t, deployment)
+	// Nothing is retried until the spec changes.
+	before := len(requests.inNamespace(ns, true))
+	g.Consistently(func() []string { return requests.inNamespace(ns, true)[before:] }, quietPeriod, 250*time.Millisecond).
+		Should(BeEmpty())
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Resources.Requests[corev1.ResourceCPU] = resource.MustParse("50m")
+	})
+	converged(t, mc)
+	g.Expect(meta.IsStatusConditionFalse(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
+	g.Expect(deploymentOf(t, mc).Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().String()).To(Equal("50m"))
 }
 
 // TestEveryAcceptedValueDecodes walks the Memcached schema and, for every

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -97,6 +98,10 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 		WithSecurityContext(restrictedContainer())
 	if r := m.ExporterResources; r != nil {
 		container.WithResources(corev1ac.ResourceRequirements().WithLimits(r.Limits).WithRequests(r.Requests))
+	} else {
+		container.WithResources(corev1ac.ResourceRequirements().
+			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}).
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}))
 	}
 	return appsv1ac.Deployment(ExporterName(mc), mc.Namespace).
 		WithLabels(exporterLabels(mc)).

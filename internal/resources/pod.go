@@ -255,7 +255,13 @@ func containerResources(spec *cachev1alpha1.MemcachedSpec) *corev1.ResourceRequi
 		resources.Requests = corev1.ResourceList{}
 	}
 	if _, ok := resources.Limits[corev1.ResourceMemory]; !ok {
-		resources.Limits[corev1.ResourceMemory] = memcached.MemoryLimit(spec)
+		// What memcached needs, or the request if larger: a limit may not
+		// be below the request.
+		limit := memcached.MemoryLimit(spec)
+		if request, ok := resources.Requests[corev1.ResourceMemory]; ok && request.Cmp(limit) > 0 {
+			limit = request
+		}
+		resources.Limits[corev1.ResourceMemory] = limit
 	}
 	if _, ok := resources.Requests[corev1.ResourceMemory]; !ok {
 		resources.Requests[corev1.ResourceMemory] = resources.Limits[corev1.ResourceMemory]

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -77,6 +78,16 @@ func TestPodRunsMemcached(t *testing.T) {
 	limit := c.Resources.Limits[corev1.ResourceMemory]
 	if want := memcached.MemoryLimit(&mc.Spec); limit.Cmp(want) != 0 || c.Resources.Requests.Memory().Cmp(want) != 0 {
 		t.Errorf("memory limit %s, request %s; want both %s", limit.String(), c.Resources.Requests.Memory(), want.String())
+	}
+}
+
+func TestDerivedMemoryLimitIsNotBelowTheRequest(t *testing.T) {
+	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+		s.Resources = &cachev1alpha1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi")}}
+	})
+	c := podOf(t, mc, inputsFor(mc)).Spec.Containers[0]
+	if limit := c.Resources.Limits[corev1.ResourceMemory]; limit.Cmp(resource.MustParse("4Gi")) != 0 {
+		t.Errorf("memory limit %s, want the request, 4Gi: the API server refuses a limit below the request", limit.String())
 	}
 }
 

@@ -14,7 +14,8 @@ import (
 )
 
 // ProgressDeadlineSeconds is how long a Deployment rollout may go without
-// progress before the Deployment, and so the Memcached, reports it stuck.
+// progress, beyond spec.minReadySeconds, before the Deployment, and so the
+// Memcached, reports it stuck.
 const ProgressDeadlineSeconds = 60
 
 // MemoryFileClaim names the volume claim template of the memory files of
@@ -48,7 +49,7 @@ func deployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.DeploymentAppl
 					WithMaxSurge(intstr.FromInt32(1)).
 					WithMaxUnavailable(intstr.FromInt32(0)))).
 			WithMinReadySeconds(ptr.Deref(mc.Spec.MinReadySeconds, 0)).
-			WithProgressDeadlineSeconds(ProgressDeadlineSeconds).
+			WithProgressDeadlineSeconds(ProgressDeadlineSeconds + ptr.Deref(mc.Spec.MinReadySeconds, 0)).
 			WithTemplate(template))
 }
 

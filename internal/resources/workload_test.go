@@ -68,6 +68,18 @@ func TestDeploymentRollsOutOnePodAtATime(t *testing.T) {
 	}
 }
 
+func TestProgressDeadlineOutlastsMinReadySeconds(t *testing.T) {
+	// The API server refuses a Deployment whose progress deadline is not
+	// above minReadySeconds.
+	for _, seconds := range []int32{0, 59, 60, 61, 3600} {
+		mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) { s.MinReadySeconds = ptr.To(seconds) })
+		d := deploymentOf(t, mc, inputsFor(mc))
+		if deadline := ptr.Deref(d.Spec.ProgressDeadlineSeconds, 0); deadline <= d.Spec.MinReadySeconds {
+			t.Errorf("minReadySeconds %d: progressDeadlineSeconds = %d, want more", seconds, deadline)
+		}
+	}
+}
+
 func TestSelectorsKeepMemcachedsApart(t *testing.T) {
 	a := deploymentOf(t, newMemcached("a", 1), Inputs{})
 	b := deploymentOf(t, newMemcached("b", 1), Inputs{})

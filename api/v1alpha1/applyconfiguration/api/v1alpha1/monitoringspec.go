@@ -35,6 +35,8 @@ type MonitoringSpecApplyConfiguration struct {
 	// exporterImage is the exporter's container image.
 	ExporterImage *string `json:"exporterImage,omitempty"`
 	// exporterResources are the exporter container's compute resources.
+	// Without them, it requests 10m CPU and 32Mi of memory, and is limited to
+	// 64Mi of memory.
 	ExporterResources *ResourceRequirementsApplyConfiguration `json:"exporterResources,omitempty"`
 	// interval is how often Prometheus scrapes the exporter, e.g. 30s. When
 	// left out, Prometheus' own interval applies.
