@@ -97,6 +97,13 @@ test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end te
 		HELM_BINARY="$(HELM)" IMAGE_LAYOUT="$(CURDIR)/dist/image" INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
 		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
 
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## Fuzz the argument rules, the object builders and the status computation, each for FUZZTIME (default 30s).
+	go test ./internal/memcached/ -run '^$$' -fuzz '^FuzzCheckExtraArgs$$' -fuzztime $(FUZZTIME)
+	go test ./internal/resources/ -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME)
+	go test ./internal/status/ -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME)
+
 CHAOS_ARGS ?=
 .PHONY: test-chaos
 test-chaos: build k8s-bins ## Inject faults on simulated clusters while the operator works, and check nothing was lost (CHAOS_ARGS="-size=500 -out=bin/chaos").

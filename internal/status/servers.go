@@ -71,7 +71,7 @@ func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time
 
 	s := Servers{RetirePreviousWorkload: statefulSetReady(observed.StatefulSet, size)}
 	published := stablePrefix(mc, previous)
-	if observed.Deployment != nil && published < len(previous) && !s.RetirePreviousWorkload {
+	if switchingFromDeployment(observed) && !s.RetirePreviousWorkload {
 		// Switching from a Deployment: its pods' list stays until the
 		// StatefulSet is ready.
 		s.List = readyAddresses(observed.Pods)
@@ -114,6 +114,15 @@ func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time
 		}
 	}
 	return s
+}
+
+// switchingFromDeployment reports whether a StatefulSet Memcached is
+// switching from a Deployment: one exists, and the StatefulSet is not older.
+// An older StatefulSet is one that served until a switch to a Deployment was
+// undone. The previous server list cannot tell: it may be empty.
+func switchingFromDeployment(observed Observed) bool {
+	d, s := observed.Deployment, observed.StatefulSet
+	return d != nil && (s == nil || !s.CreationTimestamp.Before(&d.CreationTimestamp))
 }
 
 // stablePrefix returns how many servers at the start of list are the stable

@@ -159,6 +159,29 @@ func TestPlanServersWhileSwitchingWorkloads(t *testing.T) {
 		t.Errorf("ready: list %q, retire %v; want every stable name at once, and retire the Deployment", got.List, got.RetirePreviousWorkload)
 	}
 
+	// To a StatefulSet, while no pod of the Deployment is ready: its empty
+	// list stays, however many reconciles run.
+	mc = statefulMemcached(2, 0)
+	none := Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 1), Pods: statefulPods(true, false)}
+	for range 2 {
+		got = PlanServers(mc, none, now)
+		if len(got.List) > 0 || got.RetirePreviousWorkload {
+			t.Errorf("no Deployment pod ready: list %q, retire %v; want none, and keep the Deployment", got.List, got.RetirePreviousWorkload)
+		}
+		mc.Status.ServerList = got.List
+	}
+
+	// A switch to a Deployment undone before the Deployment was ready: the
+	// StatefulSet, the older, serves on with its stable names.
+	mc = statefulMemcached(2, 2)
+	undone := Observed{Deployment: rolledOut(2), StatefulSet: statefulSet(2, 1), Pods: statefulPods(true, true)}
+	undone.Deployment.CreationTimestamp = now
+	undone.StatefulSet.CreationTimestamp = earlier
+	got = PlanServers(mc, undone, now)
+	if !slices.Equal(got.List, names(2)) || got.RetirePreviousWorkload {
+		t.Errorf("undone: list %q, retire %v; want the StatefulSet's %q, and keep the Deployment until it is ready", got.List, got.RetirePreviousWorkload, names(2))
+	}
+
 	// Back to a Deployment: the stable names until the Deployment is ready.
 	mc = newMemcached(2, 3)
 	mc.Status.ServerList = names(2)
