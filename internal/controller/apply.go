@@ -160,9 +160,22 @@ func (r *MemcachedReconciler) current(ctx context.Context, ref resources.Ref) (c
 	return found, nil
 }
 
+// predecessorError is an object that a deleted Memcached of the same name
+// controls: the garbage collector deletes it, and its deletion brings the
+// next reconcile.
+type predecessorError struct {
+	ref resources.Ref
+}
+
+func (e *predecessorError) Error() string {
+	return fmt.Sprintf("%s still belongs to a deleted Memcached of the same name", e.ref)
+}
+
 // checkOwner returns a ConflictError unless mc controls obj, or obj has no
 // controller and its labels show that the operator made it for mc, e.g.
 // after a backup was restored without owner references: then mc adopts it.
+// It returns a predecessorError for an object of a deleted Memcached of the
+// same name.
 func checkOwner(mc *cachev1alpha1.Memcached, ref resources.Ref, obj client.Object) error {
 	owner := metav1.GetControllerOfNoCopy(obj)
 	switch {
@@ -170,6 +183,10 @@ func checkOwner(mc *cachev1alpha1.Memcached, ref resources.Ref, obj client.Objec
 		return nil
 	case owner == nil && resources.IsManagedBy(obj.GetLabels(), mc.Name):
 		return nil
+	case owner != nil && owner.Name == mc.Name &&
+		schema.FromAPIVersionAndKind(owner.APIVersion, owner.Kind).GroupKind() == cachev1alpha1.GroupVersion.WithKind("Memcached").GroupKind():
+		// Names are unique: the Memcached that owns it is gone.
+		return &predecessorError{ref: ref}
 	case owner == nil:
 		return &status.ConflictError{Object: ref.String()}
 	default:

@@ -140,6 +140,11 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			logf.FromContext(ctx).V(1).Info("Not applying: the namespace is being deleted")
 			return ctrl.Result{}, nil
 		}
+		if predecessor, ok := errors.AsType[*predecessorError](applyErr); ok {
+			logf.FromContext(ctx).V(1).Info("Waiting for the garbage collector to delete an object of a deleted Memcached of this name",
+				"object", predecessor.ref.String())
+			applyErr = nil
+		}
 		if refused, ok := errors.AsType[*status.SpecError](applyErr); ok {
 			// Retrying cannot help: the Memcached's next change brings the
 			// next reconcile.

@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -133,4 +134,31 @@ func TestObjectsOfTheOperatorLeftWithoutOwnerAreAdopted(t *testing.T) {
 	converged(t, orphan)
 	g.Expect(apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "nothing"}, &corev1.Service{}))).
 		To(BeTrue())
+}
+
+func TestARecreatedMemcachedWaitsForTheObjectsOfItsPredecessor(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	old := createMemcached(t, ns, "cache", 1)
+	converged(t, old)
+	oldDeployment := deploymentOf(t, old)
+
+	// Deleted and created again at once: envtest runs no garbage collector,
+	// so the objects of the first stay, as they do for a while in a cluster.
+	g.Expect(k8sClient.Delete(t.Context(), old)).To(Succeed())
+	mc := createMemcached(t, ns, "cache", 1)
+	g.Eventually(func(g Gomega) {
+		s := getMemcached(t, g, mc).Status
+		g.Expect(meta.IsStatusConditionFalse(s.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue(), "%+v", s.Conditions)
+		g.Expect(meta.IsStatusConditionTrue(s.Conditions, cachev1alpha1.ConditionProgressing)).To(BeTrue(), "%+v", s.Conditions)
+	}).Should(Succeed())
+	g.Expect(eventReasons(t, mc)(g)).NotTo(ContainElement(status.ReasonOwnershipConflict))
+
+	// The garbage collector deletes them: the new Memcached gets its own.
+	g.Expect(k8sClient.Delete(t.Context(), oldDeployment)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), d)).To(Succeed())
+		g.Expect(metav1.IsControlledBy(d, mc)).To(BeTrue())
+	}).Should(Succeed())
 }
