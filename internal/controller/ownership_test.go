@@ -23,22 +23,22 @@ import (
 // foreignObjects are objects a user made, with the names a Memcached
 // "cache" asks for, and labels of their own.
 func foreignObjects(ns string) map[string]client.Object {
-	meta := func(name string) metav1.ObjectMeta {
+	objectMeta := func(name string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"owner": "someone-else"}}
 	}
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}}
 	port := []corev1.ServicePort{{Name: "http", Port: 80}}
 	return map[string]client.Object{
-		"Deployment cache": &appsv1.Deployment{ObjectMeta: meta("cache"), Spec: appsv1.DeploymentSpec{Selector: selector,
+		"Deployment cache": &appsv1.Deployment{ObjectMeta: objectMeta("cache"), Spec: appsv1.DeploymentSpec{Selector: selector,
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: selector.MatchLabels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}}},
-		"Service cache":          &corev1.Service{ObjectMeta: meta("cache"), Spec: corev1.ServiceSpec{Ports: port}},
-		"Service cache-headless": &corev1.Service{ObjectMeta: meta("cache-headless"), Spec: corev1.ServiceSpec{Ports: port}},
-		"ConfigMap cache-servers": &corev1.ConfigMap{ObjectMeta: meta("cache-servers"),
+		"Service cache":          &corev1.Service{ObjectMeta: objectMeta("cache"), Spec: corev1.ServiceSpec{Ports: port}},
+		"Service cache-headless": &corev1.Service{ObjectMeta: objectMeta("cache-headless"), Spec: corev1.ServiceSpec{Ports: port}},
+		"ConfigMap cache-servers": &corev1.ConfigMap{ObjectMeta: objectMeta("cache-servers"),
 			Data: map[string]string{"servers": "mine"}},
-		"PodDisruptionBudget cache": &policyv1.PodDisruptionBudget{ObjectMeta: meta("cache"),
+		"PodDisruptionBudget cache": &policyv1.PodDisruptionBudget{ObjectMeta: objectMeta("cache"),
 			Spec: policyv1.PodDisruptionBudgetSpec{Selector: selector, MaxUnavailable: ptr.To(intstr.FromInt32(2))}},
-		"NetworkPolicy cache": &networkingv1.NetworkPolicy{ObjectMeta: meta("cache"),
+		"NetworkPolicy cache": &networkingv1.NetworkPolicy{ObjectMeta: objectMeta("cache"),
 			Spec: networkingv1.NetworkPolicySpec{PodSelector: *selector}},
 	}
 }

@@ -163,8 +163,9 @@ func randomSpec(rng *rand.Rand) map[string]any {
 				{"-B", "ascii"}, {"-C"}, {"-D", ":"}, {"--listen-backlog=1024"}}
 			invalid := [][]any{{"-p", "11211"}, {"-U", "1"}, {"--por=1"}, {"-o", "ssl_verify_mode=0"}, {"-vv"}, {"-l", "0.0.0.0"},
 				{"-t", "8"}, {""}, {" "}, {"-R"}, {"-B", "binary"}}
-			args := []any{}
-			for range rng.IntN(3) {
+			count := rng.IntN(3)
+			args := make([]any, 0, 2*count)
+			for range count {
 				args = append(args, choose(rng, list(valid[rng.IntN(len(valid))]), list(invalid[rng.IntN(len(invalid))])).([]any)...)
 			}
 			return args

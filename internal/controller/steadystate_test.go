@@ -46,7 +46,7 @@ func TestSteadyStateSendsNothing(t *testing.T) {
 	ns := newNamespace(t)
 	mc := readyMemcached(t, ns)
 
-	writes := func() []string { return requests.inNamespace(ns, true) }
+	writes := func() []string { return requests.writesIn(ns) }
 	settled := writes()
 	t.Logf("Writes to converge a new Memcached of 2 pods: %d %v", len(settled), settled)
 
@@ -84,8 +84,8 @@ func TestChangesOfOtherWritersCostNothing(t *testing.T) {
 
 	// The operator sees the change and finds that what it applied is all
 	// there: it sends nothing, and tells of no change.
-	before := len(requests.inNamespace(ns, true))
-	g.Consistently(func() []string { return requests.inNamespace(ns, true)[before:] }, quietPeriod, 250*time.Millisecond).
+	before := len(requests.writesIn(ns))
+	g.Consistently(func() []string { return requests.writesIn(ns)[before:] }, quietPeriod, 250*time.Millisecond).
 		Should(BeEmpty())
 	expectNoOpReconcile(t, mc)
 	g.Expect(eventReasons(t, mc)(g)).NotTo(ContainElements("DriftCorrected", "ConfigChanged"))

@@ -67,9 +67,9 @@ func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	return t.next.RoundTrip(req)
 }
 
-// inNamespace returns the requests made so far about objects in namespace;
-// with writesOnly, only those that can change something.
-func (l *requestLog) inNamespace(namespace string, writesOnly bool) []string {
+// writesIn returns the requests made so far that can change objects in
+// namespace.
+func (l *requestLog) writesIn(namespace string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var matched []string
@@ -78,7 +78,7 @@ func (l *requestLog) inNamespace(namespace string, writesOnly bool) []string {
 		if !strings.Contains(path, "/namespaces/"+namespace+"/") {
 			continue
 		}
-		if writesOnly && (method == http.MethodGet || method == http.MethodHead) {
+		if method == http.MethodGet || method == http.MethodHead {
 			continue
 		}
 		matched = append(matched, r)

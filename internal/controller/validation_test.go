@@ -236,8 +236,8 @@ func TestObjectsTheAPIServerRefusesDegradeAndKeepPods(t *testing.T) {
 	}).Should(Succeed())
 	expectUnchanged(t, deployment)
 	// Nothing is retried until the spec changes.
-	before := len(requests.inNamespace(ns, true))
-	g.Consistently(func() []string { return requests.inNamespace(ns, true)[before:] }, quietPeriod, 250*time.Millisecond).
+	before := len(requests.writesIn(ns))
+	g.Consistently(func() []string { return requests.writesIn(ns)[before:] }, quietPeriod, 250*time.Millisecond).
 		Should(BeEmpty())
 
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {

@@ -292,26 +292,33 @@ func checkRestricted(t *testing.T, ref string, pod *corev1.PodSpec, platformAssi
 		t.Errorf("%s: the pod sets its user, which the platform assigns", ref)
 	}
 	for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
-		sc := c.SecurityContext
-		if sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) ||
-			sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 ||
-			ptr.Deref(sc.Privileged, false) {
-			t.Errorf("%s: container %s has the security context %+v, which is not restricted", ref, c.Name, sc)
-		}
-		if platformAssignsUID && sc != nil && sc.RunAsUser != nil {
-			t.Errorf("%s: container %s sets its user, which the platform assigns", ref, c.Name)
-		}
-		for _, p := range c.Ports {
-			if p.Protocol != corev1.ProtocolTCP || p.HostPort != 0 {
-				t.Errorf("%s: container %s has port %+v", ref, c.Name, p)
-			}
-		}
-		if c.Resources.Limits.Memory().Cmp(resource.MustParse("0")) <= 0 {
-			t.Errorf("%s: container %s has no memory limit", ref, c.Name)
-		}
+		checkRestrictedContainer(t, ref, &c, platformAssignsUID)
 	}
 	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
 		t.Errorf("%s: the pod shares the host's namespaces", ref)
+	}
+}
+
+// checkRestrictedContainer checks that a container passes the restricted Pod
+// Security Standard, with TCP ports only and a memory limit.
+func checkRestrictedContainer(t *testing.T, ref string, c *corev1.Container, platformAssignsUID bool) {
+	t.Helper()
+	sc := c.SecurityContext
+	if sc == nil || ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 ||
+		ptr.Deref(sc.Privileged, false) {
+		t.Errorf("%s: container %s has the security context %+v, which is not restricted", ref, c.Name, sc)
+	}
+	if platformAssignsUID && sc != nil && sc.RunAsUser != nil {
+		t.Errorf("%s: container %s sets its user, which the platform assigns", ref, c.Name)
+	}
+	for _, p := range c.Ports {
+		if p.Protocol != corev1.ProtocolTCP || p.HostPort != 0 {
+			t.Errorf("%s: container %s has port %+v", ref, c.Name, p)
+		}
+	}
+	if c.Resources.Limits.Memory().Cmp(resource.MustParse("0")) <= 0 {
+		t.Errorf("%s: container %s has no memory limit", ref, c.Name)
 	}
 }
 

@@ -188,6 +188,13 @@ func checkStatus(t *testing.T, mc *cachev1alpha1.Memcached, observed Observed, s
 		t.Errorf("status.observedGeneration is %d of generation %d, with errors: %v", status.ObservedGeneration, mc.Generation, failed)
 	}
 
+	checkConditions(t, mc, observed, status)
+}
+
+// checkConditions checks the conditions the operator writes.
+func checkConditions(t *testing.T, mc *cachev1alpha1.Memcached, observed Observed, status cachev1alpha1.MemcachedStatus) {
+	t.Helper()
+	failed := observed.SpecError != nil || observed.ApplyError != nil
 	ours := 0
 	for _, c := range status.Conditions {
 		if !slices.Contains(Conditions, c.Type) {
