@@ -61,7 +61,7 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	reached, err := w.deployments.wait(ctx, 30*time.Minute)
+	reached, err := w.deployments.wait(ctx)
 	if err != nil {
 		return nil, err
 	}

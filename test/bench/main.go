@@ -166,9 +166,7 @@ func parallel(n, p int, do func(i int) error) error {
 		once     sync.Once
 	)
 	for range p {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -178,7 +176,7 @@ func parallel(n, p int, do func(i int) error) error {
 					once.Do(func() { firstErr = err })
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return firstErr

@@ -75,7 +75,7 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer op.Stop()
+	defer func() { _ = op.Stop() }()
 	w, err := startWatcher(ctx, cluster.Config, true)
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	reached, err := w.memcacheds.wait(ctx, 30*time.Minute)
+	reached, err := w.memcacheds.wait(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -124,23 +124,14 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	r.StatusWrites = r.Converge.Requests["PATCH 200"]
 	r.StatusChanges = float64(w.statusChangeCount() - statusChangesBefore)
 	r.UnchangedStatusWrites = max(0, r.StatusWrites-r.StatusChanges)
-	var latencies []float64
-	for i := range cfg.N {
-		n, ns := name(cfg, i)
-		at := reached[client.ObjectKey{Namespace: ns, Name: n}]
-		latencies = append(latencies, at.Sub(created[i]).Seconds())
-		r.Available = append(r.Available, at.Sub(start).Seconds())
-	}
-	slices.Sort(latencies)
-	slices.Sort(r.Available)
-	r.LatencyP50, r.LatencyP99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+	r.recordAvailable(cfg, start, created, reached)
 	fmt.Printf("    converged in %.1fs: %.0f requests, %.1f writes per Memcached\n", converged.Seconds(), r.Converge.Total, r.WritesPerCR)
 
 	// Quiet window, once every Memcached also reports its rollout complete.
 	if err := w.beginMemcacheds(ctx, cfg.N, settled); err != nil {
 		return nil, err
 	}
-	if _, err := w.memcacheds.wait(ctx, 30*time.Minute); err != nil {
+	if _, err := w.memcacheds.wait(ctx); err != nil {
 		return nil, err
 	}
 	fmt.Printf("==> Quiet window of %s\n", cfg.Quiet)
@@ -174,7 +165,7 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := w.memcacheds.wait(ctx, 30*time.Minute); err != nil {
+	if _, err := w.memcacheds.wait(ctx); err != nil {
 		return nil, err
 	}
 	rolled := time.Since(start)
@@ -246,4 +237,19 @@ func warmUpGarbageCollector(ctx context.Context, c client.Client, w *watcher) er
 	}
 	_, err := w.waitGone(ctx, time.Now(), 2*time.Minute)
 	return err
+}
+
+// recordAvailable records when each Memcached became Available, from the
+// start of the phase and from its own creation.
+func (r *OperatorResult) recordAvailable(cfg config, start time.Time, created []time.Time, reached map[client.ObjectKey]time.Time) {
+	latencies := make([]float64, 0, cfg.N)
+	for i := range cfg.N {
+		n, ns := name(cfg, i)
+		at := reached[client.ObjectKey{Namespace: ns, Name: n}]
+		latencies = append(latencies, at.Sub(created[i]).Seconds())
+		r.Available = append(r.Available, at.Sub(start).Seconds())
+	}
+	slices.Sort(latencies)
+	slices.Sort(r.Available)
+	r.LatencyP50, r.LatencyP99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
 }

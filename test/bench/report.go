@@ -137,7 +137,7 @@ func (r *Report) markdown() string {
 }
 
 func requestLine(requests map[string]float64) string {
-	var parts []string
+	parts := make([]string, 0, len(requests))
 	for _, key := range sortedKeys(requests) {
 		parts = append(parts, fmt.Sprintf("%s: %.0f", key, requests[key]))
 	}
@@ -191,7 +191,7 @@ func (r *Report) chart(path string) error {
 }
 
 func addCumulative(p *plot.Plot, name string, times []float64, c color.Color) error {
-	points := plotter.XYs{{X: 0, Y: 0}}
+	points := make(plotter.XYs, 1, 1+len(times))
 	for i, t := range times {
 		points = append(points, plotter.XY{X: t, Y: float64(i + 1)})
 	}
@@ -256,7 +256,7 @@ func versions() map[string]string {
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(data), "\n") {
+		for line := range strings.SplitSeq(string(data), "\n") {
 			fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
 			if len(fields) >= 2 && fields[0] == module {
 				v[module] = fields[1]
@@ -267,7 +267,7 @@ func versions() map[string]string {
 }
 
 func versionLine(v map[string]string) string {
-	var parts []string
+	parts := make([]string, 0, len(v))
 	for _, k := range sortedKeys(v) {
 		parts = append(parts, k+" "+v[k])
 	}

@@ -58,18 +58,21 @@ func (m *milestones) observe(obj client.Object) {
 	}
 }
 
+// phaseTimeout bounds how long any phase of the benchmark may take.
+const phaseTimeout = 30 * time.Minute
+
 // wait waits until every object has reached the phase's condition and
 // returns when each did.
-func (m *milestones) wait(ctx context.Context, timeout time.Duration) (map[types.NamespacedName]time.Time, error) {
+func (m *milestones) wait(ctx context.Context) (map[types.NamespacedName]time.Time, error) {
 	m.mu.Lock()
 	all := m.all
 	m.mu.Unlock()
 	select {
 	case <-all:
-	case <-time.After(timeout):
+	case <-time.After(phaseTimeout):
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return nil, fmt.Errorf("only %d of %d reached the condition within %s", len(m.reached), m.want, timeout)
+		return nil, fmt.Errorf("only %d of %d reached the condition within %s", len(m.reached), m.want, phaseTimeout)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
