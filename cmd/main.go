@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
 	// to ensure that exec-entrypoint and run can make use of them.
@@ -64,6 +65,9 @@ func main() {
 		enableHTTP2          bool
 		concurrentReconciles int
 		memcachedUID         string
+		leaseDuration        time.Duration
+		renewDeadline        time.Duration
+		retryPeriod          time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -74,6 +78,13 @@ func main() {
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "",
 		"The namespace of the leader election Lease. In a cluster, the operator's own namespace by default; "+
 			"it must be given when running outside a cluster with leader election on.")
+	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 12*time.Second,
+		"How long a standby replica waits, after the leader last renewed the Lease, before taking over: the longest "+
+			"pause in reconciling when the leader dies without handing the Lease back.")
+	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 8*time.Second,
+		"How long the leader keeps trying to renew the Lease before it stops acting.")
+	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second,
+		"How often replicas try to take or renew the Lease.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS, behind authentication and authorization. "+
 			"Use --metrics-secure=false to use HTTP instead.")
@@ -131,6 +142,9 @@ func main() {
 		LeaderElectionID:              "memcached-operator.cache.example.com",
 		LeaderElectionNamespace:       leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		RetryPeriod:                   &retryPeriod,
 	})
 	if err != nil {
 		setupLog.Error(err, "Failed to create manager")
