@@ -84,6 +84,12 @@ func Start(ctx context.Context, cfg Config) (*Operator, error) {
 	return o, nil
 }
 
+// Kill kills the operator at once, as a crash or an OOM kill would.
+func (o *Operator) Kill() { o.process.Kill() }
+
+// Exited returns an error once the operator has exited.
+func (o *Operator) Exited() error { return o.process.Exited() }
+
 // PID returns the operator's process ID.
 func (o *Operator) PID() int { return o.process.PID() }
 

@@ -30,7 +30,8 @@ func Start(name, logPath, binary string, args ...string) (*Process, error) {
 
 // StartWithEnv is Start with env added to the environment the process inherits.
 func StartWithEnv(name, logPath string, env []string, binary string, args ...string) (*Process, error) {
-	logFile, err := os.Create(logPath)
+	// Appended to: a process started again keeps the log of the one before.
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the log of %s: %w", name, err)
 	}
@@ -96,6 +97,14 @@ func (p *Process) Stop(grace time.Duration) error {
 	// Whatever the process group started is gone too.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	return nil
+}
+
+// Kill kills the process group at once, as a crash or an OOM kill would,
+// and waits for the process to exit.
+func (p *Process) Kill() {
+	defer p.log.Close()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 // FreeLoopbackPorts returns n distinct TCP ports that are free on 127.0.0.1.

@@ -62,8 +62,18 @@ type Cluster struct {
 	// every component.
 	DataDir string
 
-	processes     []*proc.Process
+	components    []*component
+	binDir        string
+	apiServerPort int
+	adminToken    string
 	removeDataDir bool
+}
+
+// component is a process of the cluster, and how to start it again.
+type component struct {
+	name    string
+	args    []string
+	process *proc.Process // nil while stopped
 }
 
 // stopGrace is how long a component may take to exit after SIGTERM.
@@ -79,7 +89,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		opts.Nodes = 3
 	}
 
-	c := &Cluster{DataDir: opts.DataDir}
+	c := &Cluster{DataDir: opts.DataDir, binDir: opts.BinDir}
 	if c.DataDir == "" {
 		if c.DataDir, err = os.MkdirTemp("", "simcluster-"); err != nil {
 			return nil, fmt.Errorf("failed to create a data directory: %w", err)
@@ -101,6 +111,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	c.adminToken = token
 	ports, err := proc.FreeLoopbackPorts(3)
 	if err != nil {
 		return nil, err
@@ -108,6 +119,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	apiServerPort := ports[2]
+	c.apiServerPort = apiServerPort
 
 	if err := c.start("etcd", opts.BinDir,
 		"--name=simcluster",
@@ -156,6 +168,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--kube-api-qps="+qps, "--kube-api-burst="+burst,
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
 		"--concurrent-gc-syncs=50",
+		// kwok's nodes do not set a pod Ready again after the node
+		// lifecycle controller marked it not ready, as a kubelet would: a
+		// control plane outage must not make the nodes look dead.
+		"--node-monitor-grace-period=10m",
 		// Volume claims of the default StorageClass get host-path volumes
 		// in a directory of the cluster's.
 		"--enable-hostpath-provisioner",
@@ -241,10 +257,13 @@ func createStorageClass(ctx context.Context, clientset kubernetes.Interface) err
 // directory if Start created it.
 func (c *Cluster) Close() error {
 	var errs []error
-	for _, p := range slices.Backward(c.processes) {
-		errs = append(errs, p.Stop(stopGrace))
+	for _, comp := range slices.Backward(c.components) {
+		if comp.process != nil {
+			errs = append(errs, comp.process.Stop(stopGrace))
+			comp.process = nil
+		}
 	}
-	c.processes = nil
+	c.components = nil
 	if c.removeDataDir {
 		errs = append(errs, os.RemoveAll(c.DataDir))
 	}
@@ -264,8 +283,52 @@ func (c *Cluster) start(name, binDir string, args ...string) error {
 	if err != nil {
 		return err
 	}
-	c.processes = append(c.processes, p)
+	c.components = append(c.components, &component{name: name, args: args, process: p})
 	return nil
+}
+
+// StopComponent stops a component of the cluster, e.g. "kube-apiserver" or
+// "etcd", as an outage would: SIGTERM, then SIGKILL after a grace period.
+func (c *Cluster) StopComponent(name string) error {
+	comp, err := c.component(name)
+	if err != nil {
+		return err
+	}
+	if comp.process == nil {
+		return fmt.Errorf("%s is not running", name)
+	}
+	err = comp.process.Stop(stopGrace)
+	comp.process = nil
+	return err
+}
+
+// StartComponent starts a component stopped by StopComponent again, with
+// the same arguments and data, and, for kube-apiserver, returns once it is
+// ready.
+func (c *Cluster) StartComponent(ctx context.Context, name string) error {
+	comp, err := c.component(name)
+	if err != nil {
+		return err
+	}
+	if comp.process != nil {
+		return fmt.Errorf("%s is running", name)
+	}
+	if comp.process, err = proc.Start(name, c.LogPath(name), filepath.Join(c.binDir, name), comp.args...); err != nil {
+		return err
+	}
+	if name == "kube-apiserver" {
+		return c.waitForAPIServer(ctx, c.apiServerPort, c.adminToken)
+	}
+	return nil
+}
+
+func (c *Cluster) component(name string) (*component, error) {
+	for _, comp := range c.components {
+		if comp.name == name {
+			return comp, nil
+		}
+	}
+	return nil, fmt.Errorf("the cluster has no component %q", name)
 }
 
 // writeCredentials writes the service-account signing keys and the static
@@ -328,8 +391,11 @@ func (c *Cluster) waitFor(ctx context.Context, what string, done func(context.Co
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		for _, p := range c.processes {
-			if err := p.Exited(); err != nil {
+		for _, comp := range c.components {
+			if comp.process == nil {
+				continue
+			}
+			if err := comp.process.Exited(); err != nil {
 				return fmt.Errorf("waiting for %s: %w", what, err)
 			}
 		}
