@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/test/internal/invariants"
 	"example.com/memcached-operator/test/internal/localrun"
 )
 
@@ -134,6 +135,9 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	if _, err := w.memcacheds.wait(ctx); err != nil {
 		return nil, err
 	}
+	if err := checkInvariants(ctx, c); err != nil {
+		return nil, err
+	}
 	fmt.Printf("==> Quiet window of %s\n", cfg.Quiet)
 	before, _, err = scrape(ctx, op)
 	if err != nil {
@@ -177,26 +181,9 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	r.RolloutWritesPerCR = r.Rollout.Writes / float64(cfg.N)
 	fmt.Printf("    rolled out in %.1fs: %.1f writes per Memcached\n", rolled.Seconds(), r.RolloutWritesPerCR)
 
-	// Delete all.
-	fmt.Printf("==> Deleting every Memcached\n")
-	before = after
-	start = time.Now()
-	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
-		n, ns := name(cfg, i)
-		return client.IgnoreNotFound(c.Delete(ctx, &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}}))
-	}); err != nil {
+	if r.Delete, err = deleteAll(ctx, cfg, c, w, op, after); err != nil {
 		return nil, err
 	}
-	gone, err := w.waitGone(ctx, start, 30*time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	after, _, err = scrape(ctx, op)
-	if err != nil {
-		return nil, err
-	}
-	r.Delete = phaseBetween(before, after, gone)
-	fmt.Printf("    everything gone in %.1fs\n", gone.Seconds())
 
 	rss, err := peakRSS(op.PID())
 	if err != nil {
@@ -207,6 +194,29 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	r.RequestsPerSecond, heap = samples.snapshot()
 	r.PeakHeapMiB = heap / (1 << 20)
 	return r, nil
+}
+
+// deleteAll deletes every Memcached and measures the phase until all their
+// objects are gone; before are the operator's metrics at its start.
+func deleteAll(ctx context.Context, cfg config, c client.Client, w *watcher, op *localrun.Operator, before counters) (Phase, error) {
+	fmt.Printf("==> Deleting every Memcached\n")
+	start := time.Now()
+	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
+		n, ns := name(cfg, i)
+		return client.IgnoreNotFound(c.Delete(ctx, &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}}))
+	}); err != nil {
+		return Phase{}, err
+	}
+	gone, err := w.waitGone(ctx, start, 30*time.Minute)
+	if err != nil {
+		return Phase{}, err
+	}
+	after, _, err := scrape(ctx, op)
+	if err != nil {
+		return Phase{}, err
+	}
+	fmt.Printf("    everything gone in %.1fs\n", gone.Seconds())
+	return phaseBetween(before, after, gone), nil
 }
 
 func percentile(sorted []float64, p float64) float64 {
@@ -252,4 +262,18 @@ func (r *OperatorResult) recordAvailable(cfg config, start time.Time, created []
 	slices.Sort(latencies)
 	slices.Sort(r.Available)
 	r.LatencyP50, r.LatencyP99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+}
+
+// checkInvariants fails when the settled cluster breaks an invariant of
+// test/internal/invariants.
+func checkInvariants(ctx context.Context, c client.Client) error {
+	violations, err := invariants.Check(ctx, c)
+	if err != nil {
+		return err
+	}
+	if len(violations) > 0 {
+		return fmt.Errorf("%d invariant violations once settled, such as %q", len(violations), violations[0])
+	}
+	fmt.Println("    invariants hold")
+	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/test/internal/invariants"
 )
 
 // newNamespace creates a namespace of its own for a test, with extra labels,
@@ -76,7 +77,8 @@ func runningPods(g Gomega, mc *cachev1alpha1.Memcached) []string {
 }
 
 // expectConverged waits until mc has size Running pods, status.nodes names
-// exactly them, and the operator reports the rollout complete.
+// exactly them, the operator reports the rollout complete, and the
+// invariants of a settled Memcached hold.
 func expectConverged(t *testing.T, mc *cachev1alpha1.Memcached, size int) []string {
 	t.Helper()
 	var nodes []string
@@ -91,6 +93,9 @@ func expectConverged(t *testing.T, mc *cachev1alpha1.Memcached, size int) []stri
 		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionProgressing)).To(BeTrue(),
 			"conditions %+v", current.Status.Conditions)
 		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
+		violations, err := invariants.Memcached(t.Context(), k8sClient, current)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(violations).To(BeEmpty())
 		nodes = current.Status.Nodes
 	}).Should(Succeed())
 	return nodes

@@ -46,36 +46,11 @@ func Check(ctx context.Context, c client.Client) ([]string, error) {
 			continue
 		}
 		living[mc.UID] = true
-		key := mc.Namespace + "/" + mc.Name
-		s := mc.Status
-		switch {
-		case s.ObservedGeneration != mc.Generation:
-			violations = append(violations, fmt.Sprintf("Memcached %s: observedGeneration %d, generation %d", key, s.ObservedGeneration, mc.Generation))
-		case mc.Spec.Size > 0 && (!meta.IsStatusConditionTrue(s.Conditions, cachev1alpha1.ConditionAvailable) || s.ReadyReplicas != mc.Spec.Size):
-			violations = append(violations, fmt.Sprintf("Memcached %s: %d/%d ready, conditions %s", key, s.ReadyReplicas, mc.Spec.Size, conditions(s.Conditions)))
-		case meta.IsStatusConditionTrue(s.Conditions, cachev1alpha1.ConditionDegraded):
-			violations = append(violations, fmt.Sprintf("Memcached %s is degraded: %s", key, conditions(s.Conditions)))
+		found, err := Memcached(ctx, c, mc)
+		if err != nil {
+			return nil, err
 		}
-
-		desired := resources.Build(mc, resources.Inputs{StatefulSetReplicas: mc.Spec.Size, RetirePreviousWorkload: true})
-		for _, o := range desired.Objects {
-			obj, err := get(ctx, c, o.Ref())
-			switch {
-			case isMissingAPI(err):
-			case err != nil:
-				violations = append(violations, fmt.Sprintf("Memcached %s: %s: %v", key, o.Ref(), err))
-			case obj == nil:
-				violations = append(violations, fmt.Sprintf("Memcached %s: %s is missing", key, o.Ref()))
-			case !metav1.IsControlledBy(obj, mc):
-				violations = append(violations, fmt.Sprintf("Memcached %s: %s is not controlled by it", key, o.Ref()))
-			}
-		}
-		for _, ref := range desired.Absent {
-			obj, err := get(ctx, c, ref)
-			if err == nil && obj != nil && metav1.IsControlledBy(obj, mc) {
-				violations = append(violations, fmt.Sprintf("Memcached %s: %s is left, though it no longer asks for it", key, ref))
-			}
-		}
+		violations = append(violations, found...)
 	}
 
 	managed := client.MatchingLabels{resources.ManagedByLabel: resources.ManagerName}
@@ -97,6 +72,44 @@ func Check(ctx context.Context, c client.Client) ([]string, error) {
 				violations = append(violations, fmt.Sprintf("%s %s/%s has no living Memcached as its controller",
 					kind.Kind, obj.Namespace, obj.Name))
 			}
+		}
+	}
+	return violations, nil
+}
+
+// Memcached returns every way in which mc and the objects it asks for
+// differ from what the operator must have reached once it has settled: the
+// first two points of Check, for one Memcached.
+func Memcached(ctx context.Context, c client.Client, mc *cachev1alpha1.Memcached) ([]string, error) {
+	var violations []string
+	key := mc.Namespace + "/" + mc.Name
+	s := mc.Status
+	switch {
+	case s.ObservedGeneration != mc.Generation:
+		violations = append(violations, fmt.Sprintf("Memcached %s: observedGeneration %d, generation %d", key, s.ObservedGeneration, mc.Generation))
+	case mc.Spec.Size > 0 && (!meta.IsStatusConditionTrue(s.Conditions, cachev1alpha1.ConditionAvailable) || s.ReadyReplicas != mc.Spec.Size):
+		violations = append(violations, fmt.Sprintf("Memcached %s: %d/%d ready, conditions %s", key, s.ReadyReplicas, mc.Spec.Size, conditions(s.Conditions)))
+	case meta.IsStatusConditionTrue(s.Conditions, cachev1alpha1.ConditionDegraded):
+		violations = append(violations, fmt.Sprintf("Memcached %s is degraded: %s", key, conditions(s.Conditions)))
+	}
+
+	desired := resources.Build(mc, resources.Inputs{StatefulSetReplicas: mc.Spec.Size, RetirePreviousWorkload: true})
+	for _, o := range desired.Objects {
+		obj, err := get(ctx, c, o.Ref())
+		switch {
+		case isMissingAPI(err):
+		case err != nil:
+			return nil, fmt.Errorf("failed to read %s of Memcached %s: %w", o.Ref(), key, err)
+		case obj == nil:
+			violations = append(violations, fmt.Sprintf("Memcached %s: %s is missing", key, o.Ref()))
+		case !metav1.IsControlledBy(obj, mc):
+			violations = append(violations, fmt.Sprintf("Memcached %s: %s is not controlled by it", key, o.Ref()))
+		}
+	}
+	for _, ref := range desired.Absent {
+		obj, err := get(ctx, c, ref)
+		if err == nil && obj != nil && metav1.IsControlledBy(obj, mc) {
+			violations = append(violations, fmt.Sprintf("Memcached %s: %s is left, though it no longer asks for it", key, ref))
 		}
 	}
 	return violations, nil
