@@ -130,7 +130,7 @@ test-crds: controller-gen ## Generate the ServiceMonitor CRD for the end-to-end 
 BENCH_ARGS ?=
 .PHONY: bench
 bench: build k8s-bins ## Benchmark the operator against the no-operator baseline on fresh simulated clusters (BENCH_ARGS="-n 200").
-	go -C test run ./bench --bin-dir "$(CONTROL_PLANE_DIR)" --manager "$(CURDIR)/bin/manager" --out "$(LOCALBIN)/bench" $(BENCH_ARGS)
+	go -C test run ./bench --repo "$(CURDIR)" --bin-dir "$(CONTROL_PLANE_DIR)" --manager "$(CURDIR)/bin/manager" --out "$(LOCALBIN)/bench" $(BENCH_ARGS)
 
 ##@ Build
 

@@ -45,7 +45,7 @@ func init() {
 type config struct {
 	N, Size, Namespaces, Parallel, Workers int
 	Quiet                                  time.Duration
-	BinDir, Manager, Out, Kubectl          string
+	BinDir, Manager, Out, Kubectl, Repo    string
 	Baseline, Smoke                        bool
 	LogLevel                               string
 }
@@ -59,8 +59,9 @@ func main() {
 	flag.IntVar(&cfg.Workers, "max-concurrent-reconciles", 4, "The operator's --max-concurrent-reconciles.")
 	flag.DurationVar(&cfg.Quiet, "quiet", 120*time.Second, "The quiet window after convergence.")
 	flag.StringVar(&cfg.BinDir, "bin-dir", os.Getenv("CONTROL_PLANE_DIR"), "Directory of the control-plane binaries (default $CONTROL_PLANE_DIR).")
-	flag.StringVar(&cfg.Manager, "manager", "bin/manager", "The operator's binary.")
-	flag.StringVar(&cfg.Out, "out", "bin/bench", "Directory for the JSON report and the charts.")
+	flag.StringVar(&cfg.Repo, "repo", "..", "The repository's root, where config/ and hack/ are (default: the parent of test/, where make runs the benchmark).")
+	flag.StringVar(&cfg.Manager, "manager", "../bin/manager", "The operator's binary.")
+	flag.StringVar(&cfg.Out, "out", "../bin/bench", "Directory for the JSON report and the charts.")
 	flag.StringVar(&cfg.LogLevel, "operator-log-level", "info", "The operator's --zap-log-level; debug logs every status write.")
 	flag.BoolVar(&cfg.Baseline, "baseline", true, "Also measure the same Deployments and Services created with no operator.")
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "Exit non-zero unless every Memcached converged, the quiet window had no write and there was no conflict.")
@@ -82,7 +83,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	report := Report{
 		N: cfg.N, Size: cfg.Size, Namespaces: cfg.Namespaces, Parallel: cfg.Parallel, Workers: cfg.Workers,
-		QuietSeconds: cfg.Quiet.Seconds(), Cores: runtime.NumCPU(), Versions: versions(),
+		QuietSeconds: cfg.Quiet.Seconds(), Cores: runtime.NumCPU(), Versions: versions(cfg.Repo),
 	}
 	op, err := runOperator(ctx, cfg)
 	if err != nil {

@@ -67,7 +67,7 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 
 	fmt.Printf("==> Installing and starting the operator (--max-concurrent-reconciles=%d)\n", cfg.Workers)
 	kubeconfig := filepath.Join(cluster.DataDir, "operator.kubeconfig")
-	if err := localrun.Install(ctx, cluster.Config, cfg.Kubectl, filepath.Join("config", "default"), kubeconfig); err != nil {
+	if err := localrun.Install(ctx, cluster.Config, cfg.Kubectl, filepath.Join(cfg.Repo, "config", "default"), kubeconfig); err != nil {
 		return nil, err
 	}
 	op, err := localrun.Start(ctx, localrun.Config{

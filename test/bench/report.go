@@ -247,12 +247,12 @@ func (r *Report) requestsChart(path string) error {
 // versions reads the component versions pinned by the tools modules that
 // hack/build-control-plane.sh builds from (the binaries, built from modules,
 // carry no version stamp of their own).
-func versions() map[string]string {
+func versions(repo string) map[string]string {
 	v := map[string]string{}
 	for name, module := range map[string]string{
 		"kube": "k8s.io/kubernetes", "etcd": "go.etcd.io/etcd/server/v3", "kwok": "sigs.k8s.io/kwok",
 	} {
-		data, err := os.ReadFile(filepath.Join("hack", "tools", name, "go.mod"))
+		data, err := os.ReadFile(filepath.Join(repo, "hack", "tools", name, "go.mod"))
 		if err != nil {
 			continue
 		}
