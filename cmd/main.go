@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -101,6 +102,15 @@ func main() {
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	memoryLimit, err := goMemoryLimit(os.Getenv)
+	if err != nil {
+		setupLog.Error(err, "Invalid environment")
+		os.Exit(1)
+	}
+	if memoryLimit > 0 {
+		debug.SetMemoryLimit(memoryLimit)
+		setupLog.Info("Set the Go runtime's soft memory limit from the container's", "bytes", memoryLimit)
+	}
 	if memcachedUID != "fixed" && memcachedUID != "platform" {
 		setupLog.Error(fmt.Errorf("--memcached-uid is %q", memcachedUID), "Invalid flag: --memcached-uid must be fixed or platform")
 		os.Exit(1)

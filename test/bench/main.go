@@ -47,7 +47,7 @@ type config struct {
 	Quiet                                  time.Duration
 	BinDir, Manager, Out, Kubectl, Repo    string
 	Baseline, Smoke                        bool
-	LogLevel                               string
+	LogLevel, MemoryLimit                  string
 }
 
 func main() {
@@ -63,6 +63,7 @@ func main() {
 	flag.StringVar(&cfg.Manager, "manager", "../bin/manager", "The operator's binary.")
 	flag.StringVar(&cfg.Out, "out", "../bin/bench", "Directory for the JSON report and the charts.")
 	flag.StringVar(&cfg.LogLevel, "operator-log-level", "info", "The operator's --zap-log-level; debug logs every status write.")
+	flag.StringVar(&cfg.MemoryLimit, "memory-limit", "128Mi", "The memory limit the operator runs under, as config/manager sets it: the operator sets its Go memory limit to 90% of it; empty for none.")
 	flag.BoolVar(&cfg.Baseline, "baseline", true, "Also measure the same Deployments and Services created with no operator.")
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "Exit non-zero unless every Memcached converged, the quiet window had no write and there was no conflict.")
 	flag.Parse()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,8 +71,12 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	if err := localrun.Install(ctx, cluster.Config, cfg.Kubectl, filepath.Join(cfg.Repo, "config", "default"), kubeconfig); err != nil {
 		return nil, err
 	}
+	env, err := memoryLimitEnv(cfg.MemoryLimit)
+	if err != nil {
+		return nil, err
+	}
 	op, err := localrun.Start(ctx, localrun.Config{
-		Binary: cfg.Manager, Kubeconfig: kubeconfig, LogPath: filepath.Join(cluster.DataDir, "operator.log"),
+		Binary: cfg.Manager, Kubeconfig: kubeconfig, LogPath: filepath.Join(cluster.DataDir, "operator.log"), Env: env,
 		Args: []string{fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Workers), "--zap-log-level=" + cfg.LogLevel}})
 	if err != nil {
 		return nil, err
@@ -262,6 +267,19 @@ func (r *OperatorResult) recordAvailable(cfg config, start time.Time, created []
 	slices.Sort(latencies)
 	slices.Sort(r.Available)
 	r.LatencyP50, r.LatencyP99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+}
+
+// memoryLimitEnv passes the operator a container memory limit as its
+// Deployment does, through MEMORY_LIMIT in bytes.
+func memoryLimitEnv(limit string) ([]string, error) {
+	if limit == "" {
+		return nil, nil
+	}
+	q, err := resource.ParseQuantity(limit)
+	if err != nil {
+		return nil, fmt.Errorf("--memory-limit: %w", err)
+	}
+	return []string{fmt.Sprintf("MEMORY_LIMIT=%d", q.Value())}, nil
 }
 
 // checkInvariants fails when the settled cluster breaks an invariant of

@@ -150,7 +150,8 @@ func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion strin
 	manager, wantManager := gotPod.Containers[0], wantPod.Containers[0]
 	g.Expect(manager.Args).To(Equal(wantManager.Args))
 	g.Expect(manager.Args).NotTo(ContainElement(HavePrefix("--memcached-uid")), "memcachedPodUID fixed is the manager's default")
-	g.Expect(manager.Env).To(BeEmpty(), "no WATCH_NAMESPACE: every namespace")
+	g.Expect(manager.Env).NotTo(ContainElement(HaveField("Name", "WATCH_NAMESPACE")), "no WATCH_NAMESPACE: every namespace")
+	g.Expect(manager.Env).To(Equal(wantManager.Env), "the Go memory limit follows the container's, as in config/default")
 	g.Expect(manager.SecurityContext).To(Equal(wantManager.SecurityContext))
 	g.Expect(manager.Resources).To(Equal(wantManager.Resources))
 	g.Expect(manager.Command).To(Equal(wantManager.Command))
