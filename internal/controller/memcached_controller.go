@@ -143,6 +143,7 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if predecessor, ok := errors.AsType[*predecessorError](applyErr); ok {
 			logf.FromContext(ctx).V(1).Info("Waiting for the garbage collector to delete an object of a deleted Memcached of this name",
 				"object", predecessor.ref.String())
+			observed.WaitingFor = fmt.Sprintf("the garbage collector has deleted %s of a deleted Memcached of this name", predecessor.ref)
 			applyErr = nil
 		}
 		if refused, ok := errors.AsType[*status.SpecError](applyErr); ok {

@@ -150,7 +150,10 @@ func TestARecreatedMemcachedWaitsForTheObjectsOfItsPredecessor(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		s := getMemcached(t, g, mc).Status
 		g.Expect(meta.IsStatusConditionFalse(s.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue(), "%+v", s.Conditions)
-		g.Expect(meta.IsStatusConditionTrue(s.Conditions, cachev1alpha1.ConditionProgressing)).To(BeTrue(), "%+v", s.Conditions)
+		progressing := meta.FindStatusCondition(s.Conditions, cachev1alpha1.ConditionProgressing)
+		g.Expect(progressing).NotTo(BeNil())
+		g.Expect(progressing.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(progressing.Message).To(ContainSubstring("a deleted Memcached of this name"), "the user is told what it waits for")
 	}).Should(Succeed())
 	g.Expect(eventReasons(t, mc)(g)).NotTo(ContainElement(status.ReasonOwnershipConflict))
 

@@ -103,6 +103,10 @@ type Observed struct {
 	// Monitoring is the MonitoringReady condition when spec.monitoring is
 	// enabled, nil when it is not: the condition is then removed.
 	Monitoring *metav1.Condition
+	// WaitingFor is what must happen before the objects can be created,
+	// e.g. the deletion of an object of a deleted Memcached of the same
+	// name; empty when nothing is awaited.
+	WaitingFor string
 }
 
 // workload returns the workload of spec.workload, and the one of the other
@@ -197,6 +201,8 @@ func progressing(mc *cachev1alpha1.Memcached, observed Observed, servers Servers
 		}
 	}
 	switch {
+	case current == nil && observed.WaitingFor != "":
+		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s once %s", workloadKind(mc), observed.WaitingFor)
 	case current == nil:
 		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s", workloadKind(mc))
 	case previous != nil:

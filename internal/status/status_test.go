@@ -96,6 +96,7 @@ func TestCompute(t *testing.T) {
 		available, progressing, degraded   metav1.ConditionStatus
 		availableReason, progressingReason string
 		degradedReason, degradedMessage    string
+		progressingMessage                 string
 		observedGeneration                 int64
 	}
 	failedCreate := rolledOut(0)
@@ -122,6 +123,14 @@ func TestCompute(t *testing.T) {
 			observed: Observed{},
 			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
 				progressingReason: ReasonCreating, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 1},
+		},
+		{
+			name:     "new, waiting for the objects of a deleted Memcached of the same name to go",
+			mc:       newMemcached(3, 1),
+			observed: Observed{WaitingFor: "the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
+			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
+				progressingReason: ReasonCreating, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 1,
+				progressingMessage: "Creating the Deployment once the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
 		},
 		{
 			name: "all ready: nodes and servers sorted by pod name",
@@ -270,7 +279,7 @@ func TestCompute(t *testing.T) {
 				t.Errorf("selector %q", got.Selector)
 			}
 			expectCondition(t, got, cachev1alpha1.ConditionAvailable, w.available, w.availableReason, "")
-			expectCondition(t, got, cachev1alpha1.ConditionProgressing, w.progressing, w.progressingReason, "")
+			expectCondition(t, got, cachev1alpha1.ConditionProgressing, w.progressing, w.progressingReason, w.progressingMessage)
 			expectCondition(t, got, cachev1alpha1.ConditionDegraded, w.degraded, w.degradedReason, w.degradedMessage)
 			for _, c := range got.Conditions {
 				if c.ObservedGeneration != tt.mc.Generation {
