@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ import (
 
 var (
 	size = flag.Int("size", 20, "How many Memcacheds the faults hit.")
-	out  = flag.String("out", "", "Directory for the figures (figures.json) and the logs; a temporary one when empty.")
+	out  = flag.String("out", "", "Directory for the figures (figures.json, figures.md) and the logs; a temporary one when empty.")
 
 	binDir, managerBinary, outDir string
 )
@@ -88,10 +89,21 @@ func record(t *testing.T, f Figure) {
 	NewWithT(t).Expect(f.Violations).To(BeZero())
 }
 
+// writeFigures writes the figures as JSON, and as the Markdown table of
+// docs/reliability.md.
 func writeFigures() error {
 	data, err := json.MarshalIndent(figures, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(outDir, "figures.json"), data, 0o644)
+	if err := os.WriteFile(filepath.Join(outDir, "figures.json"), data, 0o644); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("| fault | Memcacheds | injected | recovered p50 / p99 | violations | requests | note |\n|---|---|---|---|---|---|---|\n")
+	for _, f := range figures {
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f s / %.1f s | %d | %.0f | %s |\n",
+			f.Fault, f.Memcacheds, f.Injected, f.RecoverP50, f.RecoverP99, f.Violations, f.Requests, f.Note)
+	}
+	return os.WriteFile(filepath.Join(outDir, "figures.md"), []byte(b.String()), 0o644)
 }
