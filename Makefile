@@ -105,10 +105,11 @@ fuzz: ## Fuzz the argument rules, the object builders and the status computation
 	go test ./internal/status/ -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME)
 
 CHAOS_ARGS ?=
+CHAOS_RUN ?= .
 .PHONY: test-chaos
-test-chaos: build k8s-bins ## Inject faults on simulated clusters while the operator works, and check nothing was lost (CHAOS_ARGS="-size=500 -out=bin/chaos").
+test-chaos: build k8s-bins ## Inject faults on simulated clusters while the operator works, and check nothing was lost; figures and logs in bin/chaos (CHAOS_ARGS="-size=500", CHAOS_RUN=TestLeaderFailover).
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" \
-		go -C test test ./chaos/ -count=1 -timeout 60m -v -args $(CHAOS_ARGS)
+		go -C test test ./chaos/ -count=1 -timeout 90m -v -run '$(CHAOS_RUN)' -args -out="$(LOCALBIN)/chaos" $(CHAOS_ARGS)
 
 .PHONY: helm-lint
 helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-operator.

@@ -60,6 +60,7 @@ func main() {
 	var (
 		metricsAddr          string
 		probeAddr            string
+		pprofAddr            string
 		enableLeaderElection bool
 		leaderElectionNS     string
 		secureMetrics        bool
@@ -73,6 +74,8 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "The address Go's profiling endpoints (/debug/pprof/) "+
+		"bind to, e.g. 127.0.0.1:8082; 0 disables them. They are not authenticated: bind them to loopback only.")
 	flag.BoolVar(&enableLeaderElection, "leader-elect", inCluster(),
 		"Enable leader election, so that only one of several replicas of the operator acts at a time. "+
 			"On by default when running in a cluster, off otherwise.")
@@ -148,6 +151,7 @@ func main() {
 		Cache:                         controller.CacheOptions(apis, namespaces...),
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                enableLeaderElection,
 		LeaderElectionID:              "memcached-operator.cache.example.com",
 		LeaderElectionNamespace:       leaderElectionNS,

@@ -7,6 +7,7 @@ require (
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/go-logr/logr v1.4.3
 	github.com/google/go-containerregistry v0.22.1
+	github.com/google/pprof v0.0.0-20250403155104-27863c87afa6
 	github.com/grafana/dskit v0.0.0-20260703122047-de1ec7541c44
 	github.com/onsi/gomega v1.39.0
 	github.com/prometheus/client_model v0.6.2

@@ -19,6 +19,7 @@ type counters struct {
 	requests        map[string]float64 // "METHOD CODE" -> count
 	reconciles      float64
 	reconcileErrors float64
+	cpuSeconds      float64
 }
 
 func scrape(ctx context.Context, op *localrun.Operator) (counters, map[string]*dto.MetricFamily, error) {
@@ -35,6 +36,9 @@ func scrape(ctx context.Context, op *localrun.Operator) (counters, map[string]*d
 		if label(m, "result") == "error" {
 			c.reconcileErrors += m.GetCounter().GetValue()
 		}
+	}
+	for _, m := range families["process_cpu_seconds_total"].GetMetric() {
+		c.cpuSeconds += m.GetCounter().GetValue()
 	}
 	return c, families, nil
 }
@@ -57,11 +61,14 @@ type Phase struct {
 	Conflicts       float64            `json:"conflicts"`
 	Reconciles      float64            `json:"reconciles"`
 	ReconcileErrors float64            `json:"reconcileErrors"`
+	// CPUSeconds is the operator's CPU time (user and system) in the phase.
+	CPUSeconds float64 `json:"cpuSeconds"`
 }
 
 func phaseBetween(before, after counters, d time.Duration) Phase {
 	p := Phase{Seconds: d.Seconds(), Requests: map[string]float64{},
-		Reconciles: after.reconciles - before.reconciles, ReconcileErrors: after.reconcileErrors - before.reconcileErrors}
+		Reconciles: after.reconciles - before.reconciles, ReconcileErrors: after.reconcileErrors - before.reconcileErrors,
+		CPUSeconds: after.cpuSeconds - before.cpuSeconds}
 	for key, v := range after.requests {
 		delta := v - before.requests[key]
 		if delta == 0 {

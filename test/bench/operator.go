@@ -40,7 +40,10 @@ type OperatorResult struct {
 	PeakRSSMiB         float64   `json:"peakRSSMiB"`
 	PeakHeapMiB        float64   `json:"peakHeapInUseMiB"`
 	Available          []float64 `json:"availableAtSeconds"`
-	RequestsPerSecond  []float64 `json:"requestsPerSecond"`
+	// HeapTop are the functions that allocated the most heap in use once
+	// every Memcached settled.
+	HeapTop           []HeapEntry `json:"heapTop"`
+	RequestsPerSecond []float64   `json:"requestsPerSecond"`
 }
 
 func available(obj client.Object) bool {
@@ -76,7 +79,7 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 		return nil, err
 	}
 	op, err := localrun.Start(ctx, localrun.Config{
-		Binary: cfg.Manager, Kubeconfig: kubeconfig, LogPath: filepath.Join(cluster.DataDir, "operator.log"), Env: env,
+		Binary: cfg.Manager, Kubeconfig: kubeconfig, LogPath: filepath.Join(cluster.DataDir, "operator.log"), Env: env, Pprof: true,
 		Args: []string{fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Workers), "--zap-log-level=" + cfg.LogLevel}})
 	if err != nil {
 		return nil, err
@@ -140,7 +143,7 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	if _, err := w.memcacheds.wait(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkInvariants(ctx, c); err != nil {
+	if err := r.inspectSettled(ctx, cfg, c, op); err != nil {
 		return nil, err
 	}
 	fmt.Printf("==> Quiet window of %s\n", cfg.Quiet)
@@ -282,9 +285,9 @@ func memoryLimitEnv(limit string) ([]string, error) {
 	return []string{fmt.Sprintf("MEMORY_LIMIT=%d", q.Value())}, nil
 }
 
-// checkInvariants fails when the settled cluster breaks an invariant of
-// test/internal/invariants.
-func checkInvariants(ctx context.Context, c client.Client) error {
+// inspectSettled fails when the settled cluster breaks an invariant of
+// test/internal/invariants, and records where the operator's heap goes.
+func (r *OperatorResult) inspectSettled(ctx context.Context, cfg config, c client.Client, op *localrun.Operator) error {
 	violations, err := invariants.Check(ctx, c)
 	if err != nil {
 		return err
@@ -293,5 +296,10 @@ func checkInvariants(ctx context.Context, c client.Client) error {
 		return fmt.Errorf("%d invariant violations once settled, such as %q", len(violations), violations[0])
 	}
 	fmt.Println("    invariants hold")
+	path := filepath.Join(cfg.Out, fmt.Sprintf("heap-n%d.pb.gz", cfg.N))
+	if r.HeapTop, err = heapProfile(ctx, op, path, 12); err != nil {
+		return err
+	}
+	fmt.Printf("    heap profile in %s\n", path)
 	return nil
 }

@@ -121,6 +121,8 @@ func (r *Report) markdown() string {
 	fmt.Fprintf(&b, "| spec change on every CR → all rolled and Available | %.1f s, %.2f writes per CR (%s) | — |\n",
 		op.Rollout.Seconds, op.RolloutWritesPerCR, requestLine(op.Rollout.Requests))
 	fmt.Fprintf(&b, "| delete all → every owned object and pod gone | %.1f s (%.0f requests) | %s |\n", op.Delete.Seconds, op.Delete.Total, base("%.1f s", bDel))
+	fmt.Fprintf(&b, "| operator CPU to converge / roll out / delete | %.1f s / %.1f s / %.1f s (%.1f ms per Memcached to converge) | — |\n",
+		op.Converge.CPUSeconds, op.Rollout.CPUSeconds, op.Delete.CPUSeconds, 1000*op.Converge.CPUSeconds/float64(r.N))
 	fmt.Fprintf(&b, "| operator peak RSS / peak heap in use | %.1f MiB / %.1f MiB | — |\n\n", op.PeakRSSMiB, op.PeakHeapMiB)
 	fmt.Fprintf(&b, "| target | value | goal | |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
@@ -132,6 +134,13 @@ func (r *Report) markdown() string {
 			verdict = "met"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, t.Value, t.Goal, verdict)
+	}
+	if len(op.HeapTop) > 0 {
+		fmt.Fprintf(&b, "\nHeap in use once every Memcached settled, by the function that allocated it "+
+			"(go tool pprof -top bin/bench/heap-n%d.pb.gz for more):\n\n| function | MiB |\n|---|---|\n", r.N)
+		for _, e := range op.HeapTop {
+			fmt.Fprintf(&b, "| `%s` | %.1f |\n", e.Function, e.MiB)
+		}
 	}
 	return b.String()
 }

@@ -250,6 +250,9 @@ func TestOwnerReferencesStripped(t *testing.T) {
 	f.create(0, n, 2)
 	f.settle(time.Now())
 
+	// The operator adopts objects again while others are being stripped:
+	// its requests count from the first.
+	before := requests(t, op)
 	stripped := 0
 	for _, kind := range resources.Kinds {
 		if kind.Optional {
@@ -265,14 +268,12 @@ func TestOwnerReferencesStripped(t *testing.T) {
 			stripped++
 		}
 	}
-	start := time.Now()
-	before := requests(t, op)
-	recovered := f.settle(start)
+	recovered := f.settle(time.Now())
 	f.expectQuiet(op)
 	f.expectNoUnexpectedErrors()
 	record(t, Figure{Fault: "every owner reference stripped", Memcacheds: n, Injected: stripped,
 		RecoverP50: recovered.Seconds(), RecoverP99: recovered.Seconds(), Requests: requests(t, op) - before,
-		Note: "invariants check that each object is controlled again, and exists once"})
+		Note: "recovery counted from the last object stripped; requests from the first"})
 }
 
 // TestOwnedObjectsDeletedOrEdited deletes or edits by hand one object of

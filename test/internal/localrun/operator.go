@@ -1,9 +1,11 @@
 package localrun
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,6 +25,9 @@ type Operator struct {
 	// MetricsURL serves the operator's Prometheus metrics over plain HTTP on
 	// the loopback interface.
 	MetricsURL string
+	// PprofURL serves Go's profiles (/debug/pprof/) on the loopback
+	// interface when Config.Pprof is set.
+	PprofURL string
 
 	process *proc.Process
 }
@@ -38,6 +43,8 @@ type Config struct {
 	// SecureMetrics serves metrics over HTTPS, behind authentication and
 	// authorization, as in a cluster; otherwise over plain HTTP.
 	SecureMetrics bool
+	// Pprof serves Go's profiles, at PprofURL.
+	Pprof bool
 	// Args are passed to the manager after the ones Start sets.
 	Args []string
 	// Env is added to the manager's environment, e.g. WATCH_NAMESPACE.
@@ -48,19 +55,26 @@ type Config struct {
 // on free loopback ports, and returns once it reports ready, that is once its
 // caches have synced.
 func Start(ctx context.Context, cfg Config) (*Operator, error) {
-	ports, err := proc.FreeLoopbackPorts(2)
+	ports, err := proc.FreeLoopbackPorts(3)
 	if err != nil {
 		return nil, err
 	}
 	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
 	probes := "127.0.0.1:" + strconv.Itoa(ports[1])
-	args := append([]string{
+	args := []string{
 		"--kubeconfig=" + cfg.Kubeconfig,
 		"--leader-elect=false",
 		"--metrics-bind-address=" + metrics,
 		"--metrics-secure=" + strconv.FormatBool(cfg.SecureMetrics),
 		"--health-probe-bind-address=" + probes,
-	}, cfg.Args...)
+	}
+	var pprofURL string
+	if cfg.Pprof {
+		pprof := "127.0.0.1:" + strconv.Itoa(ports[2])
+		args = append(args, "--pprof-bind-address="+pprof)
+		pprofURL = "http://" + pprof + "/debug/pprof"
+	}
+	args = append(args, cfg.Args...)
 
 	p, err := proc.StartWithEnv("manager", cfg.LogPath, cfg.Env, cfg.Binary, args...)
 	if err != nil {
@@ -70,13 +84,14 @@ func Start(ctx context.Context, cfg Config) (*Operator, error) {
 	if cfg.SecureMetrics {
 		scheme = "https"
 	}
-	o := &Operator{LogPath: cfg.LogPath, MetricsURL: scheme + "://" + metrics + "/metrics", process: p}
+	o := &Operator{LogPath: cfg.LogPath, MetricsURL: scheme + "://" + metrics + "/metrics", PprofURL: pprofURL, process: p}
 
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		if err := p.Exited(); err != nil {
 			return false, err
 		}
-		return get(ctx, "http://"+probes+"/readyz") == nil, nil
+		_, err := get(ctx, "http://"+probes+"/readyz")
+		return err == nil, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the operator to be ready: %w", errors.Join(err, o.Stop()))
@@ -111,38 +126,49 @@ const stopGrace = 10 * time.Second
 
 // Metrics scrapes the operator's metrics.
 func (o *Operator) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.MetricsURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	body, err := get(ctx, o.MetricsURL)
 	if err != nil {
 		return nil, fmt.Errorf("failed to scrape metrics: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("failed to scrape metrics: %s", resp.Status)
-	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse metrics: %w", err)
 	}
 	return families, nil
 }
 
-func get(ctx context.Context, url string) error {
+// HeapProfile returns the operator's heap profile, in pprof's format, taken
+// after a garbage collection. The operator must have been started with
+// Config.Pprof.
+func (o *Operator) HeapProfile(ctx context.Context) ([]byte, error) {
+	if o.PprofURL == "" {
+		return nil, fmt.Errorf("the operator serves no profiles: start it with Pprof")
+	}
+	profile, err := get(ctx, o.PprofURL+"/heap?gc=1")
+	if err != nil {
+		return nil, fmt.Errorf("failed to fetch the heap profile: %w", err)
+	}
+	return profile, nil
+}
+
+// get returns the body of a GET of url, an error unless it is 200 OK.
+func get(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return nil
+	return body, nil
 }
