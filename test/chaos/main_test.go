@@ -56,6 +56,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		code = 1
 	}
+	if table, err := os.ReadFile(filepath.Join(outDir, "figures.md")); err == nil {
+		fmt.Printf("\n%s\n", table)
+	}
 	fmt.Printf("Figures and logs in %s\n", outDir)
 	os.Exit(code)
 }
