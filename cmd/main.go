@@ -82,12 +82,12 @@ func main() {
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "",
 		"The namespace of the leader election Lease. In a cluster, the operator's own namespace by default; "+
 			"it must be given when running outside a cluster with leader election on.")
-	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 12*time.Second,
-		"How long a standby replica waits, after the leader last renewed the Lease, before taking over: the longest "+
+	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 10*time.Second,
+		"How long a standby replica waits, after it last saw the leader renew the Lease, before taking over: about the longest "+
 			"pause in reconciling when the leader dies without handing the Lease back.")
-	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 8*time.Second,
+	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 7*time.Second,
 		"How long the leader keeps trying to renew the Lease before it stops acting.")
-	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second,
+	flag.DurationVar(&retryPeriod, "leader-election-retry-period", time.Second,
 		"How often replicas try to take or renew the Lease.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS, behind authentication and authorization. "+
