@@ -266,6 +266,24 @@ func (f *fixture) unexplainedRevisions() []string {
 	return found
 }
 
+// startSettled starts an operator, creates the Memcacheds 0..n-1 of size 2
+// and waits until they have settled.
+func (f *fixture) startSettled(n int) *localrun.Operator {
+	f.t.Helper()
+	op := f.startOperator()
+	f.create(0, n, 2)
+	f.settle(time.Now())
+	return op
+}
+
+// expectCalm checks that op has fallen quiet and logged no error but
+// transient ones and those in also.
+func (f *fixture) expectCalm(op *localrun.Operator, also ...string) {
+	f.t.Helper()
+	f.expectQuiet(op)
+	f.expectNoUnexpectedErrors(also...)
+}
+
 // expectQuiet checks that op sends no write for a while: no request loop.
 func (f *fixture) expectQuiet(op *localrun.Operator) {
 	f.t.Helper()
