@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"time"
 
@@ -100,20 +101,66 @@ func Render(ctx context.Context, kubectl, dir string) ([]*unstructured.Unstructu
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("kubectl kustomize %s: %w: %s", dir, err, stderr.String())
 	}
+	objects, err := decode(&stdout)
+	if err != nil {
+		return nil, fmt.Errorf("failed to decode the manifests of %s: %w", dir, err)
+	}
+	return objects, nil
+}
+
+// decode decodes a stream of YAML or JSON documents.
+func decode(r io.Reader) ([]*unstructured.Unstructured, error) {
 	var objects []*unstructured.Unstructured
-	decoder := utilyaml.NewYAMLOrJSONDecoder(&stdout, 4096)
+	decoder := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	for {
 		obj := &unstructured.Unstructured{}
 		if err := decoder.Decode(&obj.Object); err != nil {
 			if errors.Is(err, io.EOF) {
 				return objects, nil
 			}
-			return nil, fmt.Errorf("failed to decode the manifests of %s: %w", dir, err)
+			return nil, err
 		}
 		if len(obj.Object) > 0 {
 			objects = append(objects, obj)
 		}
 	}
+}
+
+// InstallCRDs applies the CustomResourceDefinitions in a YAML file, such as
+// another operator's, and waits for them to be established.
+func InstallCRDs(ctx context.Context, admin *rest.Config, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	objects, err := decode(f)
+	if err != nil {
+		return fmt.Errorf("failed to decode %s: %w", path, err)
+	}
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	c, err := client.New(admin, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("failed to create a client: %w", err)
+	}
+	var crds []*unstructured.Unstructured
+	for _, obj := range objects {
+		if obj.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
+			client.FieldOwner("memcached-operator-install"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("failed to apply CRD %s: %w", obj.GetName(), err)
+		}
+		crds = append(crds, obj)
+	}
+	if len(crds) == 0 {
+		return fmt.Errorf("%s holds no CustomResourceDefinition", path)
+	}
+	return waitForCRDs(ctx, c, crds)
 }
 
 func waitForCRDs(ctx context.Context, c client.Client, crds []*unstructured.Unstructured) error {

@@ -138,14 +138,18 @@ func (o *Operator) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, e
 	return families, nil
 }
 
-// HeapProfile returns the operator's heap profile, in pprof's format, taken
-// after a garbage collection. The operator must have been started with
-// Config.Pprof.
-func (o *Operator) HeapProfile(ctx context.Context) ([]byte, error) {
+// HeapProfile returns the operator's heap profile, in pprof's format: the
+// heap in use as of the last garbage collection, after forcing one when gc
+// is set. The operator must have been started with Config.Pprof.
+func (o *Operator) HeapProfile(ctx context.Context, gc bool) ([]byte, error) {
 	if o.PprofURL == "" {
 		return nil, fmt.Errorf("the operator serves no profiles: start it with Pprof")
 	}
-	profile, err := get(ctx, o.PprofURL+"/heap?gc=1")
+	query := "?gc=0"
+	if gc {
+		query = "?gc=1"
+	}
+	profile, err := get(ctx, o.PprofURL+"/heap"+query)
 	if err != nil {
 		return nil, fmt.Errorf("failed to fetch the heap profile: %w", err)
 	}

@@ -270,6 +270,18 @@ func (c *Cluster) Close() error {
 	return errors.Join(errs...)
 }
 
+// PIDs returns the process ID of every running component, by name, e.g.
+// "kube-apiserver".
+func (c *Cluster) PIDs() map[string]int {
+	pids := map[string]int{}
+	for _, comp := range c.components {
+		if comp.process != nil {
+			pids[comp.name] = comp.process.PID()
+		}
+	}
+	return pids
+}
+
 // LogPath returns the path of the log of a component, e.g. "kube-apiserver".
 func (c *Cluster) LogPath(component string) string {
 	return filepath.Join(c.logs(), component+".log")
