@@ -18,9 +18,16 @@ import (
 // BaselineResult is what the cluster alone takes for the same Deployments and
 // Services, created directly by the same parallel client.
 type BaselineResult struct {
-	ConvergeSeconds   float64   `json:"convergeSeconds"`
-	DeleteSeconds     float64   `json:"deleteSeconds"`
-	Requests          float64   `json:"requests"`
+	ConvergeSeconds float64 `json:"convergeSeconds"`
+	DeleteSeconds   float64 `json:"deleteSeconds"`
+	// GoneAt is when the last object of each kind was gone, in seconds
+	// from the first delete.
+	GoneAt   map[string]float64 `json:"goneAtSeconds"`
+	Requests float64            `json:"requests"`
+	// ConvergeCPU and DeleteCPU are the CPU time of every process in those
+	// phases.
+	ConvergeCPU       cpuTimes  `json:"convergeCPUSeconds"`
+	DeleteCPU         cpuTimes  `json:"deleteCPUSeconds"`
 	Available         []float64 `json:"availableAtSeconds"`
 	RequestsPerSecond []float64 `json:"requestsPerSecond"`
 }
@@ -31,7 +38,7 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 		return nil, err
 	}
 	defer cluster.Close()
-	w, err := startWatcher(ctx, cluster.Config, false)
+	w, err := startWatcher(ctx, cluster.Config, watchOptions{Namespaces: namespaces(cfg)})
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +53,11 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 		return d.Status.ObservedGeneration == d.Generation && d.Status.ReadyReplicas == int32(cfg.Size)
 	})
 	requestsBefore := requests.Load()
+	pids := cluster.PIDs()
+	cpuBefore, err := takeCPU(pids)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
 		n, ns := name(cfg, i)
@@ -67,6 +79,11 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 	}
 	r.ConvergeSeconds = time.Since(start).Seconds()
 	r.Requests = float64(requests.Load() - requestsBefore)
+	cpuAfter, err := takeCPU(pids)
+	if err != nil {
+		return nil, err
+	}
+	r.ConvergeCPU = cpuAfter.since(cpuBefore)
 	for _, at := range reached {
 		r.Available = append(r.Available, at.Sub(start).Seconds())
 	}
@@ -74,6 +91,10 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 	fmt.Printf("    all ready in %.1fs\n", r.ConvergeSeconds)
 
 	fmt.Printf("==> Baseline: deleting every Deployment and Service\n")
+	if cpuBefore, err = takeCPU(pids); err != nil {
+		return nil, err
+	}
+	present := w.objectsLeft()
 	start = time.Now()
 	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
 		n, ns := name(cfg, i)
@@ -88,11 +109,14 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	gone, err := w.waitGone(ctx, start, 30*time.Minute)
+	gone, goneAt, err := w.waitGone(ctx, present, start, phaseTimeout)
 	if err != nil {
 		return nil, err
 	}
-	r.DeleteSeconds = gone.Seconds()
+	if cpuAfter, err = takeCPU(pids); err != nil {
+		return nil, err
+	}
+	r.DeleteSeconds, r.GoneAt, r.DeleteCPU = gone.Seconds(), goneAt, cpuAfter.since(cpuBefore)
 	fmt.Printf("    everything gone in %.1fs\n", r.DeleteSeconds)
 	r.RequestsPerSecond = rates()
 	return r, nil

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/google/pprof/profile"
 
@@ -21,25 +23,34 @@ type HeapEntry struct {
 
 // heapProfile fetches the operator's heap profile, after a garbage
 // collection, writes it to path for go tool pprof, and returns the n
-// functions that allocated the most heap still in use.
-func heapProfile(ctx context.Context, op *localrun.Operator, path string, n int) ([]HeapEntry, error) {
-	data, err := op.HeapProfile(ctx)
+// functions that allocated the most heap still in use, and all the heap in
+// use, in bytes.
+func heapProfile(ctx context.Context, op *localrun.Operator, path string, n int) ([]HeapEntry, int64, error) {
+	data, err := op.HeapProfile(ctx, true)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	return heapTop(data, n)
+}
+
+// heapTop returns the n functions that allocated the most heap in use in a
+// heap profile, and the heap in use in all, in bytes.
+func heapTop(data []byte, n int) ([]HeapEntry, int64, error) {
 	p, err := profile.Parse(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("failed to parse the heap profile: %w", err)
+		return nil, 0, fmt.Errorf("failed to parse the heap profile: %w", err)
 	}
 	inuse := slices.IndexFunc(p.SampleType, func(t *profile.ValueType) bool { return t.Type == "inuse_space" })
 	if inuse < 0 {
-		return nil, fmt.Errorf("the heap profile has no inuse_space")
+		return nil, 0, fmt.Errorf("the heap profile has no inuse_space")
 	}
 	byFunction := map[string]int64{}
+	var total int64
 	for _, s := range p.Sample {
+		total += s.Value[inuse]
 		if len(s.Location) == 0 || len(s.Location[0].Line) == 0 {
 			continue
 		}
@@ -50,5 +61,67 @@ func heapProfile(ctx context.Context, op *localrun.Operator, path string, n int)
 		top = append(top, HeapEntry{Function: f, MiB: float64(size) / (1 << 20)})
 	}
 	slices.SortFunc(top, func(a, b HeapEntry) int { return cmp.Compare(b.MiB, a.MiB) })
-	return top[:min(n, len(top))], nil
+	return top[:min(n, len(top))], total, nil
+}
+
+// peakHeap keeps, of the heap profiles it takes every interval, the one with
+// the most heap in use: where the memory goes at the busiest moment. The
+// profiles force no garbage collection; each is the heap live at the last.
+type peakHeap struct {
+	op    *localrun.Operator
+	start time.Time
+
+	mu      sync.Mutex
+	profile []byte
+	inuse   int64
+	at      time.Duration
+}
+
+func watchPeakHeap(ctx context.Context, op *localrun.Operator, interval time.Duration) *peakHeap {
+	h := &peakHeap{op: op, start: time.Now()}
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			h.take(ctx)
+		}
+	}()
+	return h
+}
+
+// take takes a heap profile and keeps it if it is the largest so far.
+func (h *peakHeap) take(ctx context.Context) {
+	data, err := h.op.HeapProfile(ctx, false)
+	if err != nil {
+		return
+	}
+	_, inuse, err := heapTop(data, 0)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if inuse > h.inuse {
+		h.profile, h.inuse, h.at = data, inuse, time.Since(h.start)
+	}
+}
+
+// write writes the largest profile to path and returns its n top functions,
+// the heap in use it shows, in bytes, and when it was taken.
+func (h *peakHeap) write(path string, n int) ([]HeapEntry, int64, time.Duration, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.profile == nil {
+		return nil, 0, 0, fmt.Errorf("no heap profile was taken")
+	}
+	if err := os.WriteFile(path, h.profile, 0o644); err != nil {
+		return nil, 0, 0, err
+	}
+	top, inuse, err := heapTop(h.profile, n)
+	return top, inuse, h.at, err
 }

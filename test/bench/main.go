@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,9 +48,22 @@ type config struct {
 	N, Size, Namespaces, Parallel, Workers int
 	Quiet                                  time.Duration
 	BinDir, Manager, Out, Kubectl, Repo    string
-	Baseline, Smoke                        bool
+	Baseline, Rollout, Smoke               bool
 	LogLevel, MemoryLimit                  string
+	// Anchor is another operator's binary to measure on the same workload,
+	// with its CRD, arguments and environment.
+	Anchor, AnchorCRD     string
+	AnchorArgs, AnchorEnv stringList
+	// AnchorSpec are fields the anchor's CRD requires besides size, added to
+	// the spec of every Memcached of the anchor's run.
+	AnchorSpec map[string]any
 }
+
+// stringList is a flag that may be given more than once.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
 	var cfg config
@@ -56,7 +71,7 @@ func main() {
 	flag.IntVar(&cfg.Size, "size", 2, "spec.size of each Memcached.")
 	flag.IntVar(&cfg.Namespaces, "namespaces", 10, "Namespaces the Memcacheds are spread over.")
 	flag.IntVar(&cfg.Parallel, "parallel", 32, "Parallel clients creating, changing and deleting objects.")
-	flag.IntVar(&cfg.Workers, "max-concurrent-reconciles", 4, "The operator's --max-concurrent-reconciles.")
+	flag.IntVar(&cfg.Workers, "max-concurrent-reconciles", 16, "The operator's --max-concurrent-reconciles (its default: 16).")
 	flag.DurationVar(&cfg.Quiet, "quiet", 120*time.Second, "The quiet window after convergence.")
 	flag.StringVar(&cfg.BinDir, "bin-dir", os.Getenv("CONTROL_PLANE_DIR"), "Directory of the control-plane binaries (default $CONTROL_PLANE_DIR).")
 	flag.StringVar(&cfg.Repo, "repo", "..", "The repository's root, where config/ and hack/ are (default: the parent of test/, where make runs the benchmark).")
@@ -65,10 +80,25 @@ func main() {
 	flag.StringVar(&cfg.LogLevel, "operator-log-level", "info", "The operator's --zap-log-level; debug logs every status write.")
 	flag.StringVar(&cfg.MemoryLimit, "memory-limit", "128Mi", "The memory limit the operator runs under, as config/manager sets it: the operator sets its Go memory limit to 90% of it; empty for none.")
 	flag.BoolVar(&cfg.Baseline, "baseline", true, "Also measure the same Deployments and Services created with no operator.")
+	flag.BoolVar(&cfg.Rollout, "rollout", true, "Measure a spec change that rolls every Memcached's pods.")
+	flag.StringVar(&cfg.Anchor, "anchor", "", "Another operator's binary to measure on the same workload on a fresh cluster, for a side-by-side comparison: "+
+		"it must reconcile cache.example.com/v1alpha1 Memcacheds, accept kubebuilder's flags (--kubeconfig, --leader-elect, --metrics-bind-address, --metrics-secure, --health-probe-bind-address) "+
+		"and name its pods after the Memcached (\"<name>-...\"). It runs with administrator credentials.")
+	flag.StringVar(&cfg.AnchorCRD, "anchor-crd", "", "The anchor's CRD file (default: this operator's, config/crd/bases).")
+	flag.Var(&cfg.AnchorArgs, "anchor-arg", "An argument for the anchor; may be repeated.")
+	flag.Var(&cfg.AnchorEnv, "anchor-env", "A NAME=value for the anchor's environment; may be repeated.")
+	anchorSpec := flag.String("anchor-spec", "{}", "Fields, as a JSON object, added to the spec of the anchor's Memcacheds, where its CRD requires more than size.")
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "Exit non-zero unless every Memcached converged, the quiet window had no write and there was no conflict.")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	cfg.Kubectl = filepath.Join(cfg.BinDir, "kubectl")
+	if err := json.Unmarshal([]byte(*anchorSpec), &cfg.AnchorSpec); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: --anchor-spec: %v\n", err)
+		os.Exit(2)
+	}
+	if cfg.AnchorCRD == "" {
+		cfg.AnchorCRD = filepath.Join(cfg.Repo, "config", "crd", "bases", "cache.example.com_memcacheds.yaml")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,8 +128,21 @@ func run(ctx context.Context, cfg config) error {
 		}
 		report.Baseline = base
 	}
+	var anchorErr error
+	if cfg.Anchor != "" {
+		// A failing anchor does not lose what was measured before it.
+		if report.Anchor, anchorErr = runAnchor(ctx, cfg); anchorErr != nil {
+			anchorErr = fmt.Errorf("anchor scenario: %w", anchorErr)
+		}
+	}
 	report.evaluate()
 	if err := report.write(cfg.Out); err != nil {
+		return errors.Join(anchorErr, err)
+	}
+	if anchorErr != nil {
+		return anchorErr
+	}
+	if err := writeScaling(cfg.Out); err != nil {
 		return err
 	}
 	fmt.Println(report.markdown())
@@ -153,6 +196,15 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 func namespace(i int) string { return fmt.Sprintf("bench-%02d", i) }
+
+// namespaces returns the benchmark's namespaces.
+func namespaces(cfg config) []string {
+	all := make([]string, 0, cfg.Namespaces)
+	for i := range cfg.Namespaces {
+		all = append(all, namespace(i))
+	}
+	return all
+}
 
 // name returns the name and namespace of the i-th Memcached.
 func name(cfg config, i int) (string, string) {

@@ -20,6 +20,22 @@ type counters struct {
 	reconciles      float64
 	reconcileErrors float64
 	cpuSeconds      float64
+	processes       cpuTimes
+}
+
+// measure reads the operator's counters, from its metrics unless op is nil,
+// and the CPU time of every process in pids.
+func measure(ctx context.Context, op *localrun.Operator, pids map[string]int) (counters, error) {
+	c := counters{requests: map[string]float64{}}
+	if op != nil {
+		var err error
+		if c, _, err = scrape(ctx, op); err != nil {
+			return counters{}, err
+		}
+	}
+	var err error
+	c.processes, err = takeCPU(pids)
+	return c, err
 }
 
 func scrape(ctx context.Context, op *localrun.Operator) (counters, map[string]*dto.MetricFamily, error) {
@@ -63,12 +79,15 @@ type Phase struct {
 	ReconcileErrors float64            `json:"reconcileErrors"`
 	// CPUSeconds is the operator's CPU time (user and system) in the phase.
 	CPUSeconds float64 `json:"cpuSeconds"`
+	// ProcessCPU is the CPU time of every process of the scenario in the
+	// phase: the cluster's components, the operator, the benchmark.
+	ProcessCPU cpuTimes `json:"processCPUSeconds,omitempty"`
 }
 
 func phaseBetween(before, after counters, d time.Duration) Phase {
 	p := Phase{Seconds: d.Seconds(), Requests: map[string]float64{},
 		Reconciles: after.reconciles - before.reconciles, ReconcileErrors: after.reconcileErrors - before.reconcileErrors,
-		CPUSeconds: after.cpuSeconds - before.cpuSeconds}
+		CPUSeconds: after.cpuSeconds - before.cpuSeconds, ProcessCPU: after.processes.since(before.processes)}
 	for key, v := range after.requests {
 		delta := v - before.requests[key]
 		if delta == 0 {
@@ -95,12 +114,15 @@ func isWrite(method string) bool {
 	return false
 }
 
-// sampler scrapes the operator every second: its request rate and heap.
+// sampler scrapes the operator every second: its request rate, heap and
+// anonymous resident memory (its heap, stacks and runtime, not the pages of
+// its binary).
 type sampler struct {
 	mu        sync.Mutex
 	start     time.Time
 	perSecond []float64
 	heapMax   float64
+	anonMax   float64
 	last      float64
 }
 
@@ -124,7 +146,9 @@ func startSampler(ctx context.Context, op *localrun.Operator) *sampler {
 				total += v
 			}
 			heap := families["go_memstats_heap_inuse_bytes"].GetMetric()
+			anon, _ := procStatusMiB(op.PID(), "RssAnon") // 0 once it exited
 			s.mu.Lock()
+			s.anonMax = max(s.anonMax, anon)
 			if s.last >= 0 {
 				s.perSecond = append(s.perSecond, total-s.last)
 			}
@@ -138,23 +162,26 @@ func startSampler(ctx context.Context, op *localrun.Operator) *sampler {
 	return s
 }
 
-func (s *sampler) snapshot() ([]float64, float64) {
+// snapshot returns the requests per second so far, and the peaks of the
+// heap in use, in bytes, and of the anonymous resident memory, in MiB.
+func (s *sampler) snapshot() (perSecond []float64, heapMax, anonMax float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]float64(nil), s.perSecond...), s.heapMax
+	return append([]float64(nil), s.perSecond...), s.heapMax, s.anonMax
 }
 
-// peakRSS reads the peak resident set size of a process (VmHWM), in bytes.
-func peakRSS(pid int) (float64, error) {
+// procStatusMiB reads a memory figure of a process from /proc/<pid>/status,
+// such as VmHWM, its peak resident set size, in MiB.
+func procStatusMiB(pid int, field string) (float64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb * 1024, err
+			return kb / 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }

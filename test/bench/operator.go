@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,27 +21,45 @@ import (
 type OperatorResult struct {
 	// Converge: from the first create until every Memcached is Available
 	// with all its pods ready, at its generation.
-	Converge     Phase   `json:"converge"`
-	LatencyP50   float64 `json:"latencyP50Seconds"`
-	LatencyP99   float64 `json:"latencyP99Seconds"`
-	WritesPerCR  float64 `json:"writesPerCR"`
-	StatusWrites float64 `json:"statusWrites"`
-	// StatusChanges is how many Memcached status changes were watched;
-	// UnchangedStatusWrites = StatusWrites - StatusChanges.
-	StatusChanges         float64 `json:"statusChanges"`
-	UnchangedStatusWrites float64 `json:"unchangedStatusWrites"`
-	Quiet                 Phase   `json:"quiet"`
+	Converge Phase `json:"converge"`
+	// Available is when each Memcached reported itself Available; PodsReady
+	// when it first had all its pods ready, as measured for any operator.
+	Available   Latency `json:"available"`
+	PodsReady   Latency `json:"podsReady"`
+	WritesPerCR float64 `json:"writesPerCR"`
+	// PatchesOK are the operator's PATCH requests answered 200 while
+	// converging: status writes and updates of the servers ConfigMaps.
+	PatchesOK float64 `json:"patchesOK"`
+	// StatusChanges and ConfigMapChanges are how many Memcached status
+	// changes and servers ConfigMap changes were watched; the PATCHes that
+	// changed nothing are PatchesOK minus both.
+	StatusChanges    float64 `json:"statusChanges"`
+	ConfigMapChanges float64 `json:"configMapChanges"`
+	UnchangedPatches float64 `json:"unchangedPatches"`
+	Quiet            Phase   `json:"quiet"`
 	// Rollout: from the first spec change until every Memcached has rolled
-	// its pods and is Available again.
-	Rollout            Phase     `json:"rollout"`
-	RolloutWritesPerCR float64   `json:"rolloutWritesPerCR"`
-	Delete             Phase     `json:"delete"`
-	PeakRSSMiB         float64   `json:"peakRSSMiB"`
-	PeakHeapMiB        float64   `json:"peakHeapInUseMiB"`
-	Available          []float64 `json:"availableAtSeconds"`
+	// its pods and is Available again; nil when not measured.
+	Rollout            *Phase   `json:"rollout,omitempty"`
+	RolloutWritesPerCR float64  `json:"rolloutWritesPerCR"`
+	Delete             Phase    `json:"delete"`
+	Deletion           Deletion `json:"deletion"`
+	PeakRSSMiB         float64  `json:"peakRSSMiB"`
+	// RSSFileMiB is the resident memory mapped from files, mostly the
+	// binary's own pages, at the end of the run; PeakAnonMiB the peak of the
+	// rest, sampled every second.
+	RSSFileMiB  float64 `json:"rssFileMiB"`
+	PeakAnonMiB float64 `json:"peakAnonMiB"`
+	PeakHeapMiB float64 `json:"peakHeapInUseMiB"`
 	// HeapTop are the functions that allocated the most heap in use once
-	// every Memcached settled.
-	HeapTop           []HeapEntry `json:"heapTop"`
+	// every Memcached settled, SettledHeapMiB all of it.
+	HeapTop        []HeapEntry `json:"heapTop"`
+	SettledHeapMiB float64     `json:"settledHeapMiB"`
+	// PeakHeapTop is the same for the largest live heap seen while
+	// converging, PeakLiveHeapMiB, PeakLiveHeapAt seconds after the first
+	// create.
+	PeakHeapTop       []HeapEntry `json:"peakHeapTop"`
+	PeakLiveHeapMiB   float64     `json:"peakLiveHeapMiB"`
+	PeakLiveHeapAt    float64     `json:"peakLiveHeapAtSeconds"`
 	RequestsPerSecond []float64   `json:"requestsPerSecond"`
 }
 
@@ -85,56 +102,22 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 		return nil, err
 	}
 	defer func() { _ = op.Stop() }()
-	w, err := startWatcher(ctx, cluster.Config, true)
+	w, err := startWatcher(ctx, cluster.Config, watchOptions{Memcacheds: true, Namespaces: namespaces(cfg)})
 	if err != nil {
 		return nil, err
 	}
-	if err := warmUpGarbageCollector(ctx, c, w); err != nil {
+	if err := warmUpGarbageCollector(ctx, c, w, nil); err != nil {
 		return nil, err
 	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
 	samples := startSampler(sampleCtx, op)
+	pids := processPIDs(cluster, op.PID())
 	r := &OperatorResult{}
 
-	// Converge.
-	fmt.Printf("==> Creating %d Memcacheds of size %d in %d namespaces\n", cfg.N, cfg.Size, cfg.Namespaces)
-	before, _, err := scrape(ctx, op)
-	if err != nil {
+	if err := r.converge(ctx, cfg, c, w, op, pids); err != nil {
 		return nil, err
 	}
-	statusChangesBefore := w.statusChangeCount()
-	if err := w.beginMemcacheds(ctx, cfg.N, available); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	created := make([]time.Time, cfg.N)
-	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
-		n, ns := name(cfg, i)
-		created[i] = time.Now()
-		return c.Create(ctx, &cachev1alpha1.Memcached{
-			ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns},
-			Spec:       cachev1alpha1.MemcachedSpec{Size: int32(cfg.Size)},
-		})
-	}); err != nil {
-		return nil, err
-	}
-	reached, err := w.memcacheds.wait(ctx)
-	if err != nil {
-		return nil, err
-	}
-	converged := time.Since(start)
-	after, _, err := scrape(ctx, op)
-	if err != nil {
-		return nil, err
-	}
-	r.Converge = phaseBetween(before, after, converged)
-	r.WritesPerCR = r.Converge.Writes / float64(cfg.N)
-	r.StatusWrites = r.Converge.Requests["PATCH 200"]
-	r.StatusChanges = float64(w.statusChangeCount() - statusChangesBefore)
-	r.UnchangedStatusWrites = max(0, r.StatusWrites-r.StatusChanges)
-	r.recordAvailable(cfg, start, created, reached)
-	fmt.Printf("    converged in %.1fs: %.0f requests, %.1f writes per Memcached\n", converged.Seconds(), r.Converge.Total, r.WritesPerCR)
 
 	// Quiet window, once every Memcached also reports its rollout complete.
 	if err := w.beginMemcacheds(ctx, cfg.N, settled); err != nil {
@@ -147,7 +130,7 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 		return nil, err
 	}
 	fmt.Printf("==> Quiet window of %s\n", cfg.Quiet)
-	before, _, err = scrape(ctx, op)
+	before, err := measure(ctx, op, pids)
 	if err != nil {
 		return nil, err
 	}
@@ -156,120 +139,151 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	after, _, err = scrape(ctx, op)
+	after, err := measure(ctx, op, pids)
 	if err != nil {
 		return nil, err
 	}
 	r.Quiet = phaseBetween(before, after, cfg.Quiet)
 	fmt.Printf("    %.0f requests, %.0f writes\n", r.Quiet.Total, r.Quiet.Writes)
 
-	// A spec change on every Memcached.
-	fmt.Printf("==> Changing memoryMB on every Memcached\n")
-	before = after
-	if err := w.beginMemcacheds(ctx, cfg.N, rolledOut); err != nil {
+	if cfg.Rollout {
+		if err := r.rollout(ctx, cfg, c, w, op, pids); err != nil {
+			return nil, err
+		}
+	}
+
+	before, err = measure(ctx, op, pids)
+	if err != nil {
 		return nil, err
 	}
-	start = time.Now()
+	if r.Deletion, err = deleteMemcacheds(ctx, cfg, c, w); err != nil {
+		return nil, err
+	}
+	if after, err = measure(ctx, op, pids); err != nil {
+		return nil, err
+	}
+	r.Delete = phaseBetween(before, after, time.Duration(r.Deletion.Seconds*float64(time.Second)))
+
+	if r.PeakRSSMiB, err = procStatusMiB(op.PID(), "VmHWM"); err != nil {
+		return nil, err
+	}
+	if r.RSSFileMiB, err = procStatusMiB(op.PID(), "RssFile"); err != nil {
+		return nil, err
+	}
+	var heap float64
+	r.RequestsPerSecond, heap, r.PeakAnonMiB = samples.snapshot()
+	r.PeakHeapMiB = heap / (1 << 20)
+	return r, nil
+}
+
+// converge creates the Memcacheds and measures until every one is Available.
+func (r *OperatorResult) converge(ctx context.Context, cfg config, c client.Client, w *watcher, op *localrun.Operator, pids map[string]int) error {
+	heapCtx, stopHeap := context.WithCancel(ctx)
+	defer stopHeap()
+	peak := watchPeakHeap(heapCtx, op, 5*time.Second)
+	before, err := measure(ctx, op, pids)
+	if err != nil {
+		return err
+	}
+	statusBefore, configMapsBefore := w.changeCounts()
+	if err := w.beginMemcacheds(ctx, cfg.N, available); err != nil {
+		return err
+	}
+	w.pods.begin(podsWanted(cfg))
+	start := time.Now()
+	created, err := createMemcacheds(ctx, cfg, c, nil)
+	if err != nil {
+		return err
+	}
+	reached, err := w.memcacheds.wait(ctx)
+	if err != nil {
+		return err
+	}
+	converged := time.Since(start)
+	after, err := measure(ctx, op, pids)
+	if err != nil {
+		return err
+	}
+	podsReady, err := w.pods.wait(ctx)
+	if err != nil {
+		return err
+	}
+	stopHeap()
+	peak.take(ctx) // however short the phase
+	r.Converge = phaseBetween(before, after, converged)
+	r.Available = latency(cfg, start, created, reached)
+	r.PodsReady = latency(cfg, start, created, podsReady)
+	r.WritesPerCR = r.Converge.Writes / float64(cfg.N)
+	statusAfter, configMapsAfter := w.changeCounts()
+	r.PatchesOK = r.Converge.Requests["PATCH 200"]
+	r.StatusChanges = float64(statusAfter - statusBefore)
+	r.ConfigMapChanges = float64(configMapsAfter - configMapsBefore)
+	r.UnchangedPatches = max(0, r.PatchesOK-r.StatusChanges-r.ConfigMapChanges)
+	fmt.Printf("    converged in %.1fs: %.0f requests, %.1f writes per Memcached\n", converged.Seconds(), r.Converge.Total, r.WritesPerCR)
+
+	top, inuse, at, err := peak.write(filepath.Join(cfg.Out, fmt.Sprintf("heap-peak-n%d.pb.gz", cfg.N)), 12)
+	if err != nil {
+		return err
+	}
+	r.PeakHeapTop, r.PeakLiveHeapMiB, r.PeakLiveHeapAt = top, float64(inuse)/(1<<20), at.Seconds()
+	return nil
+}
+
+// rollout changes memoryMB on every Memcached and measures until each has
+// rolled its pods and is Available again.
+func (r *OperatorResult) rollout(ctx context.Context, cfg config, c client.Client, w *watcher, op *localrun.Operator, pids map[string]int) error {
+	fmt.Printf("==> Changing memoryMB on every Memcached\n")
+	before, err := measure(ctx, op, pids)
+	if err != nil {
+		return err
+	}
+	if err := w.beginMemcacheds(ctx, cfg.N, rolledOut); err != nil {
+		return err
+	}
+	start := time.Now()
 	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
 		n, ns := name(cfg, i)
 		patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"memoryMB":96}}`))
 		return c.Patch(ctx, &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}}, patch)
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := w.memcacheds.wait(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	rolled := time.Since(start)
-	after, _, err = scrape(ctx, op)
+	after, err := measure(ctx, op, pids)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	r.Rollout = phaseBetween(before, after, rolled)
-	r.RolloutWritesPerCR = r.Rollout.Writes / float64(cfg.N)
+	phase := phaseBetween(before, after, rolled)
+	r.Rollout = &phase
+	r.RolloutWritesPerCR = phase.Writes / float64(cfg.N)
 	fmt.Printf("    rolled out in %.1fs: %.1f writes per Memcached\n", rolled.Seconds(), r.RolloutWritesPerCR)
-
-	if r.Delete, err = deleteAll(ctx, cfg, c, w, op, after); err != nil {
-		return nil, err
-	}
-
-	rss, err := peakRSS(op.PID())
-	if err != nil {
-		return nil, err
-	}
-	r.PeakRSSMiB = rss / (1 << 20)
-	var heap float64
-	r.RequestsPerSecond, heap = samples.snapshot()
-	r.PeakHeapMiB = heap / (1 << 20)
-	return r, nil
-}
-
-// deleteAll deletes every Memcached and measures the phase until all their
-// objects are gone; before are the operator's metrics at its start.
-func deleteAll(ctx context.Context, cfg config, c client.Client, w *watcher, op *localrun.Operator, before counters) (Phase, error) {
-	fmt.Printf("==> Deleting every Memcached\n")
-	start := time.Now()
-	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
-		n, ns := name(cfg, i)
-		return client.IgnoreNotFound(c.Delete(ctx, &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns}}))
-	}); err != nil {
-		return Phase{}, err
-	}
-	gone, err := w.waitGone(ctx, start, 30*time.Minute)
-	if err != nil {
-		return Phase{}, err
-	}
-	after, _, err := scrape(ctx, op)
-	if err != nil {
-		return Phase{}, err
-	}
-	fmt.Printf("    everything gone in %.1fs\n", gone.Seconds())
-	return phaseBetween(before, after, gone), nil
-}
-
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
+	return nil
 }
 
 // warmUpGarbageCollector creates and deletes one Memcached and waits until its
 // Deployment is gone. kube-controller-manager's garbage collector starts
 // watching a resource installed after it started only at its next discovery
 // resync (every 30 s); in a real cluster the CRD is installed long before.
-func warmUpGarbageCollector(ctx context.Context, c client.Client, w *watcher) error {
+func warmUpGarbageCollector(ctx context.Context, c client.Client, w *watcher, extraSpec map[string]any) error {
 	fmt.Printf("==> Waiting for the garbage collector to watch Memcacheds\n")
-	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Name: "warm-up", Namespace: namespace(0)}}
+	mc := newMemcached("warm-up", namespace(0), 1, extraSpec)
 	if err := c.Create(ctx, mc); err != nil {
 		return err
 	}
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		n, err := w.managedObjects(ctx)
-		return n > 0, err
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		left := w.objectsLeft()
+		return left["Deployment"]+left["StatefulSet"] > 0, nil
 	}); err != nil {
-		return fmt.Errorf("the warm-up Memcached's objects did not appear: %w", err)
+		return fmt.Errorf("the warm-up Memcached's workload did not appear: %w", err)
 	}
 	if err := c.Delete(ctx, mc); err != nil {
 		return err
 	}
-	_, err := w.waitGone(ctx, time.Now(), 2*time.Minute)
+	_, _, err := w.waitGone(ctx, w.objectsLeft(), time.Now(), 2*time.Minute)
 	return err
-}
-
-// recordAvailable records when each Memcached became Available, from the
-// start of the phase and from its own creation.
-func (r *OperatorResult) recordAvailable(cfg config, start time.Time, created []time.Time, reached map[client.ObjectKey]time.Time) {
-	latencies := make([]float64, 0, cfg.N)
-	for i := range cfg.N {
-		n, ns := name(cfg, i)
-		at := reached[client.ObjectKey{Namespace: ns, Name: n}]
-		latencies = append(latencies, at.Sub(created[i]).Seconds())
-		r.Available = append(r.Available, at.Sub(start).Seconds())
-	}
-	slices.Sort(latencies)
-	slices.Sort(r.Available)
-	r.LatencyP50, r.LatencyP99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
 }
 
 // memoryLimitEnv passes the operator a container memory limit as its
@@ -297,9 +311,11 @@ func (r *OperatorResult) inspectSettled(ctx context.Context, cfg config, c clien
 	}
 	fmt.Println("    invariants hold")
 	path := filepath.Join(cfg.Out, fmt.Sprintf("heap-n%d.pb.gz", cfg.N))
-	if r.HeapTop, err = heapProfile(ctx, op, path, 12); err != nil {
+	var inuse int64
+	if r.HeapTop, inuse, err = heapProfile(ctx, op, path, 12); err != nil {
 		return err
 	}
+	r.SettledHeapMiB = float64(inuse) / (1 << 20)
 	fmt.Printf("    heap profile in %s\n", path)
 	return nil
 }
