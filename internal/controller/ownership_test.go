@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -141,7 +142,6 @@ func TestARecreatedMemcachedWaitsForTheObjectsOfItsPredecessor(t *testing.T) {
 	ns := newNamespace(t)
 	old := createMemcached(t, ns, "cache", 1)
 	converged(t, old)
-	oldDeployment := deploymentOf(t, old)
 
 	// Deleted and created again at once: envtest runs no garbage collector,
 	// so the objects of the first stay, as they do for a while in a cluster.
@@ -157,8 +157,17 @@ func TestARecreatedMemcachedWaitsForTheObjectsOfItsPredecessor(t *testing.T) {
 	}).Should(Succeed())
 	g.Expect(eventReasons(t, mc)(g)).NotTo(ContainElement(status.ReasonOwnershipConflict))
 
-	// The garbage collector deletes them: the new Memcached gets its own.
-	g.Expect(k8sClient.Delete(t.Context(), oldDeployment)).To(Succeed())
+	// The garbage collector deletes them (the operator may have deleted the
+	// Deployment already): the new Memcached gets its own.
+	for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.ConfigMapList{}} {
+		g.Expect(k8sClient.List(t.Context(), list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(meta.EachListItem(list, func(obj runtime.Object) error {
+			if o := obj.(client.Object); metav1.IsControlledBy(o, old) {
+				return client.IgnoreNotFound(k8sClient.Delete(t.Context(), o))
+			}
+			return nil
+		})).To(Succeed())
+	}
 	g.Eventually(func(g Gomega) {
 		d := &appsv1.Deployment{}
 		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), d)).To(Succeed())

@@ -205,6 +205,8 @@ func progressing(mc *cachev1alpha1.Memcached, observed Observed, servers Servers
 		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s once %s", workloadKind(mc), observed.WaitingFor)
 	case current == nil:
 		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s", workloadKind(mc))
+	case observed.WaitingFor != "":
+		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the objects besides the %s once %s", workloadKind(mc), observed.WaitingFor)
 	case previous != nil:
 		c.Reason, c.Message = ReasonSwitchingWorkload, fmt.Sprintf(
 			"Switching to a %s: the pods of the previous workload serve until its %d pods are ready", workloadKind(mc), size)

@@ -133,6 +133,15 @@ func TestCompute(t *testing.T) {
 				progressingMessage: "Creating the Deployment once the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
 		},
 		{
+			name: "its workload created, waiting for another object of a deleted Memcached of the same name to go",
+			mc:   newMemcached(3, 1),
+			observed: Observed{Deployment: rolledOut(3),
+				WaitingFor: "the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
+			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
+				progressingReason: ReasonCreating, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 1,
+				progressingMessage: "Creating the objects besides the Deployment once the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
+		},
+		{
 			name: "all ready: nodes and servers sorted by pod name",
 			mc:   newMemcached(3, 2),
 			observed: Observed{Deployment: rolledOut(3), Pods: []corev1.Pod{
