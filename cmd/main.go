@@ -93,9 +93,9 @@ func main() {
 		"If set, the metrics endpoint is served securely via HTTPS, behind authentication and authorization. "+
 			"Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "If set, HTTP/2 will be enabled for the metrics server.")
-	flag.IntVar(&concurrentReconciles, "max-concurrent-reconciles", 4,
-		"How many Memcacheds are reconciled at once. A reconcile mostly waits for the API server, so a few "+
-			"workers per core keep up with many Memcacheds.")
+	flag.IntVar(&concurrentReconciles, "max-concurrent-reconciles", 16,
+		"How many Memcacheds are reconciled at once. A reconcile mostly waits for the API server, so many "+
+			"workers per core keep up with many new Memcacheds.")
 	flag.StringVar(&memcachedUID, "memcached-uid", "fixed",
 		"The user the memcached pods run as: \"fixed\" runs them as uid and gid 11211, the memcache user of the "+
 			"official image, which names its user but not its number; \"platform\" sets no uid and leaves it to the "+
