@@ -164,7 +164,7 @@ func startCluster(ctx context.Context, cfg config, scenario string) (*simcluster
 	if err := os.RemoveAll(dataDir); err != nil {
 		return nil, nil, nil, err
 	}
-	cluster, err := simcluster.Start(ctx, simcluster.Options{BinDir: cfg.BinDir, DataDir: dataDir})
+	cluster, err := simcluster.Start(ctx, simcluster.Options{BinDir: cfg.BinDir, DataDir: dataDir, Nodes: nodes(cfg)})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -189,6 +189,12 @@ func startCluster(ctx context.Context, cfg config, scenario string) (*simcluster
 		}
 	}
 	return cluster, c, requests, nil
+}
+
+// nodes returns how many fake nodes hold every pod of the benchmark, with one
+// more per Memcached while it rolls out, and at least the default three.
+func nodes(cfg config) int {
+	return max(3, (cfg.N*(cfg.Size+1)+simcluster.PodsPerNode-1)/simcluster.PodsPerNode)
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

@@ -20,13 +20,16 @@ var zones = []string{"zone-a", "zone-b", "zone-c"}
 // NodeName returns the name of the i-th fake node.
 func NodeName(i int) string { return fmt.Sprintf("kwok-node-%d", i) }
 
+// PodsPerNode is how many pods a fake node holds.
+const PodsPerNode = 1000
+
 // createNodes creates n fake nodes for kwok to manage. Each is large enough to
-// hold a thousand pods.
+// hold PodsPerNode pods.
 func createNodes(ctx context.Context, clientset kubernetes.Interface, n int) error {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("1000"),
 		corev1.ResourceMemory: resource.MustParse("4Ti"),
-		corev1.ResourcePods:   resource.MustParse("1000"),
+		corev1.ResourcePods:   *resource.NewQuantity(PodsPerNode, resource.DecimalSI),
 	}
 	for i := range n {
 		name := NodeName(i)
