@@ -87,9 +87,9 @@ lint-fix: golangci-lint ## Run golangci-lint and apply the fixes it can.
 	@for m in $(MODULES); do (cd $$m && "$(GOLANGCI_LINT)" run --fix ./...); done
 
 .PHONY: test
-test: manifests generate fmt vet k8s-bins memcached ## Run the unit tests, the envtest tests (real kube-apiserver) and the real-memcached tests, with the race detector.
+test: manifests generate fmt vet k8s-bins memcached ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver) and the real-memcached tests, with the race detector.
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test -race ./... -coverprofile cover.out
-	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" go -C test test -race ./memcached/... ./ring/...
+	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" go -C test test -race ./memcached/... ./ring/... ./bench/...
 
 .PHONY: test-e2e
 test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
