@@ -27,9 +27,12 @@ import (
 //
 // The workload goes only if the API server confirms that the Memcached
 // controlling it is gone and that the workload is still controlled by it (the
-// cache may lag behind both), and only as read then: a workload changed
-// since, say orphaned as a deletion with propagationPolicy Orphan asks, or
-// created anew, stays.
+// cache may lag behind both): a workload orphaned as a deletion with
+// propagationPolicy Orphan asks stays, since the garbage collector orphans it
+// before the Memcached goes. Like the garbage collector, the delete carries
+// only the workload's UID as a precondition, so a workload created anew
+// stays; its resourceVersion changes with every status update while its pods
+// go, and a delete conditioned on it would fail for no reason.
 func (r *MemcachedReconciler) deleteWorkloadOfDeleted(ctx context.Context, key types.NamespacedName) error {
 	for _, kind := range []resources.Kind{resources.DeploymentKind, resources.StatefulSetKind} {
 		workload := r.newObject(kind)
@@ -48,8 +51,8 @@ func (r *MemcachedReconciler) deleteWorkloadOfDeleted(ctx context.Context, key t
 		if err != nil || !gone {
 			return err
 		}
-		// The cache may also lag behind the workload: read it again, so
-		// that the preconditions only fail on a change made since.
+		// The cache may also lag behind the workload: read its owner
+		// from the API server.
 		live := metadataOnly(kind)
 		if err := r.APIReader.Get(ctx, key, live); err != nil {
 			if apierrors.IsNotFound(err) {
@@ -63,7 +66,7 @@ func (r *MemcachedReconciler) deleteWorkloadOfDeleted(ctx context.Context, key t
 		}
 		logf.FromContext(ctx).Info("Deleting the workload of a deleted Memcached", "kind", kind.Kind, "object", klog.KObj(live))
 		err = r.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground),
-			client.Preconditions{UID: ptr.To(live.GetUID()), ResourceVersion: ptr.To(live.GetResourceVersion())})
+			client.Preconditions{UID: ptr.To(live.GetUID())})
 		if client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("failed to delete the %s of a deleted Memcached: %w", kind.Kind, err)
 		}
