@@ -40,13 +40,9 @@ func Install(ctx context.Context, admin *rest.Config, kubectl, manifestsDir, kub
 	if err != nil {
 		return err
 	}
-	scheme := runtime.NewScheme()
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	c, err := client.New(admin, client.Options{Scheme: scheme})
+	c, err := installClient(admin)
 	if err != nil {
-		return fmt.Errorf("failed to create a client: %w", err)
+		return err
 	}
 
 	var serviceAccount, crds []*unstructured.Unstructured
@@ -59,8 +55,7 @@ func Install(ctx context.Context, admin *rest.Config, kubectl, manifestsDir, kub
 		case "CustomResourceDefinition":
 			crds = append(crds, obj)
 		}
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
-			client.FieldOwner("memcached-operator-install"), client.ForceOwnership); err != nil {
+		if err := apply(ctx, c, obj); err != nil {
 			return fmt.Errorf("failed to apply %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
 	}
@@ -138,21 +133,16 @@ func InstallCRDs(ctx context.Context, admin *rest.Config, path string) error {
 	if err != nil {
 		return fmt.Errorf("failed to decode %s: %w", path, err)
 	}
-	scheme := runtime.NewScheme()
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	c, err := client.New(admin, client.Options{Scheme: scheme})
+	c, err := installClient(admin)
 	if err != nil {
-		return fmt.Errorf("failed to create a client: %w", err)
+		return err
 	}
 	var crds []*unstructured.Unstructured
 	for _, obj := range objects {
 		if obj.GetKind() != "CustomResourceDefinition" {
 			continue
 		}
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
-			client.FieldOwner("memcached-operator-install"), client.ForceOwnership); err != nil {
+		if err := apply(ctx, c, obj); err != nil {
 			return fmt.Errorf("failed to apply CRD %s: %w", obj.GetName(), err)
 		}
 		crds = append(crds, obj)
@@ -161,6 +151,25 @@ func InstallCRDs(ctx context.Context, admin *rest.Config, path string) error {
 		return fmt.Errorf("%s holds no CustomResourceDefinition", path)
 	}
 	return waitForCRDs(ctx, c, crds)
+}
+
+// installClient returns a client of admin that also knows
+// CustomResourceDefinitions.
+func installClient(admin *rest.Config) (client.Client, error) {
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.New(admin, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client: %w", err)
+	}
+	return c, nil
+}
+
+func apply(ctx context.Context, c client.Client, obj *unstructured.Unstructured) error {
+	return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj),
+		client.FieldOwner("memcached-operator-install"), client.ForceOwnership)
 }
 
 func waitForCRDs(ctx context.Context, c client.Client, crds []*unstructured.Unstructured) error {
