@@ -114,6 +114,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	report := Report{
 		N: cfg.N, Size: cfg.Size, Namespaces: cfg.Namespaces, Parallel: cfg.Parallel, Workers: cfg.Workers,
+		MemoryLimit:  cfg.MemoryLimit,
 		QuietSeconds: cfg.Quiet.Seconds(), Cores: runtime.NumCPU(), Versions: versions(cfg.Repo),
 	}
 	op, err := runOperator(ctx, cfg)

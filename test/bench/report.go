@@ -20,11 +20,13 @@ import (
 
 // Report holds every figure of a benchmark run.
 type Report struct {
-	N            int               `json:"n"`
-	Size         int               `json:"size"`
-	Namespaces   int               `json:"namespaces"`
-	Parallel     int               `json:"parallel"`
-	Workers      int               `json:"maxConcurrentReconciles"`
+	N          int `json:"n"`
+	Size       int `json:"size"`
+	Namespaces int `json:"namespaces"`
+	Parallel   int `json:"parallel"`
+	Workers    int `json:"maxConcurrentReconciles"`
+	// MemoryLimit is the container memory limit the operator ran under.
+	MemoryLimit  string            `json:"memoryLimit,omitempty"`
 	QuietSeconds float64           `json:"quietSeconds"`
 	Cores        int               `json:"cores"`
 	Versions     map[string]string `json:"versions"`
@@ -102,11 +104,19 @@ func (r *Report) smokeProblems() []string {
 	return problems
 }
 
+// memoryLimit describes the operator's memory limit, limit, in a report.
+func memoryLimit(limit string) string {
+	if limit == "" {
+		return "none"
+	}
+	return limit
+}
+
 func (r *Report) markdown() string {
 	op := r.Operator
 	var b strings.Builder
-	fmt.Fprintf(&b, "N=%d Memcacheds of size %d in %d namespaces, %d parallel clients, --max-concurrent-reconciles=%d, %d cores; %s\n\n",
-		r.N, r.Size, r.Namespaces, r.Parallel, r.Workers, r.Cores, versionLine(r.Versions))
+	fmt.Fprintf(&b, "N=%d Memcacheds of size %d in %d namespaces, %d parallel clients, --max-concurrent-reconciles=%d, memory limit %s, %d cores; %s\n\n",
+		r.N, r.Size, r.Namespaces, r.Parallel, r.Workers, memoryLimit(r.MemoryLimit), r.Cores, versionLine(r.Versions))
 	fmt.Fprintf(&b, "| figure | operator | baseline (no operator) |\n|---|---|---|\n")
 	base := func(f string, args ...any) string {
 		if r.Baseline == nil {

@@ -57,16 +57,16 @@ func writeScaling(dir string) error {
 func scalingTable(reports []*Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| N | all Available | / baseline | p50 create → Available | operator CPU per Memcached | requests per Memcached | "+
-		"peak RSS | peak anonymous RSS | peak live heap | heap once settled |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		"memory limit | peak RSS | peak anonymous RSS | peak live heap | heap once settled |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range reports {
 		op := r.Operator
 		ratio := "—"
 		if r.Baseline != nil {
 			ratio = fmt.Sprintf("%.2f×", op.Converge.Seconds/r.Baseline.ConvergeSeconds)
 		}
-		fmt.Fprintf(&b, "| %d | %.1f s | %s | %.1f s | %.1f ms | %.2f | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB |\n",
+		fmt.Fprintf(&b, "| %d | %.1f s | %s | %.1f s | %.1f ms | %.2f | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB |\n",
 			r.N, op.Converge.Seconds, ratio, op.Available.P50, 1000*op.Converge.CPUSeconds/float64(r.N),
-			op.Converge.Total/float64(r.N), op.PeakRSSMiB, op.PeakAnonMiB, op.PeakLiveHeapMiB, op.SettledHeapMiB)
+			op.Converge.Total/float64(r.N), memoryLimit(r.MemoryLimit), op.PeakRSSMiB, op.PeakAnonMiB, op.PeakLiveHeapMiB, op.SettledHeapMiB)
 	}
 	return b.String()
 }

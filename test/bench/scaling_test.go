@@ -10,7 +10,7 @@ import (
 func TestScalingCoversEveryReportOfThisBenchmark(t *testing.T) {
 	dir := t.TempDir()
 	for _, n := range []int{1000, 200} {
-		r := &Report{N: n, Operator: &OperatorResult{Available: Latency{At: []float64{1}},
+		r := &Report{N: n, MemoryLimit: "128Mi", Operator: &OperatorResult{Available: Latency{At: []float64{1}},
 			Converge: Phase{Seconds: float64(n) / 10, CPUSeconds: float64(n) / 100, Total: float64(14 * n)}, PeakRSSMiB: 100}}
 		if err := r.write(dir); err != nil {
 			t.Fatal(err)
@@ -31,8 +31,8 @@ func TestScalingCoversEveryReportOfThisBenchmark(t *testing.T) {
 	if len(rows) != 2 || !strings.HasPrefix(rows[0], "| 200 | 20.0 s |") || !strings.HasPrefix(rows[1], "| 1000 | 100.0 s |") {
 		t.Fatalf("want a row for N=200 and one for N=1000, in that order:\n%s", table)
 	}
-	if !strings.Contains(rows[1], "| 10.0 ms | 14.00 |") {
-		t.Errorf("want 10 ms of CPU and 14 requests per Memcached at N=1000:\n%s", rows[1])
+	if !strings.Contains(rows[1], "| 10.0 ms | 14.00 | 128Mi |") {
+		t.Errorf("want 10 ms of CPU, 14 requests per Memcached and the memory limit at N=1000:\n%s", rows[1])
 	}
 	if info, err := os.Stat(filepath.Join(dir, "bench-scaling.png")); err != nil || info.Size() == 0 {
 		t.Fatalf("no chart: %v", err)
