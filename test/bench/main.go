@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,7 +115,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	report := Report{
 		N: cfg.N, Size: cfg.Size, Namespaces: cfg.Namespaces, Parallel: cfg.Parallel, Workers: cfg.Workers,
-		MemoryLimit:  cfg.MemoryLimit,
+		MemoryLimit:  cmp.Or(cfg.MemoryLimit, "none"),
 		QuietSeconds: cfg.Quiet.Seconds(), Cores: runtime.NumCPU(), Versions: versions(cfg.Repo),
 	}
 	op, err := runOperator(ctx, cfg)

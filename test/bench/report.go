@@ -25,7 +25,8 @@ type Report struct {
 	Namespaces int `json:"namespaces"`
 	Parallel   int `json:"parallel"`
 	Workers    int `json:"maxConcurrentReconciles"`
-	// MemoryLimit is the container memory limit the operator ran under.
+	// MemoryLimit is the container memory limit the operator ran under,
+	// "none" for none.
 	MemoryLimit  string            `json:"memoryLimit,omitempty"`
 	QuietSeconds float64           `json:"quietSeconds"`
 	Cores        int               `json:"cores"`
@@ -104,10 +105,11 @@ func (r *Report) smokeProblems() []string {
 	return problems
 }
 
-// memoryLimit describes the operator's memory limit, limit, in a report.
+// memoryLimit describes the operator's memory limit, limit, in a report: a
+// report of an earlier version of the benchmark has none recorded.
 func memoryLimit(limit string) string {
 	if limit == "" {
-		return "none"
+		return "—"
 	}
 	return limit
 }

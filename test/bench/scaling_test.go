@@ -9,8 +9,8 @@ import (
 
 func TestScalingCoversEveryReportOfThisBenchmark(t *testing.T) {
 	dir := t.TempDir()
-	for _, n := range []int{1000, 200} {
-		r := &Report{N: n, MemoryLimit: "128Mi", Operator: &OperatorResult{Available: Latency{At: []float64{1}},
+	for n, limit := range map[int]string{1000: "128Mi", 200: ""} {
+		r := &Report{N: n, MemoryLimit: limit, Operator: &OperatorResult{Available: Latency{At: []float64{1}},
 			Converge: Phase{Seconds: float64(n) / 10, CPUSeconds: float64(n) / 100, Total: float64(14 * n)}, PeakRSSMiB: 100}}
 		if err := r.write(dir); err != nil {
 			t.Fatal(err)
@@ -33,6 +33,9 @@ func TestScalingCoversEveryReportOfThisBenchmark(t *testing.T) {
 	}
 	if !strings.Contains(rows[1], "| 10.0 ms | 14.00 | 128Mi |") {
 		t.Errorf("want 10 ms of CPU, 14 requests per Memcached and the memory limit at N=1000:\n%s", rows[1])
+	}
+	if !strings.Contains(rows[0], "| 14.00 | — |") {
+		t.Errorf("want — for the memory limit at N=200, whose report has none recorded:\n%s", rows[0])
 	}
 	if info, err := os.Stat(filepath.Join(dir, "bench-scaling.png")); err != nil || info.Size() == 0 {
 		t.Fatalf("no chart: %v", err)
