@@ -183,8 +183,7 @@ func checkOwner(mc *cachev1alpha1.Memcached, ref resources.Ref, obj client.Objec
 		return nil
 	case owner == nil && resources.IsManagedBy(obj.GetLabels(), mc.Name):
 		return nil
-	case owner != nil && owner.Name == mc.Name &&
-		schema.FromAPIVersionAndKind(owner.APIVersion, owner.Kind).GroupKind() == cachev1alpha1.GroupVersion.WithKind("Memcached").GroupKind():
+	case isMemcachedNamed(owner, mc.Name):
 		// Names are unique: the Memcached that owns it is gone.
 		return &predecessorError{ref: ref}
 	case owner == nil:
@@ -192,6 +191,13 @@ func checkOwner(mc *cachev1alpha1.Memcached, ref resources.Ref, obj client.Objec
 	default:
 		return &status.ConflictError{Object: ref.String(), Owner: owner.Kind + " " + owner.Name}
 	}
+}
+
+// isMemcachedNamed tells whether owner is a Memcached named name, of any
+// version.
+func isMemcachedNamed(owner *metav1.OwnerReference, name string) bool {
+	return owner != nil && owner.Name == name &&
+		schema.FromAPIVersionAndKind(owner.APIVersion, owner.Kind).GroupKind() == cachev1alpha1.GroupVersion.WithKind("Memcached").GroupKind()
 }
 
 // deleteOwned deletes the object at ref, as the cache has it, if mc

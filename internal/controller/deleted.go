@@ -43,8 +43,7 @@ func (r *MemcachedReconciler) deleteWorkloadOfDeleted(ctx context.Context, key t
 			return fmt.Errorf("failed to get %s: %w", kind.Kind, err)
 		}
 		owner := metav1.GetControllerOfNoCopy(workload)
-		if owner == nil || owner.APIVersion != cachev1alpha1.GroupVersion.String() || owner.Kind != "Memcached" ||
-			owner.Name != key.Name || !workload.GetDeletionTimestamp().IsZero() {
+		if !isMemcachedNamed(owner, key.Name) || !workload.GetDeletionTimestamp().IsZero() {
 			continue
 		}
 		gone, err := r.memcachedGone(ctx, key, owner.UID)
