@@ -79,18 +79,7 @@ type peakHeap struct {
 
 func watchPeakHeap(ctx context.Context, op *localrun.Operator, interval time.Duration) *peakHeap {
 	h := &peakHeap{op: op, start: time.Now()}
-	go func() {
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			h.take(ctx)
-		}
-	}()
+	go every(ctx, interval, func() { h.take(ctx) })
 	return h
 }
 

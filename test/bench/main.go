@@ -244,6 +244,20 @@ func parallel(n, p int, do func(i int) error) error {
 	return firstErr
 }
 
+// every calls f every interval, from one interval on, until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
+		}
+	}
+}
+
 // sampleRate samples a cumulative counter every second and returns a
 // function that reports the per-second rates so far.
 func sampleRate(ctx context.Context, counter *atomic.Int64) func() []float64 {
@@ -251,23 +265,14 @@ func sampleRate(ctx context.Context, counter *atomic.Int64) func() []float64 {
 		mu    sync.Mutex
 		rates []float64
 	)
-	go func() {
-		last := counter.Load()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			now := counter.Load()
-			mu.Lock()
-			rates = append(rates, float64(now-last))
-			mu.Unlock()
-			last = now
-		}
-	}()
+	last := counter.Load()
+	go every(ctx, time.Second, func() {
+		now := counter.Load()
+		mu.Lock()
+		rates = append(rates, float64(now-last))
+		mu.Unlock()
+		last = now
+	})
 	return func() []float64 {
 		mu.Lock()
 		defer mu.Unlock()

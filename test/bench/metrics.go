@@ -128,38 +128,32 @@ type sampler struct {
 
 func startSampler(ctx context.Context, op *localrun.Operator) *sampler {
 	s := &sampler{start: time.Now(), last: -1}
-	go func() {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			c, families, err := scrape(ctx, op)
-			if err != nil {
-				continue
-			}
-			var total float64
-			for _, v := range c.requests {
-				total += v
-			}
-			heap := families["go_memstats_heap_inuse_bytes"].GetMetric()
-			anon, _ := procStatusMiB(op.PID(), "RssAnon") // 0 once it exited
-			s.mu.Lock()
-			s.anonMax = max(s.anonMax, anon)
-			if s.last >= 0 {
-				s.perSecond = append(s.perSecond, total-s.last)
-			}
-			s.last = total
-			if len(heap) > 0 && heap[0].GetGauge().GetValue() > s.heapMax {
-				s.heapMax = heap[0].GetGauge().GetValue()
-			}
-			s.mu.Unlock()
-		}
-	}()
+	go every(ctx, time.Second, func() { s.sample(ctx, op) })
 	return s
+}
+
+// sample scrapes op once.
+func (s *sampler) sample(ctx context.Context, op *localrun.Operator) {
+	c, families, err := scrape(ctx, op)
+	if err != nil {
+		return
+	}
+	var total float64
+	for _, v := range c.requests {
+		total += v
+	}
+	heap := families["go_memstats_heap_inuse_bytes"].GetMetric()
+	anon, _ := procStatusMiB(op.PID(), "RssAnon") // 0 once it exited
+	s.mu.Lock()
+	s.anonMax = max(s.anonMax, anon)
+	if s.last >= 0 {
+		s.perSecond = append(s.perSecond, total-s.last)
+	}
+	s.last = total
+	if len(heap) > 0 && heap[0].GetGauge().GetValue() > s.heapMax {
+		s.heapMax = heap[0].GetGauge().GetValue()
+	}
+	s.mu.Unlock()
 }
 
 // snapshot returns the requests per second so far, and the peaks of the
