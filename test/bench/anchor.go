@@ -103,14 +103,9 @@ func runAnchor(ctx context.Context, cfg config) (*AnchorResult, error) {
 	}
 	r.Quiet = phaseBetween(before, after, cfg.Quiet)
 
-	before = after
-	if r.Deletion, err = deleteMemcacheds(ctx, cfg, c, w); err != nil {
+	if r.Deletion, r.Delete, err = deleteMemcacheds(ctx, cfg, c, w, metrics, pids); err != nil {
 		return nil, err
 	}
-	if after, err = measure(ctx, metrics, pids); err != nil {
-		return nil, err
-	}
-	r.Delete = phaseBetween(before, after, time.Duration(r.Deletion.Seconds*float64(time.Second)))
 	if r.PeakRSSMiB, err = procStatusMiB(op.PID(), "VmHWM"); err != nil {
 		return nil, err
 	}

@@ -152,17 +152,9 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 		}
 	}
 
-	before, err = measure(ctx, op, pids)
-	if err != nil {
+	if r.Deletion, r.Delete, err = deleteMemcacheds(ctx, cfg, c, w, op, pids); err != nil {
 		return nil, err
 	}
-	if r.Deletion, err = deleteMemcacheds(ctx, cfg, c, w); err != nil {
-		return nil, err
-	}
-	if after, err = measure(ctx, op, pids); err != nil {
-		return nil, err
-	}
-	r.Delete = phaseBetween(before, after, time.Duration(r.Deletion.Seconds*float64(time.Second)))
 
 	if r.PeakRSSMiB, err = procStatusMiB(op.PID(), "VmHWM"); err != nil {
 		return nil, err

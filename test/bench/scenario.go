@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"example.com/memcached-operator/test/internal/localrun"
 )
 
 // The steps that the operator's scenario and another operator's share.
@@ -100,10 +102,16 @@ type Deletion struct {
 	GoneAt map[string]float64 `json:"goneAtSeconds"`
 }
 
-// deleteMemcacheds deletes every Memcached and waits until no object made for
-// them is left.
-func deleteMemcacheds(ctx context.Context, cfg config, c client.Client, w *watcher) (Deletion, error) {
+// deleteMemcacheds deletes every Memcached, waits until no object made for
+// them is left, and returns what that cost, from the counters of metrics (nil
+// for none) and of the processes pids.
+func deleteMemcacheds(ctx context.Context, cfg config, c client.Client, w *watcher,
+	metrics *localrun.Operator, pids map[string]int) (Deletion, Phase, error) {
 	fmt.Printf("==> Deleting every Memcached\n")
+	before, err := measure(ctx, metrics, pids)
+	if err != nil {
+		return Deletion{}, Phase{}, err
+	}
 	present := w.objectsLeft()
 	start := time.Now()
 	if err := parallel(cfg.N, cfg.Parallel, func(i int) error {
@@ -115,14 +123,18 @@ func deleteMemcacheds(ctx context.Context, cfg config, c client.Client, w *watch
 		mc.SetNamespace(ns)
 		return client.IgnoreNotFound(c.Delete(ctx, mc))
 	}); err != nil {
-		return Deletion{}, err
+		return Deletion{}, Phase{}, err
 	}
 	gone, goneAt, err := w.waitGone(ctx, present, start, phaseTimeout)
 	if err != nil {
-		return Deletion{}, err
+		return Deletion{}, Phase{}, err
+	}
+	after, err := measure(ctx, metrics, pids)
+	if err != nil {
+		return Deletion{}, Phase{}, err
 	}
 	fmt.Printf("    everything gone in %.1fs\n", gone.Seconds())
-	return Deletion{Seconds: gone.Seconds(), GoneAt: goneAt}, nil
+	return Deletion{Seconds: gone.Seconds(), GoneAt: goneAt}, phaseBetween(before, after, gone), nil
 }
 
 // processPIDs returns the PIDs of the cluster's components and of the
