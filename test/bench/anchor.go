@@ -106,8 +106,10 @@ func runAnchor(ctx context.Context, cfg config) (*AnchorResult, error) {
 	if r.Deletion, r.Delete, err = deleteMemcacheds(ctx, cfg, c, w, metrics, pids); err != nil {
 		return nil, err
 	}
-	if r.PeakRSSMiB, err = procStatusMiB(op.PID(), "VmHWM"); err != nil {
+	status, err := procStatus(op.PID())
+	if err != nil {
 		return nil, err
 	}
+	r.PeakRSSMiB = mib(status.VmHWM)
 	return r, nil
 }

@@ -3,37 +3,22 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
-)
 
-// clockTicks is the unit of the CPU times in /proc/<pid>/stat (USER_HZ),
-// 100 per second on every Linux architecture Go supports.
-const clockTicks = 100
+	"github.com/prometheus/procfs"
+)
 
 // processCPU returns the CPU time, user and system, a process has used, in
 // seconds.
 func processCPU(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name, in parentheses, may hold spaces: the fields that
-	// follow it start with the state, field 3; utime and stime are 14 and 15.
-	_, rest, ok := strings.Cut(string(data), ") ")
-	fields := strings.Fields(rest)
-	if !ok || len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, data)
+	stat, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	var ticks float64
-	for _, f := range fields[11:13] {
-		v, err := strconv.ParseFloat(f, 64)
-		if err != nil {
-			return 0, fmt.Errorf("unexpected /proc/%d/stat: %w", pid, err)
-		}
-		ticks += v
-	}
-	return ticks / clockTicks, nil
+	return stat.CPUTime(), nil
 }
 
 // cpuTimes is the CPU time, in seconds, of each process of a scenario by

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/procfs"
 
 	"example.com/memcached-operator/test/internal/localrun"
 )
@@ -143,9 +141,9 @@ func (s *sampler) sample(ctx context.Context, op *localrun.Operator) {
 		total += v
 	}
 	heap := families["go_memstats_heap_inuse_bytes"].GetMetric()
-	anon, _ := procStatusMiB(op.PID(), "RssAnon") // 0 once it exited
+	status, _ := procStatus(op.PID()) // zero once it exited
 	s.mu.Lock()
-	s.anonMax = max(s.anonMax, anon)
+	s.anonMax = max(s.anonMax, mib(status.RssAnon))
 	if s.last >= 0 {
 		s.perSecond = append(s.perSecond, total-s.last)
 	}
@@ -164,18 +162,17 @@ func (s *sampler) snapshot() (perSecond []float64, heapMax, anonMax float64) {
 	return append([]float64(nil), s.perSecond...), s.heapMax, s.anonMax
 }
 
-// procStatusMiB reads a memory figure of a process from /proc/<pid>/status,
-// such as VmHWM, its peak resident set size, in MiB.
-func procStatusMiB(pid int, field string) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procStatus reads /proc/<pid>/status, where the memory figures of a process
+// are, in bytes.
+func procStatus(pid int) (procfs.ProcStatus, error) {
+	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return 0, err
+		return procfs.ProcStatus{}, err
 	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+	return p.NewStatus()
+}
+
+// mib converts bytes to MiB.
+func mib(bytes uint64) float64 {
+	return float64(bytes) / (1 << 20)
 }

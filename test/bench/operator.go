@@ -156,12 +156,11 @@ func runOperator(ctx context.Context, cfg config) (*OperatorResult, error) {
 		return nil, err
 	}
 
-	if r.PeakRSSMiB, err = procStatusMiB(op.PID(), "VmHWM"); err != nil {
+	status, err := procStatus(op.PID())
+	if err != nil {
 		return nil, err
 	}
-	if r.RSSFileMiB, err = procStatusMiB(op.PID(), "RssFile"); err != nil {
-		return nil, err
-	}
+	r.PeakRSSMiB, r.RSSFileMiB = mib(status.VmHWM), mib(status.RssFile)
 	var heap float64
 	r.RequestsPerSecond, heap, r.PeakAnonMiB = samples.snapshot()
 	r.PeakHeapMiB = heap / (1 << 20)
