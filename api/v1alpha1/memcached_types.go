@@ -261,14 +261,14 @@ type WarmRestartSpec struct {
 // with quantities that the operator and the API server can always read.
 type ResourceRequirements struct {
 	// limits are the most compute resources the container may use.
-	// +kubebuilder:validation:MaxProperties=8
-	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] >= 0 : (size(self[k]) <= 32 && !self[k].startsWith('-') && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="limits must be quantities of at least 0 and at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
+	// +kubebuilder:validation:MaxProperties=6
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] >= 0 : size(self[k]) <= 32 && !self[k].startsWith('-') && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4 && isQuantity(self[k]))",message="limits must be quantities such as 500m, 64Mi or 1e9: at least 0, at most 32 characters, with a whole exponent of at most 2 digits"
 	// +optional
 	Limits corev1.ResourceList `json:"limits,omitempty"`
 
 	// requests are the compute resources the container is scheduled with.
-	// +kubebuilder:validation:MaxProperties=8
-	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] >= 0 : (size(self[k]) <= 32 && !self[k].startsWith('-') && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4))",message="requests must be quantities of at least 0 and at most 32 characters, with an exponent of at most 2 digits, such as 500m, 64Mi or 1e9"
+	// +kubebuilder:validation:MaxProperties=6
+	// +kubebuilder:validation:XValidation:rule="self.all(k, type(self[k]) == int ? self[k] >= 0 : size(self[k]) <= 32 && !self[k].startsWith('-') && (self[k].lowerAscii() + 'eeee').indexOf('e') >= size(self[k]) - 4 && isQuantity(self[k]))",message="requests must be quantities such as 500m, 64Mi or 1e9: at least 0, at most 32 characters, with a whole exponent of at most 2 digits"
 	// +optional
 	Requests corev1.ResourceList `json:"requests,omitempty"`
 }

@@ -39,14 +39,7 @@ var specErrorReasons = []string{status.ReasonInvalidSpec, status.ReasonSecretNot
 func TestRandomSpecsAreRefusedOrConverge(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("RANDOM_SPECS_SEED"); s != "" {
-		var err error
-		seed, err = strconv.ParseUint(s, 10, 64)
-		g.Expect(err).NotTo(HaveOccurred())
-	}
-	t.Logf("Seed %d (RANDOM_SPECS_SEED=%d replays this run)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng := seededRand(t, "RANDOM_SPECS_SEED")
 
 	createSecret(t, ns, "users", corev1.SecretTypeOpaque, map[string][]byte{"alice": []byte("secret")})
 	createSecret(t, ns, "empty", corev1.SecretTypeOpaque, map[string][]byte{})
@@ -101,6 +94,22 @@ func TestRandomSpecsAreRefusedOrConverge(t *testing.T) {
 	}
 	t.Logf("Of the %d admitted, the operator applied %d and told what is wrong with %d in a Degraded condition",
 		len(admitted), converged, degraded)
+}
+
+// seededRand returns a random source seeded from the environment variable
+// env, or from the time when it is not set, and logs the seed so that the
+// run can be replayed.
+func seededRand(t *testing.T, env string) *rand.Rand {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(env); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s: %v", env, err)
+		}
+	}
+	t.Logf("Seed %d (%s=%d replays this run)", seed, env, seed)
+	return rand.New(rand.NewPCG(seed, seed))
 }
 
 // describe returns the name and spec of obj, for messages.

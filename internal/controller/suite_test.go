@@ -16,9 +16,11 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -39,6 +41,9 @@ var (
 
 	// reconciler is the reconciler the manager runs.
 	reconciler *MemcachedReconciler
+
+	// optionalAPIs are the optional APIs the test API server has.
+	optionalAPIs APIs
 
 	// requests records every request the manager sends to the API server.
 	requests = &requestLog{}
@@ -127,6 +132,9 @@ func run(m *testing.M) int {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// Without a garbage collector, the Services of every Memcached the tests
+	// create stay: give them more cluster IPs than the default /24 has.
+	testEnv.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	cfg, err := testEnv.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to start the test API server: %v\n", err)
@@ -160,30 +168,16 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "Failed to look up the optional APIs: %v\n", err)
 		return 1
 	}
-	mgrConfig := rest.CopyConfig(cfg)
-	mgrConfig.Wrap(requests.Wrap)
-	mgr, err := ctrl.NewManager(mgrConfig, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  CacheOptions(apis),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Failed to create the manager: %v\n", err)
-		return 1
-	}
-	reconciler = &MemcachedReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("memcached-operator"),
-		APIs:      apis,
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := reconciler.SetupWithManager(ctx, mgr, 2); err != nil {
-		fmt.Fprintf(os.Stderr, "Failed to set up the reconciler: %v\n", err)
+	mgrConfig := rest.CopyConfig(cfg)
+	mgrConfig.Wrap(requests.Wrap)
+	mgr, r, err := newOperator(ctx, mgrConfig, apis)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Failed to set up the operator: %v\n", err)
 		return 1
 	}
+	reconciler, optionalAPIs = r, apis
 
 	stopped := make(chan error)
 	go func() { stopped <- mgr.Start(ctx) }()
@@ -195,6 +189,33 @@ func run(m *testing.M) int {
 	}()
 
 	return m.Run()
+}
+
+// newOperator returns a manager running the Memcached reconciler as the
+// operator's main does, and the reconciler, for the cluster of cfg with the
+// optional APIs apis.
+func newOperator(ctx context.Context, cfg *rest.Config, apis APIs) (ctrl.Manager, *MemcachedReconciler, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  CacheOptions(apis),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// A test may run a second operator beside the first.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to create the manager: %w", err)
+	}
+	r := &MemcachedReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("memcached-operator"),
+		APIs:      apis,
+	}
+	if err := r.SetupWithManager(ctx, mgr, 2); err != nil {
+		return nil, nil, fmt.Errorf("failed to set up the reconciler: %w", err)
+	}
+	return mgr, r, nil
 }
 
 // newNamespace creates a namespace of its own for a test.

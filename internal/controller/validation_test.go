@@ -1,27 +1,18 @@
 package controller
 
 import (
-	"encoding/json"
-	"math"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
@@ -64,10 +55,10 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		}, "maxUnavailable must be a number from 0 to 2147483647 or a percentage"},
 		{"negative memory request", func(s *cachev1alpha1.MemcachedSpec) {
 			s.Resources = &cachev1alpha1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("-1Gi")}}
-		}, "requests must be quantities of at least 0"},
+		}, "requests must be quantities such as"},
 		{"negative CPU limit", func(s *cachev1alpha1.MemcachedSpec) {
 			s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("-1")}}
-		}, "limits must be quantities of at least 0"},
+		}, "limits must be quantities such as"},
 		{"auth without a Secret name", func(s *cachev1alpha1.MemcachedSpec) {
 			s.Auth = &cachev1alpha1.AuthSpec{}
 		}, "spec.auth.secretName"},
@@ -246,122 +237,4 @@ func TestObjectsTheAPIServerRefusesDegradeAndKeepPods(t *testing.T) {
 	converged(t, mc)
 	g.Expect(meta.IsStatusConditionFalse(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
 	g.Expect(deploymentOf(t, mc).Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().String()).To(Equal("50m"))
-}
-
-// TestEveryAcceptedValueDecodes walks the Memcached schema and, for every
-// number and int-or-string in it, submits values a Go client cannot read or
-// reads only slowly: each is refused at admission, or, if accepted, decodes
-// at once. An undecodable Memcached would break the list and watch of all
-// of them, and stall the operator for every namespace.
-func TestEveryAcceptedValueDecodes(t *testing.T) {
-	g := NewWithT(t)
-	ns := newNamespace(t)
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "crd", "bases", "cache.example.com_memcacheds.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	g.Expect(yaml.Unmarshal(data, crd)).To(Succeed())
-	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
-
-	hostile := map[string][]any{
-		"integer": {int64(1) << 31, int64(math.MaxInt64), -(int64(1) << 31) - 1},
-		"int-or-string": {int64(1) << 31, int64(math.MaxInt64), "1e-1000000000", "1e1000000000", "9e99999999999",
-			strings.Repeat("9", 200), "0." + strings.Repeat("0", 200) + "1", "100000000000%", "-1%"},
-	}
-	var exercised, accepted int
-	walk(spec, []string{"spec"}, func(path []string, s apiextensionsv1.JSONSchemaProps) {
-		kind := s.Type
-		if s.XIntOrString {
-			kind = "int-or-string"
-		}
-		for _, value := range hostile[kind] {
-			exercised++
-			obj := &unstructured.Unstructured{Object: map[string]any{
-				"apiVersion": "cache.example.com/v1alpha1", "kind": "Memcached",
-				"metadata": map[string]any{"namespace": ns, "generateName": "hostile-"},
-			}}
-			obj.Object["spec"] = build(spec, path[1:], value)
-			if err := k8sClient.Create(t.Context(), obj); err != nil {
-				g.Expect(apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)).To(BeTrue(), "%s = %v: %v", strings.Join(path, "."), value, err)
-				continue
-			}
-			accepted++
-			raw, err := json.Marshal(obj.Object)
-			g.Expect(err).NotTo(HaveOccurred())
-			decoded := make(chan error, 1)
-			go func() { decoded <- json.Unmarshal(raw, &cachev1alpha1.Memcached{}) }()
-			select {
-			case err := <-decoded:
-				g.Expect(err).NotTo(HaveOccurred(), "%s = %v is accepted but cannot be read", strings.Join(path, "."), value)
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%s = %v is accepted and reading it does not end", strings.Join(path, "."), value)
-			}
-			g.Expect(k8sClient.Delete(t.Context(), obj)).To(Succeed())
-		}
-	})
-	t.Logf("Submitted %d hostile values; %d were accepted, and each decoded", exercised, accepted)
-	g.Expect(exercised).To(BeNumerically(">", 50), "the walk found too few numbers to test")
-}
-
-// walk calls visit for every leaf of type integer, or int-or-string, of s.
-func walk(s apiextensionsv1.JSONSchemaProps, path []string, visit func([]string, apiextensionsv1.JSONSchemaProps)) {
-	switch {
-	case s.XIntOrString || s.Type == "integer":
-		visit(path, s)
-	case s.Type == "array" && s.Items != nil && s.Items.Schema != nil:
-		walk(*s.Items.Schema, append(slices.Clone(path), "[]"), visit)
-	case s.Type == "object" && s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil:
-		walk(*s.AdditionalProperties.Schema, append(slices.Clone(path), "{}"), visit)
-	case s.Type == "object":
-		for name, p := range s.Properties {
-			walk(p, append(slices.Clone(path), name), visit)
-		}
-	}
-}
-
-// build returns an object of schema s holding value at path, and
-// placeholders for the fields s requires. "[]" is the only element of a
-// list, "{}" a key of a map.
-func build(s apiextensionsv1.JSONSchemaProps, path []string, value any) any {
-	if len(path) == 0 {
-		return value
-	}
-	switch path[0] {
-	case "[]":
-		return []any{build(*s.Items.Schema, path[1:], value)}
-	case "{}":
-		return map[string]any{"memory": build(*s.AdditionalProperties.Schema, path[1:], value)}
-	}
-	obj := map[string]any{}
-	for _, name := range s.Required {
-		if name != path[0] {
-			obj[name] = placeholder(s.Properties[name])
-		}
-	}
-	obj[path[0]] = build(s.Properties[path[0]], path[1:], value)
-	return obj
-}
-
-// placeholder returns a valid value of schema s, as far as its type says.
-func placeholder(s apiextensionsv1.JSONSchemaProps) any {
-	switch s.Type {
-	case "string":
-		if len(s.Enum) > 0 {
-			var v any
-			_ = json.Unmarshal(s.Enum[0].Raw, &v)
-			return v
-		}
-		return "x"
-	case "integer":
-		return int64(1)
-	case "boolean":
-		return true
-	case "array":
-		return []any{}
-	default:
-		obj := map[string]any{}
-		for _, name := range s.Required {
-			obj[name] = placeholder(s.Properties[name])
-		}
-		return obj
-	}
 }

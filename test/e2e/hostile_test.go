@@ -21,6 +21,8 @@ var hostileSpecs = []string{
 	`{size: 2, podDisruptionBudget: {minAvailable: 9223372036854775807}}`,
 	`{size: 2, resources: {limits: {memory: "1e-1000000000"}}}`,
 	`{size: 2, resources: {requests: {cpu: "9e999999999"}}}`,
+	`{size: 2, resources: {limits: {memory: "1e1.5"}}}`,
+	`{size: 2, monitoring: {exporterResources: {requests: {cpu: "5E.5"}}}}`,
 	`{size: 2, monitoring: {exporterResources: {limits: {memory: "1e-99999999999"}}}}`,
 	`{size: 3000000000}`,
 	`{size: 2, topologySpreadConstraints: [{maxSkew: 3000000000, topologyKey: zone, whenUnsatisfiable: DoNotSchedule}]}`,
