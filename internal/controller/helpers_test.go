@@ -159,8 +159,8 @@ func expectNoOpReconcile(t *testing.T, mc *cachev1alpha1.Memcached) {
 	g := NewWithT(t)
 	// The cache has seen the last writes once the status is current in it.
 	g.Eventually(func(g Gomega) {
-		cached := &cachev1alpha1.Memcached{}
-		g.Expect(reconciler.Get(t.Context(), client.ObjectKeyFromObject(mc), cached)).To(Succeed())
+		cached, err := reconciler.getMemcached(t.Context(), client.ObjectKeyFromObject(mc))
+		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(cached.Status.ObservedGeneration).To(Equal(cached.Generation))
 		g.Expect(requests.during(mc.Namespace, func() {
 			_, err := reconciler.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mc)})

@@ -52,6 +52,9 @@ type MemcachedReconciler struct {
 	// started: only those are watched and created.
 	APIs APIs
 
+	// memcacheds reads Memcacheds from the cache, where they are held
+	// unstructured (read.go); SetupWithManager sets it.
+	memcacheds client.Reader
 	// secrets reads the Secrets a Memcached names; SetupWithManager sets it.
 	secrets *secretDigests
 	// fields compares the fields the operator owns with those it applies.
@@ -97,8 +100,11 @@ func (w writtenStatus) predates(rv string) bool {
 // Reconcile brings the objects a Memcached owns to the state its spec asks
 // for, then writes what it observes to its status, once.
 func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	mc := &cachev1alpha1.Memcached{}
-	if err := r.Get(ctx, req.NamespacedName, mc); err != nil {
+	mc, err := r.getMemcached(ctx, req.NamespacedName)
+	if undecodable, ok := errors.AsType[*undecodableError](err); ok {
+		return ctrl.Result{}, r.reportUndecodable(ctx, undecodable)
+	}
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
 			return ctrl.Result{}, r.deleteWorkloadOfDeleted(ctx, req.NamespacedName)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -32,7 +33,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/internal/status"
 )
@@ -256,14 +256,15 @@ const podPriority = 10
 // optional APIs, such as ServiceMonitors, are watched when the cluster had
 // them as the operator started (r.APIs).
 func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	r.memcacheds = mgr.GetCache()
 	r.secrets = &secretDigests{cache: r.Client, apiReader: r.APIReader}
 	r.fields = newOwnedFields(mgr.GetScheme())
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &cachev1alpha1.Memcached{}, secretNameIndex, secretNames); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, newMemcached(), secretNameIndex, secretNames); err != nil {
 		return fmt.Errorf("failed to index Memcacheds by Secret: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles, UsePriorityQueue: ptr.To(true)}).
-		For(&cachev1alpha1.Memcached{})
+		For(newMemcached())
 	for _, kind := range resources.Kinds {
 		if kind.Optional && !r.APIs[kind.GroupVersionKind] {
 			continue
@@ -291,20 +292,20 @@ func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Complete(r)
 }
 
-// secretNames returns the names of the Secrets the spec of a Memcached names.
+// secretFields are the fields of a Memcached that name a Secret.
+var secretFields = []string{"spec.auth.secretName", "spec.tls.secretName", "spec.tls.clientCASecretName"}
+
+// secretNames returns the names of the Secrets the spec of a Memcached, as
+// the cache holds it, names.
 func secretNames(obj client.Object) []string {
-	mc, ok := obj.(*cachev1alpha1.Memcached)
+	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return nil
 	}
 	var names []string
-	if mc.Spec.Auth != nil {
-		names = append(names, mc.Spec.Auth.SecretName)
-	}
-	if t := mc.Spec.TLS; t != nil {
-		names = append(names, t.SecretName)
-		if t.ClientCASecretName != "" {
-			names = append(names, t.ClientCASecretName)
+	for _, field := range secretFields {
+		if name, _, _ := unstructured.NestedString(u.Object, strings.Split(field, ".")...); name != "" {
+			names = append(names, name)
 		}
 	}
 	return names
@@ -314,8 +315,8 @@ func secretNames(obj client.Object) []string {
 // that name it, so that creating, changing or deleting it reaches them. What
 // is kept of a Secret that none names goes.
 func (r *MemcachedReconciler) memcachedsNamingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
-	list := &cachev1alpha1.MemcachedList{}
-	if err := r.List(ctx, list, client.InNamespace(secret.GetNamespace()),
+	list := newMemcachedList()
+	if err := r.memcacheds.List(ctx, list, client.InNamespace(secret.GetNamespace()),
 		client.MatchingFields{secretNameIndex: secret.GetName()}); err != nil {
 		logf.FromContext(ctx).Error(err, "Failed to list the Memcacheds naming a Secret", "Secret", klog.KObj(secret))
 		return nil

@@ -303,3 +303,21 @@ func ApplyConfiguration(mc *cachev1alpha1.Memcached, status cachev1alpha1.Memcac
 	}
 	return cacheac.Memcached(mc.Name, mc.Namespace).WithStatus(s)
 }
+
+// Undecodable returns current with a Degraded condition that says the spec
+// of the Memcached, at generation, cannot be read: err says why. The other
+// conditions, and observedGeneration, stay as they were: nothing was
+// observed or applied.
+func Undecodable(current cachev1alpha1.MemcachedStatus, generation int64, err error, now metav1.Time) cachev1alpha1.MemcachedStatus {
+	s := *current.DeepCopy()
+	meta.SetStatusCondition(&s.Conditions, metav1.Condition{
+		Type:               cachev1alpha1.ConditionDegraded,
+		Status:             metav1.ConditionTrue,
+		ObservedGeneration: generation,
+		LastTransitionTime: now,
+		Reason:             ReasonInvalidSpec,
+		Message: fmt.Sprintf("The spec cannot be read, so nothing is applied and the running pods are left as they are: %v. "+
+			"Change the field it names; the API server refuses such values since this version of the operator", err),
+	})
+	return s
+}

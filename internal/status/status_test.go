@@ -3,6 +3,7 @@ package status
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -364,5 +365,56 @@ func TestComputeIsStable(t *testing.T) {
 	second := compute(mc, observed, now)
 	if !equality.Semantic.DeepEqual(first, second) {
 		t.Errorf("a second computation from the same observation differs:\n%+v\n%+v", first, second)
+	}
+}
+
+func TestUndecodable(t *testing.T) {
+	earlier := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := metav1.NewTime(earlier.Add(time.Hour))
+	readErr := errors.New("spec.resources.limits.memory: quantities must match the regular expression")
+	available := metav1.Condition{Type: cachev1alpha1.ConditionAvailable, Status: metav1.ConditionTrue,
+		ObservedGeneration: 1, LastTransitionTime: earlier, Reason: ReasonAllReplicasReady, Message: "2/2 memcached pods are ready"}
+	healthy := cachev1alpha1.MemcachedStatus{ObservedGeneration: 1, Replicas: 2, ReadyReplicas: 2, Nodes: []string{"a", "b"},
+		Conditions: []metav1.Condition{available, {Type: cachev1alpha1.ConditionDegraded, Status: metav1.ConditionFalse,
+			ObservedGeneration: 1, LastTransitionTime: earlier, Reason: ReasonAsExpected}}}
+
+	for name, tc := range map[string]struct {
+		current cachev1alpha1.MemcachedStatus
+	}{
+		"a status written before":   {current: healthy},
+		"no status yet":             {},
+		"already reported as such":  {current: Undecodable(healthy, 2, readErr, earlier)},
+		"another condition of ours": {current: cachev1alpha1.MemcachedStatus{Conditions: []metav1.Condition{available}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := tc.current.DeepCopy()
+			got := Undecodable(tc.current, 2, readErr, now)
+			if !equality.Semantic.DeepEqual(tc.current, *before) {
+				t.Fatalf("Undecodable changed its input")
+			}
+			degraded := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionDegraded)
+			if degraded == nil || degraded.Status != metav1.ConditionTrue || degraded.Reason != ReasonInvalidSpec ||
+				degraded.ObservedGeneration != 2 {
+				t.Fatalf("Degraded = %+v, want True, %s, generation 2", degraded, ReasonInvalidSpec)
+			}
+			if !strings.Contains(degraded.Message, readErr.Error()) {
+				t.Errorf("the message %q does not say why", degraded.Message)
+			}
+			if was := meta.FindStatusCondition(tc.current.Conditions, cachev1alpha1.ConditionDegraded); was != nil &&
+				was.Status == metav1.ConditionTrue && !degraded.LastTransitionTime.Equal(&was.LastTransitionTime) {
+				t.Errorf("the transition time moved while Degraded stayed True")
+			}
+			// Nothing was observed: the rest stays as it was.
+			rest := got.DeepCopy()
+			meta.RemoveStatusCondition(&rest.Conditions, cachev1alpha1.ConditionDegraded)
+			want := tc.current.DeepCopy()
+			meta.RemoveStatusCondition(&want.Conditions, cachev1alpha1.ConditionDegraded)
+			if !equality.Semantic.DeepEqual(rest, want) {
+				t.Errorf("the rest of the status changed:\n got %+v\nwant %+v", rest, want)
+			}
+			if again := Undecodable(got, 2, readErr, now); !equality.Semantic.DeepEqual(again, got) {
+				t.Errorf("reporting it again changes the status, so every reconcile would write it")
+			}
+		})
 	}
 }
