@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -65,6 +67,9 @@ func main() {
 		leaderElectionNS     string
 		secureMetrics        bool
 		enableHTTP2          bool
+		metricsCertPath      string
+		metricsCertName      string
+		metricsCertKey       string
 		concurrentReconciles int
 		memcachedUID         string
 		leaseDuration        time.Duration
@@ -93,6 +98,11 @@ func main() {
 		"If set, the metrics endpoint is served securely via HTTPS, behind authentication and authorization. "+
 			"Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "If set, HTTP/2 will be enabled for the metrics server.")
+	flag.StringVar(&metricsCertPath, "metrics-cert-path", "",
+		"The directory of the metrics server's certificate and key, such as a mounted cert-manager Secret. "+
+			"Without it, the metrics server makes itself a self-signed certificate. Changes to the files are picked up.")
+	flag.StringVar(&metricsCertName, "metrics-cert-name", "tls.crt", "The file name of the metrics server's certificate in --metrics-cert-path.")
+	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "The file name of the metrics server's key in --metrics-cert-path.")
 	flag.IntVar(&concurrentReconciles, "max-concurrent-reconciles", 16,
 		"How many Memcacheds are reconciled at once. A reconcile mostly waits for the API server, so many "+
 			"workers per core keep up with many new Memcacheds.")
@@ -124,6 +134,19 @@ func main() {
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+
+	// A certificate given by --metrics-cert-path replaces the self-signed
+	// one; the watcher reloads it when it is renewed.
+	var metricsCertWatcher *certwatcher.CertWatcher
+	if metricsCertPath != "" {
+		metricsCertWatcher, err = certwatcher.New(
+			filepath.Join(metricsCertPath, metricsCertName), filepath.Join(metricsCertPath, metricsCertKey))
+		if err != nil {
+			setupLog.Error(err, "Failed to read the metrics server's certificate", "path", metricsCertPath)
+			os.Exit(1)
+		}
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.GetCertificate = metricsCertWatcher.GetCertificate })
 	}
 
 	metricsOptions := metricsserver.Options{
@@ -178,6 +201,12 @@ func main() {
 		os.Exit(1)
 	}
 
+	if metricsCertWatcher != nil {
+		if err := mgr.Add(metricsCertWatcher); err != nil {
+			setupLog.Error(err, "Failed to watch the metrics server's certificate")
+			os.Exit(1)
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		setupLog.Error(err, "Failed to set up health check")
 		os.Exit(1)

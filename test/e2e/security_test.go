@@ -25,6 +25,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
@@ -324,4 +325,54 @@ func TestPodsPassRestrictedWithAnyUID(t *testing.T) {
 		g.Expect(spec.SecurityContext.RunAsUser).To(BeNil(), "the operator pins its uid: a platform could not assign one")
 		admit("manager-assigned", assigned(spec))
 	}
+}
+
+// TestMetricsServeTheCertificateOfConfigDefault runs the operator with the
+// argument config/default's cert_metrics_manager_patch.yaml adds, pointed at
+// a certificate of the test's: the metrics endpoint serves that
+// certificate, so a Prometheus can verify it with its CA.
+func TestMetricsServeTheCertificateOfConfigDefault(t *testing.T) {
+	g := NewWithT(t)
+	patch, err := os.ReadFile(filepath.Join(repoRoot, "config", "default", "cert_metrics_manager_patch.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var ops []struct {
+		Path  string `json:"path"`
+		Value any    `json:"value"`
+	}
+	g.Expect(yaml.Unmarshal(patch, &ops)).To(Succeed())
+	var flagName string
+	for _, op := range ops {
+		if arg, ok := op.Value.(string); ok && strings.HasSuffix(op.Path, "/args/-") {
+			flagName, _, _ = strings.Cut(arg, "=")
+		}
+	}
+	g.Expect(flagName).To(Equal("--metrics-cert-path"))
+
+	dir := t.TempDir()
+	cert, key, err := certutil.GenerateSelfSignedCertKey("127.0.0.1", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.WriteFile(filepath.Join(dir, "tls.crt"), cert, 0o600)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(dir, "tls.key"), key, 0o600)).To(Succeed())
+
+	// An operator of its own, watching an empty namespace only.
+	op, err := localrun.Start(t.Context(), localrun.Config{
+		Binary: managerBinary, Kubeconfig: operatorKubeconfig, SecureMetrics: true,
+		LogPath: filepath.Join(logDir, "operator-metrics-cert.log"),
+		Args:    []string{flagName + "=" + dir},
+		Env:     []string{"WATCH_NAMESPACE=" + newNamespace(t, nil)},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = op.Stop() })
+
+	pool, err := certutil.NewPoolFromBytes(cert)
+	g.Expect(err).NotTo(HaveOccurred())
+	address := strings.TrimSuffix(strings.TrimPrefix(op.MetricsURL, "https://"), "/metrics")
+	conn, err := tls.Dial("tcp", address, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	g.Expect(err).NotTo(HaveOccurred(), "the metrics endpoint does not serve the given certificate")
+	defer func() { _ = conn.Close() }()
+	served := conn.ConnectionState().PeerCertificates
+	g.Expect(served).NotTo(BeEmpty())
+	given, err := certutil.ParseCertsPEM(cert)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(served[0].Equal(given[0])).To(BeTrue())
 }
