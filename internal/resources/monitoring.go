@@ -103,6 +103,16 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}).
 			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}))
 	}
+	// The exporter runs on the nodes the memcached pods may run on; the
+	// pod (anti-)affinity of the memcached pods is about them, not it.
+	podSpec := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithSecurityContext(podSecurityContext(in)).
+		WithContainers(container)
+	withNodePlacement(podSpec, &mc.Spec)
+	if a := mc.Spec.Affinity; a != nil && a.NodeAffinity != nil {
+		podSpec.WithAffinity(corev1ac.Affinity().WithNodeAffinity(convert[corev1ac.NodeAffinityApplyConfiguration](a.NodeAffinity)))
+	}
 	return appsv1ac.Deployment(ExporterName(mc), mc.Namespace).
 		WithLabels(exporterLabels(mc)).
 		WithOwnerReferences(ownerReference(mc)).
@@ -111,10 +121,7 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(exporterSelectorLabels(mc))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(exporterLabels(mc)).
-				WithSpec(corev1ac.PodSpec().
-					WithAutomountServiceAccountToken(false).
-					WithSecurityContext(podSecurityContext(in)).
-					WithContainers(container))))
+				WithSpec(podSpec)))
 }
 
 // exporterService returns the Service of the exporter of mc, nil when

@@ -128,15 +128,7 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 	}
 	podSpec.WithContainers(container)
 
-	if len(spec.NodeSelector) > 0 {
-		podSpec.WithNodeSelector(spec.NodeSelector)
-	}
-	for i := range spec.Tolerations {
-		podSpec.WithTolerations(convert[corev1ac.TolerationApplyConfiguration](&spec.Tolerations[i]))
-	}
-	if spec.PriorityClassName != "" {
-		podSpec.WithPriorityClassName(spec.PriorityClassName)
-	}
+	withNodePlacement(podSpec, spec)
 	template := corev1ac.PodTemplateSpec().
 		WithLabels(spec.PodLabels).
 		WithLabels(Labels(mc)).
@@ -192,6 +184,21 @@ func secretVolume(volume, secret string, keys ...string) *corev1ac.VolumeApplyCo
 // affinity returns spec.affinity when set, an empty one included. Otherwise it
 // prefers to put each memcached pod on a node of its own, so that losing a
 // node loses as little of the cache as possible.
+// withNodePlacement gives podSpec the nodes and priority spec asks for:
+// its node selector, tolerations and priority class. The memcached pods and
+// the exporter's share them.
+func withNodePlacement(podSpec *corev1ac.PodSpecApplyConfiguration, spec *cachev1alpha1.MemcachedSpec) {
+	if len(spec.NodeSelector) > 0 {
+		podSpec.WithNodeSelector(spec.NodeSelector)
+	}
+	for i := range spec.Tolerations {
+		podSpec.WithTolerations(convert[corev1ac.TolerationApplyConfiguration](&spec.Tolerations[i]))
+	}
+	if spec.PriorityClassName != "" {
+		podSpec.WithPriorityClassName(spec.PriorityClassName)
+	}
+}
+
 func affinity(mc *cachev1alpha1.Memcached) *corev1ac.AffinityApplyConfiguration {
 	if a := mc.Spec.Affinity; a != nil {
 		if a.NodeAffinity == nil && a.PodAffinity == nil && a.PodAntiAffinity == nil {

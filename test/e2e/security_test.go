@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -147,16 +146,31 @@ func TestNamespacedOperator(t *testing.T) {
 	manifests := filepath.Join(repoRoot, "config", "namespaced")
 	objects, err := localrun.Render(ctx, kubectl, manifests)
 	g.Expect(err).NotTo(HaveOccurred())
+	defaults, err := localrun.Render(ctx, kubectl, filepath.Join(repoRoot, "config", "default"))
+	g.Expect(err).NotTo(HaveOccurred())
 	const operatorNS = "memcached-operator-system"
 	for _, obj := range objects {
 		if obj.GetKind() == "ClusterRole" || obj.GetKind() == "ClusterRoleBinding" {
 			g.Expect(obj.GetName()).NotTo(ContainSubstring("manager-role"), "the manager's permissions are cluster-wide")
 		}
-		if obj.GetKind() == "Deployment" {
-			env, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
-			g.Expect(fmt.Sprint(env)).To(ContainSubstring("WATCH_NAMESPACE"))
-		}
 	}
+	// The manager's environment is config/default's, and WATCH_NAMESPACE.
+	envNames := func(objects []*unstructured.Unstructured) []string {
+		var names []string
+		for _, obj := range objects {
+			if obj.GetKind() != "Deployment" {
+				continue
+			}
+			containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+			env, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "env")
+			for _, e := range env {
+				names = append(names, e.(map[string]any)["name"].(string))
+			}
+		}
+		return names
+	}
+	g.Expect(envNames(defaults)).NotTo(BeEmpty())
+	g.Expect(envNames(objects)).To(ConsistOf(append(envNames(defaults), "WATCH_NAMESPACE")))
 	kubeconfig := filepath.Join(dir, "operator.kubeconfig")
 	g.Expect(localrun.Install(ctx, scoped.Config, kubectl, manifests, kubeconfig)).To(Succeed())
 
