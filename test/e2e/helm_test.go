@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -183,6 +184,19 @@ func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion strin
 	g.Expect(other).NotTo(HaveKey("Service/" + helmNamespace + "/memcached-operator-controller-manager-metrics-service"))
 	_, err = helm.run("template", helmRelease, chart, "--kube-version", kubeVersion, "--set", "memcachedPodUID=root")
 	g.Expect(err).To(MatchError(ContainSubstring(`memcachedPodUID must be "fixed" or "platform"`)))
+	_, err = helm.run("template", helmRelease, chart, "--kube-version", kubeVersion,
+		"--set", "replicas=3", "--set", "leaderElection.enabled=false")
+	g.Expect(err).To(MatchError(ContainSubstring("every replica would act at once")))
+
+	// Resources given replace the defaults as a whole: no CPU limit stays
+	// behind.
+	values := filepath.Join(t.TempDir(), "resources.yaml")
+	g.Expect(os.WriteFile(values, []byte("resources:\n  limits:\n    memory: 256Mi\n"), 0o600)).To(Succeed())
+	sized := indexObjects(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace,
+		"--kube-version", kubeVersion, "-f", values)))
+	manager = deploymentOf(g, sized["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec.Containers[0]
+	g.Expect(manager.Resources.Limits).To(Equal(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}))
+	g.Expect(manager.Resources.Requests).To(BeEmpty())
 }
 
 // checkNamespacedRendering renders the chart for two namespaces, with a

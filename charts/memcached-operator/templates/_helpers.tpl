@@ -123,4 +123,20 @@ Fails on values the operator would refuse.
 {{- if not (has (toString .Values.memcachedPodUID) (list "fixed" "platform")) }}
 {{- fail (printf "memcachedPodUID must be \"fixed\" or \"platform\", not %q" (toString .Values.memcachedPodUID)) }}
 {{- end }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicas is %d with leaderElection.enabled false: every replica would act at once; enable leader election or run 1 replica" (int .Values.replicas)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The manager container's resources when the values give none: those of
+config/manager.
+*/}}
+{{- define "memcached-operator.defaultResources" -}}
+limits:
+  cpu: 500m
+  memory: 128Mi
+requests:
+  cpu: 10m
+  memory: 64Mi
 {{- end }}
