@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
@@ -54,6 +55,49 @@ func TestExporter(t *testing.T) {
 			memcachedPod := deploymentOf(t, mc, inputsFor(mc)).Spec.Template.Spec
 			if len(memcachedPod.Containers) != 1 {
 				t.Errorf("the memcached pods have %d containers: the exporter must not be a sidecar", len(memcachedPod.Containers))
+			}
+		})
+	}
+}
+
+func TestExporterRunsWhereTheMemcachedPodsMay(t *testing.T) {
+	nodeAffinity := &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
+			{Key: "pool", Operator: corev1.NodeSelectorOpIn, Values: []string{"cache"}}}}}}}
+	podAntiAffinity := &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{
+		{TopologyKey: corev1.LabelHostname}}}
+	for _, tt := range []struct {
+		name         string
+		spec         func(*cachev1alpha1.MemcachedSpec)
+		wantAffinity *corev1.Affinity
+	}{
+		{"no placement", func(*cachev1alpha1.MemcachedSpec) {}, nil},
+		{"nodes, tolerations, priority and node affinity", func(s *cachev1alpha1.MemcachedSpec) {
+			s.NodeSelector = map[string]string{"disk": "ssd"}
+			s.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "cache", Effect: corev1.TaintEffectNoSchedule}}
+			s.PriorityClassName = "caches"
+			s.Affinity = &corev1.Affinity{NodeAffinity: nodeAffinity, PodAntiAffinity: podAntiAffinity}
+		}, &corev1.Affinity{NodeAffinity: nodeAffinity}},
+		{"only pod anti-affinity", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Affinity = &corev1.Affinity{PodAntiAffinity: podAntiAffinity}
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+				s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+				tt.spec(s)
+			})
+			exporter := object[appsv1.Deployment](t, Build(mc, inputsFor(mc)), DeploymentKind, "mc-exporter").Spec.Template.Spec
+			memcachedPod := deploymentOf(t, mc, inputsFor(mc)).Spec.Template.Spec
+			if !reflect.DeepEqual(exporter.NodeSelector, memcachedPod.NodeSelector) ||
+				!reflect.DeepEqual(exporter.Tolerations, memcachedPod.Tolerations) ||
+				exporter.PriorityClassName != memcachedPod.PriorityClassName {
+				t.Errorf("the exporter runs on %v %v %q, the memcached pods on %v %v %q",
+					exporter.NodeSelector, exporter.Tolerations, exporter.PriorityClassName,
+					memcachedPod.NodeSelector, memcachedPod.Tolerations, memcachedPod.PriorityClassName)
+			}
+			if !reflect.DeepEqual(exporter.Affinity, tt.wantAffinity) {
+				t.Errorf("the exporter's affinity is %+v, want %+v", exporter.Affinity, tt.wantAffinity)
 			}
 		})
 	}

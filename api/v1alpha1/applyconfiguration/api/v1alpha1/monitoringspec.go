@@ -28,7 +28,9 @@ type MonitoringSpecApplyConfiguration struct {
 	// /scrape?target=<pod address>:11211. When the cluster has the
 	// monitoring.coreos.com/v1 ServiceMonitor API, the operator also creates a
 	// ServiceMonitor named after the Memcached that has Prometheus scrape
-	// every pod that way. The memcached pods do not change: turning
+	// every pod that way. The exporter runs on the nodes the memcached pods
+	// may run on: it takes their nodeSelector, tolerations, priority class
+	// and node affinity. The memcached pods do not change: turning
 	// monitoring on or off, or changing any of its settings, never restarts
 	// them.
 	Enabled *bool `json:"enabled,omitempty"`
