@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,6 +198,31 @@ func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion strin
 	manager = deploymentOf(g, sized["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec.Containers[0]
 	g.Expect(manager.Resources.Limits).To(Equal(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}))
 	g.Expect(manager.Resources.Requests).To(BeEmpty())
+
+	// A metrics certificate of the user's: mounted where --metrics-cert-path
+	// points, and verified by the ServiceMonitor with its CA.
+	certified := indexObjects(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace,
+		"--kube-version", kubeVersion, "--set", "metrics.certSecretName=metrics-cert", "--set", "metrics.serviceMonitor.enabled=true")))
+	pod := deploymentOf(g, certified["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec
+	manager = pod.Containers[0]
+	g.Expect(manager.Args).To(ContainElement(HavePrefix("--metrics-cert-path=")))
+	certPath := strings.TrimPrefix(manager.Args[slices.IndexFunc(manager.Args, func(a string) bool {
+		return strings.HasPrefix(a, "--metrics-cert-path=")
+	})], "--metrics-cert-path=")
+	g.Expect(manager.VolumeMounts).To(ContainElement(And(HaveField("MountPath", certPath), HaveField("Name", "metrics-certs"))))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "metrics-certs"),
+		HaveField("Secret.SecretName", "metrics-cert"))))
+	monitor := certified["ServiceMonitor/"+helmNamespace+"/memcached-operator-controller-manager-metrics-monitor"]
+	g.Expect(monitor).NotTo(BeNil())
+	endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
+	g.Expect(endpoints).To(HaveLen(1))
+	tlsConfig, _, _ := unstructured.NestedMap(endpoints[0].(map[string]any), "tlsConfig")
+	g.Expect(tlsConfig).NotTo(HaveKey("insecureSkipVerify"))
+	g.Expect(tlsConfig).To(HaveKeyWithValue("ca", HaveKeyWithValue("secret", And(
+		HaveKeyWithValue("name", "metrics-cert"), HaveKeyWithValue("key", "ca.crt")))))
+	g.Expect(tlsConfig).To(HaveKeyWithValue("serverName",
+		"memcached-operator-controller-manager-metrics-service."+helmNamespace+".svc"))
+	g.Expect(certified).To(HaveKey("Service/" + helmNamespace + "/memcached-operator-controller-manager-metrics-service"))
 }
 
 // checkNamespacedRendering renders the chart for two namespaces, with a
