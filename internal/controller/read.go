@@ -146,10 +146,10 @@ func keepOnly(node any, path []string) any {
 }
 
 // reportUndecodable tells, in the Degraded condition of the Memcached itself
-// and, when that changes, a Warning event, that its spec cannot be read. Its status decodes on
-// its own, as only the operator writes it; the objects it owns are left as
-// they are. Retrying cannot help: the fix is a change of the spec, and the
-// change brings the next reconcile.
+// and, when that changes, in a Warning event, that its spec cannot be read.
+// Its status decodes on its own, as only the operator writes it; the objects
+// it owns are left as they are. Retrying cannot help: the fix is a change of
+// the spec, and the change brings the next reconcile.
 func (r *MemcachedReconciler) reportUndecodable(ctx context.Context, undecodable *undecodableError) error {
 	u := undecodable.obj
 	current := cachev1alpha1.MemcachedStatus{}
