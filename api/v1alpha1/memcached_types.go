@@ -453,7 +453,8 @@ type MemcachedStatus struct {
 	ServerList []string `json:"serverList,omitempty"`
 
 	// drainingSince is when a scale-down of a StatefulSet removed pods from
-	// serverList; they are stopped scaleDownDrainSeconds later.
+	// serverList, rounded up to the second; they are stopped
+	// scaleDownDrainSeconds later.
 	// +optional
 	DrainingSince *metav1.Time `json:"drainingSince,omitempty"`
 

@@ -100,7 +100,11 @@ func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time
 	}
 	s.DrainingSince = mc.Status.DrainingSince
 	if members < published {
-		s.DrainingSince = &now
+		// The API server keeps the time to the second: the drain counts
+		// from the next whole second, so that it lasts all its seconds
+		// once the time is read back.
+		since := metav1.NewTime(now.Add(time.Second - 1).Truncate(time.Second))
+		s.DrainingSince = &since
 	}
 	drain := time.Duration(ptr.Deref(mc.Spec.ScaleDownDrainSeconds, 0)) * time.Second
 	s.StatefulSetReplicas = size

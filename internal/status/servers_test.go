@@ -1,6 +1,7 @@
 package status
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -136,6 +137,38 @@ func TestPlanServersOfAStatefulSet(t *testing.T) {
 				t.Errorf("draining since %v, want %v", got.DrainingSince, tt.wantDraining)
 			}
 		})
+	}
+}
+
+// The API server keeps a status time to the second. A drain must still last
+// all its seconds once the time it began is read back.
+func TestADrainLastsItsSecondsOnceWrittenAndReadBack(t *testing.T) {
+	const drain = 30 * time.Second
+	observed := Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)}
+	for _, fraction := range []time.Duration{0, time.Nanosecond, 300 * time.Millisecond, time.Second - time.Nanosecond} {
+		began := now.Add(fraction)
+		mc := statefulMemcached(3, 5)
+		plan := PlanServers(mc, observed, metav1.NewTime(began))
+		if plan.DrainingSince == nil {
+			t.Fatalf("a scale-down at %v does not drain", began)
+		}
+		written, err := json.Marshal(plan.DrainingSince)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readBack := &metav1.Time{}
+		if err := json.Unmarshal(written, readBack); err != nil {
+			t.Fatal(err)
+		}
+		mc.Status.ServerList, mc.Status.DrainingSince = plan.List, readBack
+		for _, after := range []time.Duration{0, drain / 2, drain - time.Millisecond} {
+			at := began.Add(after)
+			got := PlanServers(mc, observed, metav1.NewTime(at))
+			if got.StatefulSetReplicas != 5 || got.RequeueAfter <= 0 || at.Add(got.RequeueAfter).Before(began.Add(drain)) {
+				t.Errorf("began %v, read back as %v: %s later, replicas %d, requeue after %s; the drain must last %s",
+					began, readBack, after, got.StatefulSetReplicas, got.RequeueAfter, drain)
+			}
+		}
 	}
 }
 

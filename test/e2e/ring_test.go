@@ -78,10 +78,12 @@ func TestRingScaleDownRemovesTheLastMembersAfterTheListShrank(t *testing.T) {
 	pods := watchPods(t, mc)
 
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Size = 3 })
-	var shrunk time.Time
+	var drainingSince time.Time
 	g.Eventually(func(g Gomega) {
-		g.Expect(getMemcached(t, g, mc).Status.ServerList).To(Equal(stableNames(mc, 3)))
-		shrunk = time.Now()
+		current := getMemcached(t, g, mc)
+		g.Expect(current.Status.ServerList).To(Equal(stableNames(mc, 3)))
+		g.Expect(current.Status.DrainingSince).NotTo(BeNil())
+		drainingSince = current.Status.DrainingSince.Time
 	}, 20*time.Second, 50*time.Millisecond).Should(Succeed())
 	for _, name := range []string{"ring-3", "ring-4"} {
 		_, deleted := pods.deletedAt(name)
@@ -91,7 +93,7 @@ func TestRingScaleDownRemovesTheLastMembersAfterTheListShrank(t *testing.T) {
 	for _, name := range []string{"ring-3", "ring-4"} {
 		at, deleted := pods.deletedAt(name)
 		g.Expect(deleted).To(BeTrue(), "%s was not removed", name)
-		g.Expect(at.Sub(shrunk)).To(BeNumerically(">=", 4*time.Second), "%s went before it drained", name)
+		g.Expect(at.Sub(drainingSince)).To(BeNumerically(">=", 5*time.Second), "%s went before it drained", name)
 	}
 	for _, name := range []string{"ring-0", "ring-1", "ring-2"} {
 		g.Expect(pods.podUIDs(name)).To(HaveLen(1), "%s was replaced by the scale-down", name)

@@ -49,7 +49,8 @@ type MemcachedStatusApplyConfiguration struct {
 	// the order of the pods' names.
 	ServerList []string `json:"serverList,omitempty"`
 	// drainingSince is when a scale-down of a StatefulSet removed pods from
-	// serverList; they are stopped scaleDownDrainSeconds later.
+	// serverList, rounded up to the second; they are stopped
+	// scaleDownDrainSeconds later.
 	DrainingSince *v1.Time `json:"drainingSince,omitempty"`
 	// conditions are Available, Progressing and Degraded, and MonitoringReady
 	// when monitoring is enabled.
