@@ -72,6 +72,7 @@ func main() {
 		metricsCertKey       string
 		concurrentReconciles int
 		memcachedUID         string
+		images               resources.Images
 		leaseDuration        time.Duration
 		renewDeadline        time.Duration
 		retryPeriod          time.Duration
@@ -110,6 +111,11 @@ func main() {
 		"The user the memcached pods run as: \"fixed\" runs them as uid and gid 11211, the memcache user of the "+
 			"official image, which names its user but not its number; \"platform\" sets no uid and leaves it to the "+
 			"platform, as OpenShift's restricted-v2 assigns one from the namespace's range.")
+	flag.StringVar(&images.Memcached, "memcached-image", resources.DefaultImage,
+		"The image of the memcached pods of the Memcacheds that name none in spec.image, such as the same image "+
+			"in a mirror registry. Changing it rolls those Memcacheds' pods.")
+	flag.StringVar(&images.Exporter, "exporter-image", resources.DefaultExporterImage,
+		"The image of the exporter of the Memcacheds that name none in spec.monitoring.exporterImage.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -196,6 +202,7 @@ func main() {
 		APIs:      apis,
 
 		PlatformAssignsUID: memcachedUID == "platform",
+		Images:             images,
 	}).SetupWithManager(ctx, mgr, concurrentReconciles); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "memcached")
 		os.Exit(1)

@@ -79,8 +79,10 @@ type MemcachedSpec struct {
 	// +optional
 	WarmRestart *WarmRestartSpec `json:"warmRestart,omitempty"`
 
-	// image is the memcached container image.
-	// +kubebuilder:default="memcached:1.6.39-alpine"
+	// image is the memcached container image. When empty, the pods run the
+	// operator's default image: memcached:1.6.39-alpine, unless the operator
+	// was started with another (its --memcached-image flag), as clusters that
+	// pull from a mirror do.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
@@ -369,8 +371,10 @@ type MonitoringSpec struct {
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
 
-	// exporterImage is the exporter's container image.
-	// +kubebuilder:default="prom/memcached-exporter:v0.15.4"
+	// exporterImage is the exporter's container image. When empty, the
+	// exporter runs the operator's default: prom/memcached-exporter:v0.15.4,
+	// unless the operator was started with another (its --exporter-image
+	// flag).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional

@@ -48,6 +48,8 @@ type MemcachedReconciler struct {
 	Recorder  events.EventRecorder
 	// PlatformAssignsUID leaves the memcached pods' user to the platform.
 	PlatformAssignsUID bool
+	// Images are the images of the Memcacheds that name none.
+	Images resources.Images
 	// APIs says which optional kinds the cluster had as the operator
 	// started: only those are watched and created.
 	APIs APIs
@@ -140,6 +142,7 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			Servers:                servers.List,
 			RetirePreviousWorkload: servers.RetirePreviousWorkload,
 			PlatformAssignsUID:     r.PlatformAssignsUID,
+			Images:                 r.Images,
 		})
 		result, applyErr := r.applyDesired(ctx, mc, desired)
 		if apierrors.HasStatusCause(applyErr, corev1.NamespaceTerminatingCause) {

@@ -61,6 +61,16 @@ type Inputs struct {
 	// PlatformAssignsUID leaves the pods' user to the platform, such as
 	// OpenShift's restricted-v2, instead of the image's user.
 	PlatformAssignsUID bool
+	// Images are the images of a Memcached that names none.
+	Images Images
+}
+
+// Images are the images the operator runs when a Memcached names none.
+type Images struct {
+	// Memcached is the memcached image; DefaultImage when empty.
+	Memcached string
+	// Exporter is the exporter's image; DefaultExporterImage when empty.
+	Exporter string
 }
 
 // Ref names an object of a Memcached.

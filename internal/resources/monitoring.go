@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"strconv"
@@ -20,7 +21,7 @@ import (
 
 const (
 	// DefaultExporterImage is the exporter image unless
-	// spec.monitoring.exporterImage says otherwise.
+	// spec.monitoring.exporterImage or the operator's Images say otherwise.
 	DefaultExporterImage = "prom/memcached-exporter:v0.15.4"
 	// ExporterContainerName is the name of the exporter container.
 	ExporterContainerName = "exporter"
@@ -74,10 +75,7 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 		return nil
 	}
 	m := mc.Spec.Monitoring
-	image := m.ExporterImage
-	if image == "" {
-		image = DefaultExporterImage
-	}
+	image := cmp.Or(m.ExporterImage, in.Images.Exporter, DefaultExporterImage)
 	args := []string{
 		// No default target: the exporter only serves /scrape.
 		"--memcached.address=",

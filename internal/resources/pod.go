@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"cmp"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -14,8 +16,8 @@ import (
 )
 
 const (
-	// DefaultImage is the memcached image the pods run unless spec.image says
-	// otherwise; the CRD defaults spec.image to it.
+	// DefaultImage is the memcached image the pods run unless spec.image or
+	// the operator's Images say otherwise.
 	DefaultImage = "memcached:1.6.39-alpine"
 
 	// ContainerName is the name of the memcached container.
@@ -57,7 +59,7 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 	spec := &mc.Spec
 	container := corev1ac.Container().
 		WithName(ContainerName).
-		WithImage(image(spec)).
+		WithImage(image(spec, in)).
 		WithPorts(corev1ac.ContainerPort().
 			WithName(PortName).
 			WithContainerPort(memcached.Port).
@@ -73,7 +75,7 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 		container.
 			WithCommand("/bin/sh", "-c", memcached.StartScript(), "memcached").
 			WithArgs(memcached.Args(spec)...).
-			WithEnv(corev1ac.EnvVar().WithName(memcached.ImageEnv).WithValue(image(spec))).
+			WithEnv(corev1ac.EnvVar().WithName(memcached.ImageEnv).WithValue(image(spec, in))).
 			WithVolumeMounts(corev1ac.VolumeMount().WithName(memoryFileVolume).WithMountPath(memcached.MemoryFileDir)).
 			WithLifecycle(corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().
 				WithExec(corev1ac.ExecAction().WithCommand("/bin/sh", "-c", memcached.StopScript(delay)))))
@@ -100,7 +102,7 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 		// volume in memory: the operator writes no Secret.
 		podSpec.WithInitContainers(corev1ac.Container().
 			WithName(AuthContainerName).
-			WithImage(image(spec)).
+			WithImage(image(spec, in)).
 			WithCommand("/bin/sh", "-c", memcached.AuthScript()).
 			WithVolumeMounts(
 				readOnlyMount(usersVolume, memcached.UsersDir),
@@ -239,11 +241,10 @@ func topologySpreadConstraints(mc *cachev1alpha1.Memcached) []*corev1ac.Topology
 	return append(constraints, zones)
 }
 
-func image(spec *cachev1alpha1.MemcachedSpec) string {
-	if spec.Image == "" {
-		return DefaultImage
-	}
-	return spec.Image
+// image returns the memcached image of spec: its own, or the operator's
+// default.
+func image(spec *cachev1alpha1.MemcachedSpec, in Inputs) string {
+	return cmp.Or(spec.Image, in.Images.Memcached, DefaultImage)
 }
 
 // containerResources returns spec.resources with the memory limit, when

@@ -2,6 +2,10 @@
 // the cluster, installs the operator's CRD and RBAC, runs the operator with
 // its own ServiceAccount's token, applies the sample Memcached and waits for
 // its pods to run, then keeps everything up until Ctrl-C.
+//
+// With --real-node, the cluster has a real node instead of fake ones, and
+// memcached runs in containers on it: the demo must then run as root, in a
+// network namespace of its own (make demo-node sees to both).
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/test/internal/localrun"
+	"example.com/memcached-operator/test/internal/realnode"
 	"example.com/memcached-operator/test/internal/simcluster"
 )
 
@@ -32,21 +37,33 @@ func main() {
 	var (
 		binDir, manager, dataDir string
 		nodes                    int
+		node                     nodeFlags
 	)
 	flag.StringVar(&binDir, "bin-dir", os.Getenv("CONTROL_PLANE_DIR"),
 		"Directory of the control-plane binaries built by hack/build-control-plane.sh (default $CONTROL_PLANE_DIR).")
 	flag.StringVar(&manager, "manager", "bin/manager", "The operator's binary.")
 	flag.StringVar(&dataDir, "data-dir", "bin/demo-data", "Directory for the cluster's state, kubeconfigs and logs; emptied first.")
 	flag.IntVar(&nodes, "nodes", 3, "Number of fake nodes.")
+	flag.BoolVar(&node.enabled, "real-node", false, "Run the pods on a real node instead of fake ones.")
+	flag.StringVar(&node.binDir, "node-bin-dir", os.Getenv("NODE_BIN_DIR"),
+		"Directory of kubelet, kube-proxy and coredns built by hack/build-node.sh (default $NODE_BIN_DIR).")
+	flag.StringVar(&node.images, "node-images", os.Getenv("NODE_IMAGES"),
+		"The archive of the real node's images, written by test/cmd/nodeimages (default $NODE_IMAGES).")
 	flag.Parse()
 
-	if err := run(binDir, manager, dataDir, nodes); err != nil {
+	if err := run(binDir, manager, dataDir, nodes, node); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(binDir, manager, dataDir string, nodes int) error {
+// nodeFlags say whether and how to run a real node.
+type nodeFlags struct {
+	enabled        bool
+	binDir, images string
+}
+
+func run(binDir, manager, dataDir string, nodes int, node nodeFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
@@ -63,8 +80,21 @@ func run(binDir, manager, dataDir string, nodes int) error {
 	}
 	kubectl := filepath.Join(binDir, "kubectl")
 
+	clusterOptions := simcluster.Options{BinDir: binDir, DataDir: filepath.Join(dataDir, "cluster"), Nodes: nodes}
+	var operatorArgs []string
+	if node.enabled {
+		if err := realnode.CheckHost(); err != nil {
+			return err
+		}
+		if err := realnode.SetUpNetwork(); err != nil {
+			return err
+		}
+		clusterOptions.NoFakeNodes, clusterOptions.Address = true, realnode.Address
+		operatorArgs = []string{"--memcached-image=" + realnode.MemcachedImage, "--exporter-image=" + realnode.ExporterImage}
+	}
+
 	step("Starting the simulated cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
-	cluster, err := simcluster.Start(ctx, simcluster.Options{BinDir: binDir, DataDir: filepath.Join(dataDir, "cluster"), Nodes: nodes})
+	cluster, err := simcluster.Start(ctx, clusterOptions)
 	if err != nil {
 		return err
 	}
@@ -74,6 +104,18 @@ func run(binDir, manager, dataDir string, nodes int) error {
 			fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		}
 	}()
+	if node.enabled {
+		step("Starting a real node (containerd, kubelet, kube-proxy, CoreDNS) and importing its images")
+		realNode, err := realnode.Start(ctx, realnode.Options{BinDir: node.binDir, Images: node.images, Cluster: cluster})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := realNode.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+			}
+		}()
+	}
 	adminKubeconfig := filepath.Join(dataDir, "admin.kubeconfig")
 	if err := simcluster.WriteKubeconfig(adminKubeconfig, cluster.Config, "admin"); err != nil {
 		return err
@@ -87,7 +129,7 @@ func run(binDir, manager, dataDir string, nodes int) error {
 
 	step("Starting the operator with its ServiceAccount's token")
 	operator, err := localrun.Start(ctx, localrun.Config{
-		Binary: manager, Kubeconfig: operatorKubeconfig, LogPath: filepath.Join(dataDir, "operator.log")})
+		Binary: manager, Kubeconfig: operatorKubeconfig, LogPath: filepath.Join(dataDir, "operator.log"), Args: operatorArgs})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +48,15 @@ type Options struct {
 
 	// Nodes is the number of fake nodes; 3 when zero.
 	Nodes int
+
+	// NoFakeNodes starts the cluster without fake nodes, for real ones.
+	NoFakeNodes bool
+
+	// Address is the IP address the API server listens on and advertises;
+	// 127.0.0.1 when empty. Pods of a real node reach the API server at the
+	// address the kubernetes Service publishes, which must not be a
+	// loopback one.
+	Address string
 }
 
 // Cluster is a running simulated cluster.
@@ -64,6 +74,7 @@ type Cluster struct {
 
 	components    []*component
 	binDir        string
+	address       string
 	apiServerPort int
 	adminToken    string
 	removeDataDir bool
@@ -87,6 +98,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
+	}
+	if opts.NoFakeNodes {
+		opts.Nodes = 0
+	}
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1"
 	}
 
 	c := &Cluster{DataDir: opts.DataDir, binDir: opts.BinDir}
@@ -134,23 +151,29 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	if err := c.start("kube-apiserver", opts.BinDir,
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(apiServerPort),
-		"--cert-dir="+c.pki(),
-		// The default reconciler refuses to publish a loopback address.
-		"--endpoint-reconciler-type=none",
-		"--service-cluster-ip-range=10.96.0.0/16",
-		"--token-auth-file="+filepath.Join(c.pki(), "tokens.csv"),
+	apiServerArgs := []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + opts.Address, "--advertise-address=" + opts.Address,
+		"--secure-port=" + strconv.Itoa(apiServerPort),
+		"--cert-dir=" + c.pki(),
+		"--service-cluster-ip-range=" + ServiceCIDR,
+		"--token-auth-file=" + filepath.Join(c.pki(), "tokens.csv"),
 		"--authorization-mode=Node,RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+filepath.Join(c.pki(), "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(c.pki(), "sa.key"),
+		"--service-account-key-file=" + filepath.Join(c.pki(), "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(c.pki(), "sa.key"),
 		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
-	); err != nil {
+		// For logs and exec: nodes are not in any DNS.
+		"--kubelet-preferred-address-types=InternalIP",
+	}
+	if net.ParseIP(opts.Address).IsLoopback() {
+		// The default reconciler refuses to publish a loopback address.
+		apiServerArgs = append(apiServerArgs, "--endpoint-reconciler-type=none")
+	}
+	if err := c.start("kube-apiserver", opts.BinDir, apiServerArgs...); err != nil {
 		return nil, err
 	}
+	c.address = opts.Address
 	if err := c.waitForAPIServer(ctx, apiServerPort, token); err != nil {
 		return nil, err
 	}
@@ -233,6 +256,9 @@ leaderElection:
 	}
 	return c, nil
 }
+
+// ServiceCIDR is the range of the Services' cluster IPs.
+const ServiceCIDR = "10.96.0.0/16"
 
 // StorageClassName names the cluster's default StorageClass: volumes in
 // directories of the machine, made by kube-controller-manager's host-path
@@ -376,7 +402,7 @@ func (c *Cluster) waitForAPIServer(ctx context.Context, port int, token string) 
 		return fmt.Errorf("failed to read the API server certificate: %w", err)
 	}
 	c.Config = &rest.Config{
-		Host:            "https://127.0.0.1:" + strconv.Itoa(port),
+		Host:            "https://" + net.JoinHostPort(c.address, strconv.Itoa(port)),
 		BearerToken:     token,
 		TLSClientConfig: rest.TLSClientConfig{CAData: ca},
 	}

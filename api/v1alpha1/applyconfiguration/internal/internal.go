@@ -80,7 +80,6 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: image
       type:
         scalar: string
-      default: memcached:1.6.39-alpine
     - name: maxConnections
       type:
         scalar: numeric
@@ -219,7 +218,6 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: exporterImage
       type:
         scalar: string
-      default: prom/memcached-exporter:v0.15.4
     - name: exporterResources
       type:
         namedType: com.example.memcached-operator.api.v1alpha1.ResourceRequirements

@@ -52,7 +52,10 @@ type MemcachedSpecApplyConfiguration struct {
 	// memory to a file on a volume of the pod's own when it stops, and
 	// reads it back when it starts. It needs workload StatefulSet.
 	WarmRestart *WarmRestartSpecApplyConfiguration `json:"warmRestart,omitempty"`
-	// image is the memcached container image.
+	// image is the memcached container image. When empty, the pods run the
+	// operator's default image: memcached:1.6.39-alpine, unless the operator
+	// was started with another (its --memcached-image flag), as clusters that
+	// pull from a mirror do.
 	Image *string `json:"image,omitempty"`
 	// memoryMB is the memory memcached uses for items, in megabytes (memcached -m).
 	MemoryMB *int32 `json:"memoryMB,omitempty"`

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs a command in a network namespace of its own, named NAME, with a mount
+# namespace of its own, as the real node needs: nothing the command starts is
+# routed out of it. When the command ends, everything left running in the
+# namespace and in the cgroup tree REAL_NODE_CGROUP_ROOT (which the node's
+# kubelet puts its pods under) is killed, and the namespace removed.
+#
+# It needs root. While it runs, other commands can join the namespace:
+#   ip netns exec NAME <command>
+#
+# Usage: hack/in-netns.sh NAME COMMAND [ARG...]
+set -euo pipefail
+
+if [[ $# -lt 2 ]]; then
+	echo "usage: $0 NAME COMMAND [ARG...]" >&2
+	exit 2
+fi
+name=$1
+shift
+if [[ $(id -u) -ne 0 ]]; then
+	echo "$0: needs root: it makes a network namespace for a real node" >&2
+	exit 1
+fi
+for command in ip nsenter unshare; do
+	command -v "${command}" >/dev/null || {
+		echo "$0: ${command} is not installed (Debian packages iproute2 and util-linux)" >&2
+		exit 1
+	}
+done
+
+export REAL_NODE_CGROUP_ROOT="/memcached-operator-${name}"
+
+# kill_cgroup_tree kills every process in the cgroup tree of the node's pods,
+# in every hierarchy, and removes the tree.
+kill_cgroup_tree() {
+	local tree procs
+	for tree in /sys/fs/cgroup/*"${REAL_NODE_CGROUP_ROOT}" /sys/fs/cgroup"${REAL_NODE_CGROUP_ROOT}"; do
+		[[ -d "${tree}" ]] || continue
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			procs=$(find "${tree}" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
+			[[ -z "${procs}" ]] && break
+			kill -9 ${procs} 2>/dev/null || true
+			sleep 0.2
+		done
+		find "${tree}" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done
+}
+
+cleanup() {
+	local pids
+	pids=$(ip netns pids "${name}" 2>/dev/null || true)
+	[[ -n "${pids}" ]] && kill -9 ${pids} 2>/dev/null || true
+	kill_cgroup_tree
+	ip netns delete "${name}" 2>/dev/null || true
+}
+
+if ip netns list | grep -qw "^${name}"; then
+	echo "$0: network namespace ${name} exists: another run uses it, or left it (ip netns delete ${name})" >&2
+	exit 1
+fi
+kill_cgroup_tree
+ip netns add "${name}"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+nsenter --net="/run/netns/${name}" unshare --mount --propagation private -- "$@"
