@@ -34,6 +34,12 @@ demo: build k8s-bins ## Run the operator on a simulated cluster with the sample 
 	go -C test build -o "$(LOCALBIN)/demo" ./cmd/demo
 	"$(LOCALBIN)/demo" --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager
 
+.PHONY: demo-node
+demo-node: node-check build k8s-bins node-images ## Run the sample on a real node, memcached in containers, until Ctrl-C (needs root).
+	go -C test build -o "$(LOCALBIN)/demo" ./cmd/demo
+	hack/in-netns.sh $(DEMO_NETNS) "$(LOCALBIN)/demo" --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager \
+		--real-node --node-bin-dir "$(NODE_BIN_DIR)" --node-images "$(NODE_IMAGES)"
+
 .PHONY: simcluster
 simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goes to simcluster.kubeconfig.
 	go -C test run ./cmd/simcluster --bin-dir "$(CONTROL_PLANE_DIR)" --kubeconfig "$(CURDIR)/simcluster.kubeconfig"
@@ -127,6 +133,39 @@ test-crds: controller-gen ## Generate the ServiceMonitor CRD for the end-to-end 
 	cd hack/tools/monitoring && "$(CONTROLLER_GEN)" crd \
 		paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$(TEST_CRDS_DIR).all"
 	mv "$(TEST_CRDS_DIR).all/monitoring.coreos.com_servicemonitors.yaml" "$(TEST_CRDS_DIR)/" && rm -rf "$(TEST_CRDS_DIR).all"
+
+##@ Real node (needs root)
+
+NODE_BIN_DIR ?= $(shell hack/build-node.sh --print-dir)
+NODE_IMAGES ?= $(LOCALBIN)/node-images.tar
+DEMO_NETNS ?= memcached-operator-demo
+TEST_NODE_NETNS ?= memcached-operator-test-node
+
+.PHONY: node-packages
+node-packages: ## Install the real node's Debian packages: containerd, runc, CNI plugins, iptables (needs root).
+	hack/install-node-packages.sh
+
+.PHONY: node-check
+node-check: ## Say in one line what this machine lacks to run the real node, if anything.
+	@hack/check-node-host.sh
+
+.PHONY: node-bins
+node-bins: ## Build kubelet, kube-proxy, CoreDNS and memcached_exporter from Go modules (cached; minutes when cold).
+	@hack/build-node.sh >/dev/null
+
+.PHONY: node-images
+node-images: image node-bins ## Write the real node's images (pause, memcached, exporter, operator) to bin/node-images.tar.
+	CGO_ENABLED=0 go -C test build -trimpath -ldflags='-s -w' -o "$(LOCALBIN)/node/pause" ./cmd/pause
+	go -C test run ./cmd/nodeimages --out "$(NODE_IMAGES)" --pause "$(LOCALBIN)/node/pause" \
+		--memcached-rootfs "$$(hack/fetch-memcached-rootfs.sh)" --exporter "$(NODE_BIN_DIR)/memcached_exporter" \
+		--operator-layout "$(CURDIR)/dist/image"
+
+.PHONY: test-node
+test-node: node-check build-installer k8s-bins node-images ## Run the release and memcached on a real node, in a network namespace of their own (needs root).
+	go -C test test -c -o "$(LOCALBIN)/node.test" ./node/
+	cd test/node && CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" NODE_BIN_DIR="$(NODE_BIN_DIR)" NODE_IMAGES="$(NODE_IMAGES)" \
+		INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
+		"$(CURDIR)/hack/in-netns.sh" $(TEST_NODE_NETNS) "$(LOCALBIN)/node.test" -test.v -test.timeout 30m $(NODE_ARGS)
 
 BENCH_ARGS ?=
 .PHONY: bench

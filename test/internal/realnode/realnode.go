@@ -234,6 +234,9 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.createVolumes(ctx, clientset); err != nil {
+		return nil, err
+	}
 	if err := n.waitFor(ctx, "the node to be Ready", func(ctx context.Context) (bool, error) {
 		node, err := clientset.CoreV1().Nodes().Get(ctx, Name, metav1.GetOptions{})
 		if err != nil {

@@ -1,0 +1,360 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/test/internal/realnode"
+)
+
+// The release's manager runs in a pod of the node, as its ServiceAccount,
+// with its probes passing, and leads.
+func TestTheReleaseRunsOnTheNode(t *testing.T) {
+	g := NewWithT(t)
+	list := &corev1.PodList{}
+	g.Expect(k8sClient.List(t.Context(), list, client.InNamespace(operatorNamespace))).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(1))
+	manager := list.Items[0]
+	g.Expect(manager.Spec.NodeName).To(Equal(realnode.Name))
+	g.Expect(manager.Spec.ServiceAccountName).To(Equal(managerName))
+	g.Expect(manager.Status.Phase).To(Equal(corev1.PodRunning))
+	g.Expect(isReady(&manager)).To(BeTrue())
+	g.Expect(manager.Spec.Containers[0].ReadinessProbe).NotTo(BeNil())
+	g.Expect(manager.Status.ContainerStatuses[0].RestartCount).To(BeZero())
+
+	lease := &coordinationv1.Lease{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: operatorNamespace, Name: "memcached-operator.cache.example.com"}, lease)).To(Succeed())
+		g.Expect(ptr.Deref(lease.Spec.HolderIdentity, "")).To(HavePrefix(manager.Name))
+	}).Should(Succeed())
+}
+
+// The getting-started sample, unchanged: three memcached pods serve every key
+// a client sets, over status.serverList and through the Service.
+func TestTheSampleServesItsKeys(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	out, err := runKubectl("apply", "--namespace", ns, "-f", "config/samples/cache_v1alpha1_memcached.yaml")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "example-memcached"}}
+	mc = waitAvailable(t, mc, 3)
+	running := pods(g, t.Context(), mc)
+	g.Expect(running).To(HaveLen(3))
+	for _, p := range running {
+		g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning))
+		g.Expect(isReady(&p)).To(BeTrue())
+		g.Expect(p.Spec.NodeName).To(Equal(realnode.Name))
+		g.Expect(p.Spec.Containers[0].Image).To(Equal(realnode.MemcachedImage))
+	}
+	g.Expect(mc.Status.Nodes).To(HaveLen(3))
+
+	const n = 1000
+	c := newClient(mc.Status.ServerList...)
+	setKeys(g, c, n)
+	g.Expect(hits(c, n)).To(Equal(n))
+	// The keys are spread over the pods, and each pod serves its share.
+	total := 0
+	for _, server := range mc.Status.ServerList {
+		share := hits(newClient(server), n)
+		g.Expect(share).To(BeNumerically(">", 0), "%s holds none of the keys", server)
+		total += share
+	}
+	g.Expect(total).To(Equal(n))
+
+	// Through the Service: each connection goes to one of the pods, and
+	// each key set through it is on exactly one.
+	service := &corev1.Service{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: mc.Name}, service)).To(Succeed())
+	address := net.JoinHostPort(service.Spec.ClusterIP, "11211")
+	// kube-proxy programs the Service a moment after its endpoints are ready.
+	g.Eventually(func() (string, error) { return command(address, "version") }).Should(HavePrefix("VERSION "))
+	through := newClient(address)
+	for i := range 100 {
+		g.Expect(through.Set(&memcache.Item{Key: fmt.Sprintf("svc-%d", i), Value: []byte("v")})).To(Succeed())
+	}
+	for i := range 100 {
+		holders := 0
+		for _, server := range mc.Status.ServerList {
+			if _, err := newClient(server).Get(fmt.Sprintf("svc-%d", i)); err == nil {
+				holders++
+			}
+		}
+		g.Expect(holders).To(Equal(1), "svc-%d is on %d pods", i, holders)
+	}
+}
+
+// The StatefulSet's server list names its pods; from a pod, each name
+// resolves through the cluster's DNS to its pod's address.
+func TestServerListNamesResolveFromAPod(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "ring", 3, func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet })
+	mc = waitAvailable(t, mc, 3)
+
+	var hosts []string
+	for _, server := range mc.Status.ServerList {
+		host, _, err := net.SplitHostPort(server)
+		g.Expect(err).NotTo(HaveOccurred())
+		hosts = append(hosts, host)
+	}
+	// The names are relative to the cluster domain, which a client's
+	// resolver appends from the pod's search list; busybox's nslookup does
+	// not, so the pod looks the names up in the cluster domain, and prints
+	// its search list.
+	script := `sed -n 's/^search /search /p' /etc/resolv.conf
+for h in ` + strings.Join(hosts, " ") + `; do
+	ip=$(nslookup "$h.` + realnode.ClusterDomain + `" | sed -n 's/^Address: //p' | tail -n 1)
+	[ -n "$ip" ] || { echo "$h does not resolve"; exit 1; }
+	echo "$h $ip"
+done`
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "resolve"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](11211),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{Name: "resolve", Image: realnode.MemcachedImage, Command: []string{"sh", "-c", script},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+		},
+	}
+	g.Expect(k8sClient.Create(t.Context(), pod)).To(Succeed())
+	g.Eventually(func(g Gomega) corev1.PodPhase {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(pod), pod)).To(Succeed())
+		return pod.Status.Phase
+	}).Should(BeElementOf(corev1.PodSucceeded, corev1.PodFailed))
+	logs := podLogs(g, t.Context(), ns, pod.Name, "resolve")
+	g.Expect(pod.Status.Phase).To(Equal(corev1.PodSucceeded), logs)
+
+	want := map[string]string{}
+	for _, p := range pods(g, t.Context(), mc) {
+		want[fmt.Sprintf("%s.%s.%s.svc", p.Name, p.Spec.Subdomain, ns)] = p.Status.PodIP
+	}
+	got := map[string]string{}
+	var search []string
+	for line := range strings.Lines(logs) {
+		if domains, ok := strings.CutPrefix(strings.TrimSpace(line), "search "); ok {
+			search = strings.Fields(domains)
+		} else if host, ip, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			got[host] = ip
+		}
+	}
+	g.Expect(got).To(Equal(want))
+	g.Expect(search).To(ContainElement("svc."+realnode.ClusterDomain), "a name such as %s is not found from the pod", hosts[0])
+}
+
+// podLogs returns the logs of a container.
+func podLogs(g Gomega, ctx context.Context, ns, pod, container string) string {
+	data, err := clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	return string(data)
+}
+
+// A pod of a warm-restart StatefulSet deleted: its preStop hook saves the
+// memory to its volume, and the pod that replaces it serves the keys again.
+func TestWarmRestartServesTheKeysAgain(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "warm", 3, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Workload = cachev1alpha1.WorkloadStatefulSet
+		s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
+	})
+	mc = waitAvailable(t, mc, 3)
+
+	const n = 1000
+	before := &corev1.Pod{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "warm-1"}, before)).To(Succeed())
+	setKeys(g, newClient(net.JoinHostPort(before.Status.PodIP, "11211")), n)
+
+	g.Expect(k8sClient.Delete(t.Context(), before)).To(Succeed())
+	after := &corev1.Pod{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "warm-1"}, after)).To(Succeed())
+		g.Expect(after.UID).NotTo(Equal(before.UID))
+		g.Expect(isReady(after)).To(BeTrue())
+	}).Should(Succeed())
+	served := hits(newClient(net.JoinHostPort(after.Status.PodIP, "11211")), n)
+	fmt.Printf("Warm restart: %d of %d keys served again by the new warm-1 (%.1f%%)\n", served, n, 100*float64(served)/n)
+	g.Expect(served).To(BeNumerically(">=", n*99/100))
+}
+
+// A spec change rolls every pod while a client reads all the time; the hit
+// ratio during the rollout shows what each kind of workload keeps.
+func TestHitRatioDuringARollout(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mutate   func(*cachev1alpha1.MemcachedSpec)
+		keepsAll bool
+	}{
+		{name: "Deployment"},
+		{name: "StatefulSet", mutate: func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet }},
+		{name: "StatefulSet with warm restart", keepsAll: true, mutate: func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newNamespace(t)
+			mc := waitAvailable(t, createMemcached(t, ns, "rolled", 3, tc.mutate), 3)
+			const n = 1000
+			servers, err := resolve(t.Context(), mc.Status.ServerList)
+			g.Expect(err).NotTo(HaveOccurred())
+			setKeys(g, newClient(servers...), n)
+
+			reader := startReader(t, mc, n)
+			start := time.Now()
+			current := mc.DeepCopy()
+			current.Spec.Resources = &cachev1alpha1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m")}}
+			g.Expect(k8sClient.Patch(t.Context(), current, client.MergeFrom(mc))).To(Succeed())
+			mc = waitAvailable(t, current, 3)
+			gets, hitsDuring := reader.stop()
+			servers, err = resolve(t.Context(), mc.Status.ServerList)
+			g.Expect(err).NotTo(HaveOccurred())
+			kept := hits(newClient(servers...), n)
+			fmt.Printf("Rollout of a %s: %.1f%% of %d gets hit during its %.0fs; %.1f%% of the keys are there after it\n",
+				tc.name, 100*float64(hitsDuring)/float64(gets), gets, time.Since(start).Seconds(), 100*float64(kept)/n)
+			g.Expect(gets).To(BeNumerically(">", 100))
+			for _, p := range pods(g, t.Context(), mc) {
+				g.Expect(p.Spec.Containers[0].Resources.Requests.Cpu().String()).To(Equal("20m"), "%s was not rolled", p.Name)
+			}
+			if tc.keepsAll {
+				g.Expect(kept).To(BeNumerically(">=", n*99/100))
+			}
+		})
+	}
+}
+
+// reader gets keys of a Memcached all the time, from the servers its status
+// lists, as a client that follows the server list does.
+type reader struct {
+	gets, hits atomic.Int64
+	done       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startReader(t *testing.T, mc *cachev1alpha1.Memcached, n int) *reader {
+	r := &reader{done: make(chan struct{})}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx := context.Background()
+		var c = newClient()
+		refreshed := time.Time{}
+		for i := 0; ; i = (i + 1) % n {
+			select {
+			case <-r.done:
+				return
+			default:
+			}
+			if time.Since(refreshed) > 200*time.Millisecond {
+				current := &cachev1alpha1.Memcached{}
+				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(mc), current); err == nil {
+					if servers, err := resolve(ctx, current.Status.ServerList); err == nil && len(servers) > 0 {
+						c = newClient(servers...)
+						c.Timeout = 200 * time.Millisecond
+					}
+				}
+				refreshed = time.Now()
+			}
+			r.gets.Add(1)
+			if item, err := c.Get(key(i)); err == nil && string(item.Value) == key(i) {
+				r.hits.Add(1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// stop stops the reader and returns how many gets it made and how many hit.
+func (r *reader) stop() (gets, hits int64) {
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+	r.wg.Wait()
+	return r.gets.Load(), r.hits.Load()
+}
+
+// The exporter reports memcached_up 1 for every memcached pod.
+func TestTheExporterReportsEveryPodUp(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "watched", 2, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+	})
+	mc = waitAvailable(t, mc, 2)
+	var exporter string
+	g.Eventually(func(g Gomega) {
+		list := &corev1.PodList{}
+		g.Expect(k8sClient.List(t.Context(), list, client.InNamespace(ns))).To(Succeed())
+		for _, p := range list.Items {
+			if p.Spec.Containers[0].Name == "exporter" && isReady(&p) {
+				g.Expect(p.Spec.Containers[0].Image).To(Equal(realnode.ExporterImage))
+				exporter = p.Status.PodIP
+			}
+		}
+		g.Expect(exporter).NotTo(BeEmpty())
+	}).Should(Succeed())
+	for _, p := range pods(g, t.Context(), mc) {
+		url := fmt.Sprintf("http://%s/scrape?target=%s", net.JoinHostPort(exporter, "9150"), net.JoinHostPort(p.Status.PodIP, "11211"))
+		g.Eventually(func(g Gomega) string {
+			resp, err := http.Get(url)
+			g.Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			g.Expect(err).NotTo(HaveOccurred())
+			return string(body)
+		}).Should(MatchRegexp(`(?m)^memcached_up 1$`), "%s is not up", p.Name)
+	}
+}
+
+// A memcached process killed: the kubelet restarts its container, the pod
+// leaves the ready endpoints until its readiness probe passes again, and it
+// serves again.
+func TestAKilledMemcachedIsRestarted(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := waitAvailable(t, createMemcached(t, ns, "killed", 1, nil), 1)
+	pod := pods(g, t.Context(), mc)[0]
+	killed := time.Now()
+	g.Expect(killContainerProcess(string(pod.UID), "memcached")).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(&pod), &pod)).To(Succeed())
+		g.Expect(pod.Status.ContainerStatuses[0].RestartCount).To(BeEquivalentTo(1))
+		g.Expect(isReady(&pod)).To(BeTrue())
+	}).Should(Succeed())
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			g.Expect(c.LastTransitionTime.Time).To(BeTemporally(">=", killed.Truncate(time.Second)),
+				"the pod stayed ready while its memcached was down")
+		}
+	}
+	answer, err := command(net.JoinHostPort(pod.Status.PodIP, "11211"), "version")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(answer).To(HavePrefix("VERSION "))
+	waitAvailable(t, mc, 1)
+}
