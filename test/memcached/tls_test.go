@@ -15,6 +15,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/memcached"
+	"example.com/memcached-operator/test/internal/testca"
 )
 
 // TestRealMemcachedTLS runs real memcached with the arguments Args renders for
@@ -22,17 +23,17 @@ import (
 // with a client CA only clients with a certificate it signed get answers.
 func TestRealMemcachedTLS(t *testing.T) {
 	binary := memcachedBinary(t)
-	serverCA := newCA(t, "server CA")
-	clientCA := newCA(t, "client CA")
-	serverCert, serverKey := serverCA.issue(t, "memcached", x509.ExtKeyUsageServerAuth)
+	serverCA := testca.New(t, "server CA")
+	clientCA := testca.New(t, "client CA")
+	serverCert, serverKey := serverCA.Issue(t, "memcached", x509.ExtKeyUsageServerAuth)
 	tlsDir, caDir := readableDir(t), readableDir(t)
 	writeFile(t, filepath.Join(tlsDir, corev1.TLSCertKey), serverCert)
 	writeFile(t, filepath.Join(tlsDir, corev1.TLSPrivateKeyKey), serverKey)
-	writeFile(t, filepath.Join(caDir, memcached.ClientCAKey), clientCA.certPEM)
+	writeFile(t, filepath.Join(caDir, memcached.ClientCAKey), clientCA.CertPEM)
 	dirs := map[string]string{memcached.TLSDir: tlsDir, memcached.ClientCADir: caDir}
 
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(serverCA.certPEM)
+	roots.AppendCertsFromPEM(serverCA.CertPEM)
 	version := func(addr string, cfg *tls.Config) (string, error) {
 		cfg.RootCAs, cfg.ServerName = roots, "localhost"
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, cfg)
@@ -65,9 +66,9 @@ func TestRealMemcachedTLS(t *testing.T) {
 		if got, err := version(addr, &tls.Config{}); err == nil {
 			t.Errorf("a client without a certificate got %q, want a failed handshake", got)
 		}
-		other := newCA(t, "another CA")
-		for name, ca := range map[string]*testCA{"signed by another CA": other, "signed by the client CA": clientCA} {
-			certPEM, keyPEM := ca.issue(t, "client", x509.ExtKeyUsageClientAuth)
+		other := testca.New(t, "another CA")
+		for name, ca := range map[string]*testca.CA{"signed by another CA": other, "signed by the client CA": clientCA} {
+			certPEM, keyPEM := ca.Issue(t, "client", x509.ExtKeyUsageClientAuth)
 			cert, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
 				t.Fatal(err)

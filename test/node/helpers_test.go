@@ -1,8 +1,8 @@
 package node
 
 import (
+	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -150,25 +150,35 @@ func hits(c *memcache.Client, n int) int {
 // command sends one text-protocol command to a memcached and returns the
 // first line of its answer.
 func command(address, cmd string) (string, error) {
-	conn, err := net.DialTimeout("tcp", address, 2*time.Second)
+	answers, err := commands(address, cmd)
 	if err != nil {
 		return "", err
 	}
+	return answers[0], nil
+}
+
+// commands sends text-protocol commands to a memcached, one after the other
+// on one connection, and returns the first line of each answer.
+func commands(address string, cmds ...string) ([]string, error) {
+	conn, err := net.DialTimeout("tcp", address, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
-		return "", err
+	reader := bufio.NewReader(conn)
+	var answers []string
+	for _, cmd := range cmds {
+		if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
+			return nil, err
+		}
+		line, err := reader.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("no answer to %q: %w", cmd, err)
+		}
+		answers = append(answers, strings.TrimRight(line, "\r\n"))
 	}
-	buf := make([]byte, 4096)
-	n, err := conn.Read(buf)
-	if n == 0 && err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
-	if line == "" {
-		return "", errors.New("no answer")
-	}
-	return line, nil
+	return answers, nil
 }
 
 // killContainerProcess kills, with SIGKILL, the process named comm in a

@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +26,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/test/internal/realnode"
+	"example.com/memcached-operator/test/internal/testca"
 )
 
 // The release's manager runs in a pod of the node, as its ServiceAccount,
@@ -357,4 +361,72 @@ func TestAKilledMemcachedIsRestarted(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(answer).To(HavePrefix("VERSION "))
 	waitAvailable(t, mc, 1)
+}
+
+// With spec.auth, memcached answers only a client that logged in with a
+// user and password of the Secret; with spec.tls and a client CA, only a
+// TLS client with a certificate the CA signed.
+func TestAuthAndTLSOnRealPods(t *testing.T) {
+	t.Run("auth", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newNamespace(t)
+		users := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"},
+			Data: map[string][]byte{"app": []byte("s3cret")}}
+		g.Expect(k8sClient.Create(t.Context(), users)).To(Succeed())
+		mc := waitAvailable(t, createMemcached(t, ns, "guarded", 1, func(s *cachev1alpha1.MemcachedSpec) {
+			s.Auth = &cachev1alpha1.AuthSpec{SecretName: users.Name}
+		}), 1)
+		address := mc.Status.ServerList[0]
+		set := "set greeting 0 0 5\r\nhello"
+		login := func(user, password string) string {
+			return fmt.Sprintf("set auth 0 0 %d\r\n%s %s", len(user)+1+len(password), user, password)
+		}
+		g.Expect(command(address, set)).To(HavePrefix("CLIENT_ERROR"), "a client that did not log in")
+		g.Expect(command(address, login("app", "wrong"))).To(HavePrefix("CLIENT_ERROR"), "a wrong password")
+		g.Expect(commands(address, login("app", "s3cret"), set)).To(Equal([]string{"STORED", "STORED"}))
+	})
+
+	t.Run("TLS with client certificates", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newNamespace(t)
+		serverCA, clientCA := testca.New(t, "server CA"), testca.New(t, "client CA")
+		cert, key := serverCA.Issue(t, "memcached", x509.ExtKeyUsageServerAuth, "memcached")
+		g.Expect(k8sClient.Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "serving"},
+			Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}})).To(Succeed())
+		g.Expect(k8sClient.Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "clients"},
+			Data: map[string][]byte{"ca.crt": clientCA.CertPEM}})).To(Succeed())
+		mc := waitAvailable(t, createMemcached(t, ns, "private", 1, func(s *cachev1alpha1.MemcachedSpec) {
+			s.TLS = &cachev1alpha1.TLSSpec{SecretName: "serving", ClientCASecretName: "clients"}
+		}), 1)
+		address := mc.Status.ServerList[0]
+
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(serverCA.CertPEM)
+		version := func(certificates ...tls.Certificate) (string, error) {
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", address,
+				&tls.Config{RootCAs: roots, ServerName: "memcached", Certificates: certificates})
+			if err != nil {
+				return "", err
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := conn.Write([]byte("version\r\n")); err != nil {
+				return "", err
+			}
+			return bufio.NewReader(conn).ReadString('\n')
+		}
+		clientCert, clientKey := clientCA.Issue(t, "app", x509.ExtKeyUsageClientAuth)
+		pair, err := tls.X509KeyPair(clientCert, clientKey)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(version(pair)).To(HavePrefix("VERSION "))
+		_, err = version()
+		g.Expect(err).To(HaveOccurred(), "a client without a certificate was answered")
+		otherCert, otherKey := testca.New(t, "another CA").Issue(t, "app", x509.ExtKeyUsageClientAuth)
+		other, err := tls.X509KeyPair(otherCert, otherKey)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = version(other)
+		g.Expect(err).To(HaveOccurred(), "a client with a certificate of another CA was answered")
+		plain, _ := command(address, "version")
+		g.Expect(plain).NotTo(HavePrefix("VERSION"), "a plain-text client was answered")
+	})
 }
