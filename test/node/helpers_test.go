@@ -184,9 +184,20 @@ func commands(address string, cmds ...string) ([]string, error) {
 // killContainerProcess kills, with SIGKILL, the process named comm in a
 // container of the pod with the given UID, as an out-of-memory kill would.
 func killContainerProcess(podUID, comm string) error {
-	entries, err := os.ReadDir("/proc")
+	pid, err := containerProcess(podUID, comm)
 	if err != nil {
 		return err
+	}
+	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// containerProcess returns the process named comm in a container of the pod
+// with the given UID: the node sees the processes of its containers, each in
+// a cgroup of its pod.
+func containerProcess(podUID, comm string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -196,8 +207,27 @@ func killContainerProcess(podUID, comm string) error {
 		name, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
 		cgroup, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
 		if strings.TrimSpace(string(name)) == comm && strings.Contains(string(cgroup), "pod"+podUID) {
-			return syscall.Kill(pid, syscall.SIGKILL)
+			return pid, nil
 		}
 	}
-	return fmt.Errorf("no process %s runs in pod %s", comm, podUID)
+	return 0, fmt.Errorf("no process %s runs in pod %s", comm, podUID)
+}
+
+// containerProcessUID returns the real user ID of the process named comm in
+// a container of the pod with the given UID.
+func containerProcessUID(podUID, comm string) (string, error) {
+	pid, err := containerProcess(podUID, comm)
+	if err != nil {
+		return "", err
+	}
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(status)) {
+		if ids, ok := strings.CutPrefix(line, "Uid:"); ok {
+			return strings.Fields(ids)[0], nil
+		}
+	}
+	return "", fmt.Errorf("no Uid in the status of process %d", pid)
 }

@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -429,4 +433,116 @@ func TestAuthAndTLSOnRealPods(t *testing.T) {
 		plain, _ := command(address, "version")
 		g.Expect(plain).NotTo(HavePrefix("VERSION"), "a plain-text client was answered")
 	})
+}
+
+// The pods' security defaults on a real kubelet: by default they run as the
+// image's memcache user, which the image names but does not number, as UID
+// 11211. With --memcached-uid=platform they run as the UID the platform
+// assigns, as OpenShift's restricted-v2 does (played here by a mutating
+// admission policy), and a kubelet refuses them where none is assigned.
+func TestPodsRunAsTheirUser(t *testing.T) {
+	g := NewWithT(t)
+	fixed := newNamespace(t)
+	mc := waitAvailable(t, createMemcached(t, fixed, "fixed", 1, nil), 1)
+	g.Expect(processUID(g, t.Context(), mc)).To(Equal("11211"))
+
+	const platformUID = "1000680000"
+	policy := `apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata:
+  name: assign-uid
+spec:
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE"]
+      resources: ["pods"]
+    namespaceSelector:
+      matchLabels:
+        uid-range: "` + platformUID + `"
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{spec: Object.spec{securityContext: Object.spec.securityContext{runAsUser: ` + platformUID + `, fsGroup: ` + platformUID + `}}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata:
+  name: assign-uid
+spec:
+  policyName: assign-uid
+`
+	g.Expect(applyManifest(t, policy)).To(Succeed())
+	t.Cleanup(func() {
+		_, _ = runKubectl("delete", "mutatingadmissionpolicy,mutatingadmissionpolicybinding", "assign-uid")
+	})
+	setManagerArgs(t, "--memcached-uid=platform")
+
+	assigned := newNamespace(t)
+	ns := &corev1.Namespace{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Name: assigned}, ns)).To(Succeed())
+	ns.Labels["uid-range"] = platformUID
+	g.Expect(k8sClient.Update(t.Context(), ns)).To(Succeed())
+	mc = waitAvailable(t, createMemcached(t, assigned, "platform", 1, nil), 1)
+	g.Expect(processUID(g, t.Context(), mc)).To(Equal(platformUID))
+	answer, err := command(mc.Status.ServerList[0], "version")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(answer).To(HavePrefix("VERSION "))
+
+	unassigned := newNamespace(t)
+	mc = createMemcached(t, unassigned, "platform", 1, nil)
+	g.Eventually(func(g Gomega) string {
+		list := pods(g, t.Context(), mc)
+		g.Expect(list).To(HaveLen(1))
+		g.Expect(list[0].Status.ContainerStatuses).To(HaveLen(1))
+		waiting := list[0].Status.ContainerStatuses[0].State.Waiting
+		g.Expect(waiting).NotTo(BeNil())
+		return waiting.Message
+	}).Should(ContainSubstring("non-numeric user"))
+}
+
+// processUID returns the user the memcached process of mc's only pod runs
+// as, as the node sees it.
+func processUID(g Gomega, ctx context.Context, mc *cachev1alpha1.Memcached) string {
+	list := pods(g, ctx, mc)
+	g.Expect(list).To(HaveLen(1))
+	uid, err := containerProcessUID(string(list[0].UID), "memcached")
+	g.Expect(err).NotTo(HaveOccurred())
+	return uid
+}
+
+// applyManifest applies YAML objects as the cluster administrator.
+func applyManifest(t *testing.T, manifest string) error {
+	path := filepath.Join(t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		return err
+	}
+	if out, err := runKubectl("apply", "--server-side", "-f", path); err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// setManagerArgs runs the release's manager with extra arguments until the
+// test ends, and waits for it to be available each time.
+func setManagerArgs(t *testing.T, args ...string) {
+	g := NewWithT(t)
+	deployment := &appsv1.Deployment{}
+	key := client.ObjectKey{Namespace: operatorNamespace, Name: managerName}
+	g.Expect(k8sClient.Get(t.Context(), key, deployment)).To(Succeed())
+	original := slices.Clone(deployment.Spec.Template.Spec.Containers[0].Args)
+	set := func(args []string) {
+		current := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(context.Background(), key, current)).To(Succeed())
+		current.Spec.Template.Spec.Containers[0].Args = args
+		g.Expect(k8sClient.Update(context.Background(), current)).To(Succeed())
+		out, err := runKubectl("--namespace", operatorNamespace, "rollout", "status", "--timeout=3m", "deployment/"+managerName)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+	}
+	set(append(slices.Clone(original), args...))
+	t.Cleanup(func() { set(original) })
 }
