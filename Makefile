@@ -38,7 +38,7 @@ demo: build k8s-bins ## Run the operator on a simulated cluster with the sample 
 demo-node: node-check build k8s-bins node-images ## Run the sample on a real node, memcached in containers, until Ctrl-C (needs root).
 	go -C test build -o "$(LOCALBIN)/demo" ./cmd/demo
 	hack/in-netns.sh $(DEMO_NETNS) "$(LOCALBIN)/demo" --bin-dir "$(CONTROL_PLANE_DIR)" --manager bin/manager \
-		--real-node --node-bin-dir "$(NODE_BIN_DIR)" --node-images "$(NODE_IMAGES)"
+		--real-node --node-bin-dir "$(NODE_BIN_DIR)" --node-images "$(NODE_IMAGES)" --netns $(DEMO_NETNS)
 
 .PHONY: simcluster
 simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goes to simcluster.kubeconfig.

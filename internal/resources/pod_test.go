@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -268,6 +269,53 @@ func TestPodReadsTheSecretsItNeeds(t *testing.T) {
 			init := pod.InitContainers[0]
 			if init.Image != pod.Containers[0].Image || !slices.Equal(init.Command, []string{"/bin/sh", "-c", memcached.AuthScript()}) {
 				t.Errorf("init container runs %s %q, want the memcached image's shell with the auth script", init.Image, init.Command)
+			}
+		})
+	}
+}
+
+func TestImagesOfAMemcachedThatNamesNone(t *testing.T) {
+	mirror := Images{Memcached: "mirror.example.com/memcached:1.6.39", Exporter: "mirror.example.com/exporter:v0.15.4"}
+	tests := []struct {
+		name                        string
+		spec                        func(*cachev1alpha1.MemcachedSpec)
+		images                      Images
+		wantMemcached, wantExporter string
+	}{
+		{name: "the built-in defaults", wantMemcached: DefaultImage, wantExporter: DefaultExporterImage},
+		{name: "the operator's", images: mirror, wantMemcached: mirror.Memcached, wantExporter: mirror.Exporter},
+		{name: "the Memcached's own win", images: mirror,
+			spec: func(s *cachev1alpha1.MemcachedSpec) {
+				s.Image, s.Monitoring.ExporterImage = "own/memcached:1", "own/exporter:1"
+			},
+			wantMemcached: "own/memcached:1", wantExporter: "own/exporter:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+				s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+				s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
+				s.Workload = cachev1alpha1.WorkloadStatefulSet
+				if tt.spec != nil {
+					tt.spec(s)
+				}
+			})
+			in := inputsFor(mc)
+			in.Images = tt.images
+			pod := podOf(t, mc, in).Spec
+			c := pod.Containers[0]
+			var env string
+			for _, e := range c.Env {
+				if e.Name == memcached.ImageEnv {
+					env = e.Value
+				}
+			}
+			if c.Image != tt.wantMemcached || env != tt.wantMemcached {
+				t.Errorf("memcached runs %s with %s=%s, want %s", c.Image, memcached.ImageEnv, env, tt.wantMemcached)
+			}
+			exporter := object[appsv1.Deployment](t, Build(mc, in), DeploymentKind, "mc-exporter")
+			if got := exporter.Spec.Template.Spec.Containers[0].Image; got != tt.wantExporter {
+				t.Errorf("the exporter runs %s, want %s", got, tt.wantExporter)
 			}
 		})
 	}

@@ -177,10 +177,13 @@ func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion strin
 	other := indexObjects(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace,
 		"--kube-version", kubeVersion, "--set", "image.repository=registry.example.com/op", "--set", "image.tag=v1",
 		"--set", "image.digest=sha256:0123", "--set", "memcachedPodUID=platform", "--set", "leaderElection.enabled=false",
+		"--set", "defaultImages.memcached=mirror.example.com/memcached:1.6.39-alpine",
+		"--set", "defaultImages.exporter=mirror.example.com/memcached-exporter:v0.15.4",
 		"--set", "crds.install=false", "--set", "metrics.enabled=false")))
 	manager = deploymentOf(g, other["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec.Containers[0]
 	g.Expect(manager.Image).To(Equal("registry.example.com/op@sha256:0123"))
-	g.Expect(manager.Args).To(Equal([]string{"--leader-elect=false", "--health-probe-bind-address=:8081", "--memcached-uid=platform"}))
+	g.Expect(manager.Args).To(Equal([]string{"--leader-elect=false", "--health-probe-bind-address=:8081", "--memcached-uid=platform",
+		"--memcached-image=mirror.example.com/memcached:1.6.39-alpine", "--exporter-image=mirror.example.com/memcached-exporter:v0.15.4"}))
 	g.Expect(other).NotTo(HaveKey("CustomResourceDefinition//" + crdName))
 	g.Expect(other).NotTo(HaveKey("Service/" + helmNamespace + "/memcached-operator-controller-manager-metrics-service"))
 	_, err = helm.run("template", helmRelease, chart, "--kube-version", kubeVersion, "--set", "memcachedPodUID=root")

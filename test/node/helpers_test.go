@@ -128,17 +128,20 @@ func newClient(servers ...string) *memcache.Client {
 // key returns the i-th key of a test.
 func key(i int) string { return "key-" + strconv.Itoa(i) }
 
-// setKeys sets n keys, each to its own name.
-func setKeys(g Gomega, c *memcache.Client, n int) {
-	for i := range n {
+// keyCount is how many keys a test sets.
+const keyCount = 1000
+
+// setKeys sets keyCount keys, each to its own name.
+func setKeys(g Gomega, c *memcache.Client) {
+	for i := range keyCount {
 		g.Expect(c.Set(&memcache.Item{Key: key(i), Value: []byte(key(i))})).To(Succeed())
 	}
 }
 
-// hits returns how many of the n keys c gets back with their value.
-func hits(c *memcache.Client, n int) int {
+// hits returns how many of the keyCount keys c gets back with their value.
+func hits(c *memcache.Client) int {
 	found := 0
-	for i := range n {
+	for i := range keyCount {
 		item, err := c.Get(key(i))
 		if err == nil && string(item.Value) == key(i) {
 			found++

@@ -74,14 +74,14 @@ func TestTheSampleServesItsKeys(t *testing.T) {
 	}
 	g.Expect(mc.Status.Nodes).To(HaveLen(3))
 
-	const n = 1000
+	const n = keyCount
 	c := newClient(mc.Status.ServerList...)
-	setKeys(g, c, n)
-	g.Expect(hits(c, n)).To(Equal(n))
+	setKeys(g, c)
+	g.Expect(hits(c)).To(Equal(n))
 	// The keys are spread over the pods, and each pod serves its share.
 	total := 0
 	for _, server := range mc.Status.ServerList {
-		share := hits(newClient(server), n)
+		share := hits(newClient(server))
 		g.Expect(share).To(BeNumerically(">", 0), "%s holds none of the keys", server)
 		total += share
 	}
@@ -117,7 +117,7 @@ func TestServerListNamesResolveFromAPod(t *testing.T) {
 	mc := createMemcached(t, ns, "ring", 3, func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet })
 	mc = waitAvailable(t, mc, 3)
 
-	var hosts []string
+	hosts := make([]string, 0, len(mc.Status.ServerList))
 	for _, server := range mc.Status.ServerList {
 		host, _, err := net.SplitHostPort(server)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -185,12 +185,12 @@ func TestWarmRestartServesTheKeysAgain(t *testing.T) {
 		s.Workload = cachev1alpha1.WorkloadStatefulSet
 		s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
 	})
-	mc = waitAvailable(t, mc, 3)
+	waitAvailable(t, mc, 3)
 
-	const n = 1000
+	const n = keyCount
 	before := &corev1.Pod{}
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "warm-1"}, before)).To(Succeed())
-	setKeys(g, newClient(net.JoinHostPort(before.Status.PodIP, "11211")), n)
+	setKeys(g, newClient(net.JoinHostPort(before.Status.PodIP, "11211")))
 
 	g.Expect(k8sClient.Delete(t.Context(), before)).To(Succeed())
 	after := &corev1.Pod{}
@@ -199,7 +199,7 @@ func TestWarmRestartServesTheKeysAgain(t *testing.T) {
 		g.Expect(after.UID).NotTo(Equal(before.UID))
 		g.Expect(isReady(after)).To(BeTrue())
 	}).Should(Succeed())
-	served := hits(newClient(net.JoinHostPort(after.Status.PodIP, "11211")), n)
+	served := hits(newClient(net.JoinHostPort(after.Status.PodIP, "11211")))
 	fmt.Printf("Warm restart: %d of %d keys served again by the new warm-1 (%.1f%%)\n", served, n, 100*float64(served)/n)
 	g.Expect(served).To(BeNumerically(">=", n*99/100))
 }
@@ -223,12 +223,12 @@ func TestHitRatioDuringARollout(t *testing.T) {
 			g := NewWithT(t)
 			ns := newNamespace(t)
 			mc := waitAvailable(t, createMemcached(t, ns, "rolled", 3, tc.mutate), 3)
-			const n = 1000
+			const n = keyCount
 			servers, err := resolve(t.Context(), mc.Status.ServerList)
 			g.Expect(err).NotTo(HaveOccurred())
-			setKeys(g, newClient(servers...), n)
+			setKeys(g, newClient(servers...))
 
-			reader := startReader(t, mc, n)
+			reader := startReader(t, mc)
 			start := time.Now()
 			current := mc.DeepCopy()
 			current.Spec.Resources = &cachev1alpha1.ResourceRequirements{
@@ -238,7 +238,7 @@ func TestHitRatioDuringARollout(t *testing.T) {
 			gets, hitsDuring := reader.stop()
 			servers, err = resolve(t.Context(), mc.Status.ServerList)
 			g.Expect(err).NotTo(HaveOccurred())
-			kept := hits(newClient(servers...), n)
+			kept := hits(newClient(servers...))
 			fmt.Printf("Rollout of a %s: %.1f%% of %d gets hit during its %.0fs; %.1f%% of the keys are there after it\n",
 				tc.name, 100*float64(hitsDuring)/float64(gets), gets, time.Since(start).Seconds(), 100*float64(kept)/n)
 			g.Expect(gets).To(BeNumerically(">", 100))
@@ -260,15 +260,13 @@ type reader struct {
 	wg         sync.WaitGroup
 }
 
-func startReader(t *testing.T, mc *cachev1alpha1.Memcached, n int) *reader {
+func startReader(t *testing.T, mc *cachev1alpha1.Memcached) *reader {
 	r := &reader{done: make(chan struct{})}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
+	r.wg.Go(func() {
 		ctx := context.Background()
 		var c = newClient()
 		refreshed := time.Time{}
-		for i := 0; ; i = (i + 1) % n {
+		for i := 0; ; i = (i + 1) % keyCount {
 			select {
 			case <-r.done:
 				return
@@ -290,7 +288,7 @@ func startReader(t *testing.T, mc *cachev1alpha1.Memcached, n int) *reader {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-	}()
+	})
 	t.Cleanup(func() { r.stop() })
 	return r
 }

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ func main() {
 		"Directory of kubelet, kube-proxy and coredns built by hack/build-node.sh (default $NODE_BIN_DIR).")
 	flag.StringVar(&node.images, "node-images", os.Getenv("NODE_IMAGES"),
 		"The archive of the real node's images, written by test/cmd/nodeimages (default $NODE_IMAGES).")
+	flag.StringVar(&node.netns, "netns", "", "The name of the network namespace the demo runs in, for the commands it prints.")
 	flag.Parse()
 
 	if err := run(binDir, manager, dataDir, nodes, node); err != nil {
@@ -59,8 +61,8 @@ func main() {
 
 // nodeFlags say whether and how to run a real node.
 type nodeFlags struct {
-	enabled        bool
-	binDir, images string
+	enabled               bool
+	binDir, images, netns string
 }
 
 func run(binDir, manager, dataDir string, nodes int, node nodeFlags) error {
@@ -156,6 +158,9 @@ func run(binDir, manager, dataDir string, nodes int, node nodeFlags) error {
 		return err
 	}
 
+	if node.enabled {
+		return waitOnRealNode(ctx, cluster, node.netns, adminKubeconfig, binDir, operator.LogPath)
+	}
 	fmt.Printf(`
 The simulated cluster is running, with the operator. Try it from another terminal:
 
@@ -213,4 +218,48 @@ func waitForNodes(ctx context.Context, cluster *simcluster.Cluster, namespace, n
 		slices.Sort(running)
 		return len(running) == size && slices.Equal(running, mc.Status.Nodes), nil
 	})
+}
+
+// waitOnRealNode prints how to reach the sample's memcached pods, which run
+// on the real node, then waits for Ctrl-C.
+func waitOnRealNode(ctx context.Context, cluster *simcluster.Cluster, netns, kubeconfig, binDir, operatorLog string) error {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(cachev1alpha1.AddToScheme(scheme))
+	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	mc := &cachev1alpha1.Memcached{}
+	service := &corev1.Service{}
+	key := client.ObjectKey{Namespace: "default", Name: "example-memcached"}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, key, mc); err != nil {
+			return false, nil
+		}
+		return len(mc.Status.ServerList) == int(mc.Spec.Size), nil
+	}); err != nil {
+		return fmt.Errorf("waiting for the server list: %w", err)
+	}
+	if err := c.Get(ctx, key, service); err != nil {
+		return err
+	}
+	in := "ip netns exec " + netns + " "
+	fmt.Printf(`
+The cluster runs with a real node: memcached runs in containers, in the network
+namespace %[1]s, which nothing is routed out of. Its pods serve at
+%[2]s, and the Service example-memcached at %[3]s:11211.
+From another terminal, as root:
+
+  %[4]sbash -c 'exec 3<>/dev/tcp/%[3]s/11211; printf "set greeting 0 0 5\r\nhello\r\nget greeting\r\n" >&3; head -n 4 <&3'
+  %[4]s%[5]s/kubectl --kubeconfig=%[6]s get mc,pods,svc -o wide
+  %[4]s%[5]s/kubectl --kubeconfig=%[6]s scale mc example-memcached --replicas=5
+  %[4]s%[5]s/kubectl --kubeconfig=%[6]s logs deployment/example-memcached
+
+The operator logs to %[7]s; the cluster's and the node's logs are in %[8]s.
+Press Ctrl-C to stop.
+`, netns, strings.Join(mc.Status.ServerList, " "), service.Spec.ClusterIP, in, binDir, kubeconfig, operatorLog,
+		filepath.Join(cluster.DataDir, "logs")+" and "+filepath.Join(cluster.DataDir, "node", "logs"))
+	<-ctx.Done()
+	return nil
 }

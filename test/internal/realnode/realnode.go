@@ -40,8 +40,10 @@ const (
 	PodCIDR = "10.88.0.0/16"
 	// ClusterDomain is the DNS domain of Services and pods.
 	ClusterDomain = "cluster.local"
+)
 
-	// The images the node holds; nodeimages writes them, Start imports them.
+// The images the node holds: nodeimages writes them, Start imports them.
+const (
 	PauseImage     = "localhost/memcached-operator/pause:node"
 	MemcachedImage = "localhost/memcached-operator/memcached:1.6.38"
 	ExporterImage  = "localhost/memcached-operator/memcached-exporter:v0.15.0"
@@ -157,19 +159,19 @@ func cgroupMemory() string {
 // SetUpNetwork gives this network namespace the node's address, on an
 // interface of its own, before the control plane starts listening on it.
 func SetUpNetwork() error {
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
+	for _, command := range []string{
+		"link set lo up",
 		// A veth pair, as no dummy interface may be available in a container.
-		{"link", "add", nodeLink, "type", "veth", "peer", "name", nodeLink + "-peer"},
-		{"addr", "add", Address + "/32", "dev", nodeLink},
-		{"link", "set", nodeLink, "up"},
-		{"link", "set", nodeLink + "-peer", "up"},
+		"link add " + nodeLink + " type veth peer name " + nodeLink + "-peer",
+		"addr add " + Address + "/32 dev " + nodeLink,
+		"link set " + nodeLink + " up",
+		"link set " + nodeLink + "-peer up",
 		// The node's own connections to Services: kube-proxy rewrites
 		// them, but only once a route has taken them out of the socket.
-		{"route", "add", simcluster.ServiceCIDR, "dev", nodeLink},
+		"route add " + simcluster.ServiceCIDR + " dev " + nodeLink,
 	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+		if out, err := exec.Command("ip", strings.Fields(command)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %w: %s", command, err, out)
 		}
 	}
 	return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)

@@ -59,6 +59,20 @@ type Options struct {
 	Address string
 }
 
+// withDefaults returns opts with the defaults of the fields left empty.
+func (opts Options) withDefaults() Options {
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.NoFakeNodes {
+		opts.Nodes = 0
+	}
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1"
+	}
+	return opts
+}
+
 // Cluster is a running simulated cluster.
 type Cluster struct {
 	// Kubeconfig is the path of a kubeconfig that authenticates as a cluster
@@ -96,15 +110,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.BinDir == "" {
 		return nil, errors.New("simcluster: Options.BinDir is required")
 	}
-	if opts.Nodes == 0 {
-		opts.Nodes = 3
-	}
-	if opts.NoFakeNodes {
-		opts.Nodes = 0
-	}
-	if opts.Address == "" {
-		opts.Address = "127.0.0.1"
-	}
+	opts = opts.withDefaults()
 
 	c := &Cluster{DataDir: opts.DataDir, binDir: opts.BinDir}
 	if c.DataDir == "" {
@@ -151,26 +157,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	apiServerArgs := []string{
-		"--etcd-servers=" + etcdURL,
-		"--bind-address=" + opts.Address, "--advertise-address=" + opts.Address,
-		"--secure-port=" + strconv.Itoa(apiServerPort),
-		"--cert-dir=" + c.pki(),
-		"--service-cluster-ip-range=" + ServiceCIDR,
-		"--token-auth-file=" + filepath.Join(c.pki(), "tokens.csv"),
-		"--authorization-mode=Node,RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file=" + filepath.Join(c.pki(), "sa.pub"),
-		"--service-account-signing-key-file=" + filepath.Join(c.pki(), "sa.key"),
-		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
-		// For logs and exec: nodes are not in any DNS.
-		"--kubelet-preferred-address-types=InternalIP",
-	}
-	if net.ParseIP(opts.Address).IsLoopback() {
-		// The default reconciler refuses to publish a loopback address.
-		apiServerArgs = append(apiServerArgs, "--endpoint-reconciler-type=none")
-	}
-	if err := c.start("kube-apiserver", opts.BinDir, apiServerArgs...); err != nil {
+	if err := c.start("kube-apiserver", opts.BinDir, c.apiServerArgs(opts.Address, etcdURL, apiServerPort)...); err != nil {
 		return nil, err
 	}
 	c.address = opts.Address
@@ -255,6 +242,31 @@ leaderElection:
 		return nil, err
 	}
 	return c, nil
+}
+
+// apiServerArgs returns the arguments of kube-apiserver, listening on
+// address and port, with its data in etcdURL.
+func (c *Cluster) apiServerArgs(address, etcdURL string, port int) []string {
+	args := []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + address, "--advertise-address=" + address,
+		"--secure-port=" + strconv.Itoa(port),
+		"--cert-dir=" + c.pki(),
+		"--service-cluster-ip-range=" + ServiceCIDR,
+		"--token-auth-file=" + filepath.Join(c.pki(), "tokens.csv"),
+		"--authorization-mode=Node,RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + filepath.Join(c.pki(), "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(c.pki(), "sa.key"),
+		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
+		// For logs and exec: nodes are not in any DNS.
+		"--kubelet-preferred-address-types=InternalIP",
+	}
+	if net.ParseIP(address).IsLoopback() {
+		// The default reconciler refuses to publish a loopback address.
+		args = append(args, "--endpoint-reconciler-type=none")
+	}
+	return args
 }
 
 // ServiceCIDR is the range of the Services' cluster IPs.
