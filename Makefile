@@ -154,9 +154,10 @@ node-bins: ## Build kubelet, kube-proxy, CoreDNS and memcached_exporter from Go 
 	@hack/build-node.sh >/dev/null
 
 .PHONY: node-images
-node-images: image node-bins ## Write the real node's images (pause, memcached, exporter, operator) to bin/node-images.tar.
+node-images: image node-bins ## Write the real node's images (pause, memcached, exporter, operator, a client) to bin/node-images.tar.
 	CGO_ENABLED=0 go -C test build -trimpath -ldflags='-s -w' -o "$(LOCALBIN)/node/pause" ./cmd/pause
-	go -C test run ./cmd/nodeimages --out "$(NODE_IMAGES)" --pause "$(LOCALBIN)/node/pause" \
+	CGO_ENABLED=0 go -C test build -trimpath -ldflags='-s -w' -o "$(LOCALBIN)/node/memcached-client" ./cmd/memcached-client
+	go -C test run ./cmd/nodeimages --out "$(NODE_IMAGES)" --pause "$(LOCALBIN)/node/pause" --client "$(LOCALBIN)/node/memcached-client" \
 		--memcached-rootfs "$$(hack/fetch-memcached-rootfs.sh)" --exporter "$(NODE_BIN_DIR)/memcached_exporter" \
 		--operator-layout "$(CURDIR)/dist/image"
 

@@ -7,8 +7,10 @@
 #
 # It needs neither root nor the machine's package lists: apt keeps its lists
 # and downloads in a temporary directory, and reads only the trixie source
-# below. The cache lives outside the repository so that every clone on a
-# machine shares it:
+# below, checked with the Debian archive keyring. The memcached version is
+# pinned; once trixie's updates replace it, the version trixie has is taken,
+# with a warning. The cache lives outside the repository so that every clone
+# on a machine shares it:
 #   ${MEMCACHED_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memcached-operator}/memcached-rootfs/<version>
 #
 # Usage:
@@ -17,9 +19,9 @@
 set -euo pipefail
 
 version=1.6.38-1
-packages=("memcached=${version}" libc6 libevent-2.1-7t64 libsasl2-2 libsasl2-modules-db libdb5.3t64
-	libssl3t64 libzstd1 zlib1g busybox-static)
+libraries=(libc6 libevent-2.1-7t64 libsasl2-2 libsasl2-modules-db libdb5.3t64 libssl3t64 libzstd1 zlib1g busybox-static)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 cache_root=${MEMCACHED_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memcached-operator}
 dest="${cache_root}/memcached-rootfs/${version}"
@@ -39,17 +41,29 @@ fail() {
 }
 command -v apt-get >/dev/null || fail "apt-get is not available"
 command -v dpkg-deb >/dev/null || fail "dpkg-deb is not available"
+[[ -r "${keyring}" ]] || fail "${keyring} is missing (Debian package debian-archive-keyring)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fetch-memcached-rootfs.XXXXXX")
 trap 'rm -rf "${work}"' EXIT
 mkdir -p "${work}/lists/partial" "${work}/cache/archives/partial" "${work}/debs" "${work}/root"
-echo "deb [trusted=yes] ${mirror} trixie main" >"${work}/sources.list"
+echo "deb [signed-by=${keyring}] ${mirror} trixie main" >"${work}/sources.list"
 apt_options=(-o "Dir::Etc::sourcelist=${work}/sources.list" -o Dir::Etc::sourceparts=-
 	-o "Dir::State::Lists=${work}/lists" -o "Dir::Cache=${work}/cache" -o Debug::NoLocking=1 -qq)
 
-echo "  memcached image: downloading Debian trixie's memcached ${version} into ${dest}" >&2
 apt-get "${apt_options[@]}" update >"${work}/apt.log" 2>&1 || fail "apt-get update failed: $(tail -n 1 "${work}/apt.log")"
-(cd "${work}/debs" && apt-get "${apt_options[@]}" download "${packages[@]}") >>"${work}/apt.log" 2>&1 ||
+if ! apt-cache "${apt_options[@]}" madison memcached | grep -q " ${version} "; then
+	available=$(apt-cache "${apt_options[@]}" policy memcached | sed -n 's/^ *Candidate: //p')
+	[[ -n "${available}" && "${available}" != "(none)" ]] || fail "trixie has no memcached"
+	echo "  memcached image: trixie no longer has memcached ${version}; taking ${available}" >&2
+	version=${available}
+	dest="${cache_root}/memcached-rootfs/${version}"
+	if [[ -x "${dest}/usr/bin/memcached" ]]; then
+		echo "${dest}"
+		exit 0
+	fi
+fi
+echo "  memcached image: downloading Debian trixie's memcached ${version} into ${dest}" >&2
+(cd "${work}/debs" && apt-get "${apt_options[@]}" download "memcached=${version}" "${libraries[@]}") >>"${work}/apt.log" 2>&1 ||
 	fail "apt-get download failed: $(tail -n 1 "${work}/apt.log")"
 for deb in "${work}"/debs/*.deb; do
 	dpkg-deb -x "${deb}" "${work}/root"

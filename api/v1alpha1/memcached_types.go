@@ -79,10 +79,10 @@ type MemcachedSpec struct {
 	// +optional
 	WarmRestart *WarmRestartSpec `json:"warmRestart,omitempty"`
 
-	// image is the memcached container image. When empty, the pods run the
-	// operator's default image: memcached:1.6.39-alpine, unless the operator
-	// was started with another (its --memcached-image flag), as clusters that
-	// pull from a mirror do.
+	// image is the memcached container image. When unset, the pods run the
+	// operator's image for Memcacheds that name none (its --memcached-image
+	// flag, memcached:1.6.39-alpine unless set, as clusters that pull from a
+	// mirror do), and an operator upgrade that changes it rolls the pods.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
@@ -371,10 +371,9 @@ type MonitoringSpec struct {
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
 
-	// exporterImage is the exporter's container image. When empty, the
-	// exporter runs the operator's default: prom/memcached-exporter:v0.15.4,
-	// unless the operator was started with another (its --exporter-image
-	// flag).
+	// exporterImage is the exporter's container image. When unset, the
+	// exporter runs the operator's image for Memcacheds that name none (its
+	// --exporter-image flag, prom/memcached-exporter:v0.15.4 unless set).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional

@@ -98,15 +98,18 @@ func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time
 	if observed.StatefulSet != nil {
 		running = ptr.Deref(observed.StatefulSet.Spec.Replicas, 0)
 	}
+	drain := time.Duration(ptr.Deref(mc.Spec.ScaleDownDrainSeconds, 0)) * time.Second
 	s.DrainingSince = mc.Status.DrainingSince
 	if members < published {
-		// The API server keeps the time to the second: the drain counts
-		// from the next whole second, so that it lasts all its seconds
-		// once the time is read back.
-		since := metav1.NewTime(now.Add(time.Second - 1).Truncate(time.Second))
+		since := now
+		if drain > 0 {
+			// The API server keeps the time to the second: the drain counts
+			// from the next whole second, so that it lasts all its seconds
+			// once the time is read back.
+			since = metav1.NewTime(now.Add(time.Second - 1).Truncate(time.Second))
+		}
 		s.DrainingSince = &since
 	}
-	drain := time.Duration(ptr.Deref(mc.Spec.ScaleDownDrainSeconds, 0)) * time.Second
 	s.StatefulSetReplicas = size
 	if s.DrainingSince != nil {
 		left := drain - now.Sub(s.DrainingSince.Time)

@@ -71,6 +71,8 @@ func TestPlanServersOfAStatefulSet(t *testing.T) {
 		wantReplicas  int32
 		wantDraining  *metav1.Time
 		wantRequeue   time.Duration
+		// at is when, after now, the plan is made.
+		at time.Duration
 	}{
 		{
 			name: "new: nothing to publish yet", mc: statefulMemcached(3, 0),
@@ -117,6 +119,17 @@ func TestPlanServersOfAStatefulSet(t *testing.T) {
 			wantList: names(3), wantReplicas: 3,
 		},
 		{
+			name: "scale-down without a drain, at a fraction of a second: the last pods go at once",
+			mc: func() *cachev1alpha1.Memcached {
+				mc := statefulMemcached(3, 5)
+				mc.Spec.ScaleDownDrainSeconds = ptr.To[int32](0)
+				return mc
+			}(),
+			at:       300 * time.Millisecond,
+			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
+			wantList: names(3), wantReplicas: 3,
+		},
+		{
 			name: "scale-up while draining: the drained pods rejoin", mc: statefulMemcached(6, 3), drainingSince: at(-10 * time.Second),
 			observed: Observed{StatefulSet: statefulSet(5, 5), Pods: statefulPods(true, true, true, true, true)},
 			wantList: names(5), wantReplicas: 6,
@@ -125,7 +138,7 @@ func TestPlanServersOfAStatefulSet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.mc.Status.DrainingSince = tt.drainingSince
-			got := PlanServers(tt.mc, tt.observed, now)
+			got := PlanServers(tt.mc, tt.observed, metav1.NewTime(now.Add(tt.at)))
 			if !slices.Equal(got.List, tt.wantList) {
 				t.Errorf("list %q, want %q", got.List, tt.wantList)
 			}

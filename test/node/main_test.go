@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,9 @@ func run(m *testing.M) int {
 	code := 1
 	defer func() {
 		if code == 0 {
-			os.RemoveAll(dataDir)
+			if err := os.RemoveAll(dataDir); err != nil {
+				fmt.Fprintf(os.Stderr, "Failed to remove %s: %v\n", dataDir, err)
+			}
 		} else {
 			fmt.Fprintf(os.Stderr, "Logs of the cluster, the node and its pods are kept in %s\n", dataDir)
 		}
@@ -133,9 +136,10 @@ func run(m *testing.M) int {
 }
 
 // installRelease applies the release manifest as it ships, but for the
-// manager's image, which is the one imported into the node, and the default
-// images of the Memcacheds, which are the node's; then waits for the
-// manager's Deployment to be available.
+// manager's image, which is the one imported into the node, and the images
+// of the Memcacheds that name none, which are the node's (as a cluster that
+// pulls from a mirror sets them); then waits for the manager's Deployment to
+// be available.
 func installRelease(manifest, out string) error {
 	data, err := os.ReadFile(manifest)
 	if err != nil {
@@ -161,6 +165,9 @@ func installRelease(manifest, out string) error {
 			}
 			manager := &deployment.Spec.Template.Spec.Containers[0]
 			manager.Image = realnode.OperatorImage
+			manager.Args = slices.DeleteFunc(manager.Args, func(arg string) bool {
+				return strings.HasPrefix(arg, "--memcached-image=") || strings.HasPrefix(arg, "--exporter-image=")
+			})
 			manager.Args = append(manager.Args,
 				"--memcached-image="+realnode.MemcachedImage, "--exporter-image="+realnode.ExporterImage)
 			if obj.Object, err = runtime.DefaultUnstructuredConverter.ToUnstructured(deployment); err != nil {

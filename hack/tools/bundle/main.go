@@ -83,11 +83,11 @@ var iconSVG []byte
 const watchNamespaceEnv = "WATCH_NAMESPACE"
 
 // relatedImages are the operand images the operator runs by default, read
-// from the defaults of the CRD schema (kind, path under the version's schema).
-// Listed in spec.relatedImages, they let a disconnected cluster mirror them.
-var relatedImages = []struct{ name, kind, path string }{
-	{"memcached", "Memcached", "spec.image"},
-	{"memcached-exporter", "Memcached", "spec.monitoring.exporterImage"},
+// from the manager's flags that set them (name, flag). Listed in
+// spec.relatedImages, they let a disconnected cluster mirror them.
+var relatedImages = []struct{ name, flag string }{
+	{"memcached", "--memcached-image"},
+	{"memcached-exporter", "--exporter-image"},
 }
 
 type options struct {
@@ -268,12 +268,12 @@ func buildBundle(o options, ver semver.Version, objs, samples []*unstructured.Un
 		csv.Annotations["operatorframework.io/suggested-namespace"] = operatorNS
 	}
 
-	owned, crdsByKind, err := ownedCRDs(r.crds, csv.Spec.CustomResourceDefinitions.Owned)
+	owned, err := ownedCRDs(r.crds, csv.Spec.CustomResourceDefinitions.Owned)
 	if err != nil {
 		return nil, err
 	}
 	csv.Spec.CustomResourceDefinitions.Owned = owned
-	operands, err := operandImages(crdsByKind)
+	operands, err := operandImages(deploy)
 	if err != nil {
 		return nil, err
 	}
@@ -435,41 +435,47 @@ func permissions(r *rendered, saName, operatorNS string) (clusterRules, nsRules 
 	return clusterRules, nsRules, extras, nil
 }
 
-// ownedCRDs describes the CRDs for the CSV, and returns them typed by kind.
-func ownedCRDs(crds []*unstructured.Unstructured, bases []operatorsv1alpha1.CRDDescription) ([]operatorsv1alpha1.CRDDescription, map[string]*apiextensionsv1.CustomResourceDefinition, error) {
-	byKind := map[string]*apiextensionsv1.CustomResourceDefinition{}
+// ownedCRDs describes the CRDs for the CSV.
+func ownedCRDs(crds []*unstructured.Unstructured, bases []operatorsv1alpha1.CRDDescription) ([]operatorsv1alpha1.CRDDescription, error) {
+	kinds := map[string]bool{}
 	var owned []operatorsv1alpha1.CRDDescription
 	for _, obj := range crds {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, crd); err != nil {
-			return nil, nil, fmt.Errorf("CRD %s: %w", obj.GetName(), err)
+			return nil, fmt.Errorf("CRD %s: %w", obj.GetName(), err)
 		}
-		byKind[crd.Spec.Names.Kind] = crd
+		kinds[crd.Spec.Names.Kind] = true
 		descs, err := ownedCRD(crd, bases)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		owned = append(owned, descs...)
 	}
 	for _, base := range bases {
-		if _, ok := byKind[base.Kind]; !ok {
-			return nil, nil, fmt.Errorf("base.clusterserviceversion.yaml describes the kind %s, which no rendered CRD defines", base.Kind)
+		if !kinds[base.Kind] {
+			return nil, fmt.Errorf("base.clusterserviceversion.yaml describes the kind %s, which no rendered CRD defines", base.Kind)
 		}
 	}
-	return owned, byKind, nil
+	return owned, nil
 }
 
-// operandImages are the relatedImages read from the CRDs' defaults.
-func operandImages(crdsByKind map[string]*apiextensionsv1.CustomResourceDefinition) ([]operatorsv1alpha1.RelatedImage, error) {
+// operandImages are the relatedImages read from the flags of the operator's
+// Deployment.
+func operandImages(deploy *appsv1.Deployment) ([]operatorsv1alpha1.RelatedImage, error) {
+	manager, err := managerContainer(&deploy.Spec.Template)
+	if err != nil {
+		return nil, err
+	}
 	var out []operatorsv1alpha1.RelatedImage
 	for _, ri := range relatedImages {
-		crd, ok := crdsByKind[ri.kind]
-		if !ok {
-			return nil, fmt.Errorf("related image %s: no CRD of kind %s", ri.name, ri.kind)
+		image := ""
+		for _, arg := range manager.Args {
+			if value, ok := strings.CutPrefix(arg, ri.flag+"="); ok {
+				image = value
+			}
 		}
-		image, err := schemaDefault(crd, ri.path)
-		if err != nil {
-			return nil, fmt.Errorf("related image %s: %w", ri.name, err)
+		if image == "" {
+			return nil, fmt.Errorf("related image %s: the manager is not given %s=<image>", ri.name, ri.flag)
 		}
 		out = append(out, operatorsv1alpha1.RelatedImage{Name: ri.name, Image: image})
 	}
@@ -769,26 +775,6 @@ func schemaProperty(schema *apiextensionsv1.JSONSchemaProps, dotted string) (*ap
 		p = &next
 	}
 	return p, nil
-}
-
-// schemaDefault returns the string default at a dotted path of the schema of
-// crd's storage version.
-func schemaDefault(crd *apiextensionsv1.CustomResourceDefinition, dotted string) (string, error) {
-	for _, v := range crd.Spec.Versions {
-		if !v.Storage || v.Schema == nil {
-			continue
-		}
-		p, err := schemaProperty(v.Schema.OpenAPIV3Schema, dotted)
-		if err != nil {
-			return "", err
-		}
-		var s string
-		if p.Default == nil || json.Unmarshal(p.Default.Raw, &s) != nil || s == "" {
-			return "", fmt.Errorf("%s %s has no string default", crd.Name, dotted)
-		}
-		return s, nil
-	}
-	return "", fmt.Errorf("%s has no storage version with a schema", crd.Name)
 }
 
 // marshalCSV writes csv as YAML without the fields a typed round trip adds

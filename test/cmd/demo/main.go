@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -85,6 +86,9 @@ func run(binDir, manager, dataDir string, nodes int, node nodeFlags) error {
 	clusterOptions := simcluster.Options{BinDir: binDir, DataDir: filepath.Join(dataDir, "cluster"), Nodes: nodes}
 	var operatorArgs []string
 	if node.enabled {
+		if node.netns == "" {
+			return errors.New("--real-node needs --netns, the network namespace the demo runs in")
+		}
 		if err := realnode.CheckHost(); err != nil {
 			return err
 		}

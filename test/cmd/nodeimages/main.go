@@ -8,8 +8,9 @@
 //     where the operator relies on it: entrypoint memcached, USER memcache
 //     by name, UID 11211, a shell for the pods' scripts;
 //   - a memcached_exporter image, from its binary;
-//   - the operator's image, taken for linux/amd64 from the OCI layout that
-//     make image writes.
+//   - the operator's image, taken for this machine's platform from the OCI layout that
+//     make image writes;
+//   - the image of test/cmd/memcached-client, a client that runs in a pod.
 //
 // Every flag is required.
 package main
@@ -43,16 +44,17 @@ func main() {
 	rootfs := flag.String("memcached-rootfs", "", "The memcached image's root file system.")
 	exporter := flag.String("exporter", "", "The memcached_exporter binary, static.")
 	operator := flag.String("operator-layout", "", "The OCI layout of the operator's image.")
+	client := flag.String("client", "", "The memcached-client binary, static.")
 	flag.Parse()
-	if err := run(*out, *pause, *rootfs, *exporter, *operator); err != nil {
+	if err := run(*out, *pause, *rootfs, *exporter, *operator, *client); err != nil {
 		fmt.Fprintf(os.Stderr, "nodeimages: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, pause, rootfs, exporter, operator string) error {
-	if out == "" || pause == "" || rootfs == "" || exporter == "" || operator == "" {
-		return errors.New("--out, --pause, --memcached-rootfs, --exporter and --operator-layout are required")
+func run(out, pause, rootfs, exporter, operator, client string) error {
+	if out == "" || pause == "" || rootfs == "" || exporter == "" || operator == "" || client == "" {
+		return errors.New("--out, --pause, --memcached-rootfs, --exporter, --operator-layout and --client are required")
 	}
 	images := map[name.Reference]v1.Image{}
 	add := func(ref string, img v1.Image, err error) error {
@@ -72,6 +74,10 @@ func run(out, pause, rootfs, exporter, operator string) error {
 	}
 	img, err = binaryImage(exporter, "/bin/memcached_exporter", "nobody")
 	if err := add(realnode.ExporterImage, img, err); err != nil {
+		return err
+	}
+	img, err = binaryImage(client, "/memcached-client", "65532")
+	if err := add(realnode.ClientImage, img, err); err != nil {
 		return err
 	}
 	img, err = memcachedImage(rootfs)

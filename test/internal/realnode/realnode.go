@@ -3,11 +3,11 @@
 // bridge plugin gives them addresses on a bridge, kube-proxy programs their
 // Services with iptables, and CoreDNS serves the cluster domain.
 //
-// The node changes the network of the namespace it runs in (a bridge, a
-// dummy interface holding the node's address, iptables rules), so it must
-// run in a network namespace of its own: make test-node and make demo-node
-// make one, and nothing is routed out of it. It needs root and writable
-// cgroups (cgroup v1 or v2).
+// The node changes the network of the namespace it runs in (a bridge, an
+// interface holding the node's address, iptables rules), so it must run in a
+// network namespace of its own: make test-node and make demo-node make one
+// (hack/in-netns.sh), and nothing is routed out of it. It needs root and
+// writable cgroups; it was proven with cgroup v1 only.
 package realnode
 
 import (
@@ -19,7 +19,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +50,7 @@ const (
 	MemcachedImage = "localhost/memcached-operator/memcached:1.6.38"
 	ExporterImage  = "localhost/memcached-operator/memcached-exporter:v0.15.0"
 	OperatorImage  = "localhost/memcached-operator/manager:node"
+	ClientImage    = "localhost/memcached-operator/memcached-client:node"
 )
 
 // Options configure a real node.
@@ -256,8 +259,9 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	return n, nil
 }
 
-// Close stops the node's processes, newest first. The containers they
-// started go with the network namespace the node ran in.
+// Close stops the node's processes, newest first, kills its containers and
+// their shims, and unmounts what they mounted in the node's directory, so
+// that it can be removed.
 func (n *Node) Close() error {
 	var errs []error
 	for _, p := range slices.Backward(n.processes) {
@@ -266,11 +270,106 @@ func (n *Node) Close() error {
 		}
 	}
 	n.processes = nil
+	errs = append(errs, killCgroupTree(n.cgroupRoot), n.killShims(), unmountUnder(n.dir))
 	return errors.Join(errs...)
 }
 
 // LogDir holds the output of the node's processes.
 func (n *Node) LogDir() string { return n.logs() }
+
+// killCgroupTree kills every process in the cgroup tree path, in every
+// hierarchy, and removes the tree.
+func killCgroupTree(path string) error {
+	trees, err := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", path))
+	if err != nil {
+		return err
+	}
+	trees = append(trees, filepath.Join("/sys/fs/cgroup", path))
+	for _, tree := range trees {
+		if _, err := os.Stat(tree); err != nil {
+			continue
+		}
+		for range 50 {
+			var pids []int
+			_ = filepath.WalkDir(tree, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.Name() == "cgroup.procs" {
+					data, _ := os.ReadFile(p)
+					for field := range strings.FieldsSeq(string(data)) {
+						if pid, err := strconv.Atoi(field); err == nil {
+							pids = append(pids, pid)
+						}
+					}
+				}
+				return nil
+			})
+			if len(pids) == 0 {
+				break
+			}
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		var dirs []string
+		_ = filepath.WalkDir(tree, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for _, dir := range slices.Backward(dirs) {
+			if err := os.Remove(dir); err != nil {
+				return fmt.Errorf("failed to remove the cgroup %s: %w", dir, err)
+			}
+		}
+	}
+	return nil
+}
+
+// killShims kills the containerd shims of the node's containerd, which run
+// on after it.
+func (n *Node) killShims() error {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(string(cmdline), "\x00")
+		if strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") && slices.Contains(args, n.containerdSocket()) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return nil
+}
+
+// unmountUnder unmounts every mount point under dir, deepest first.
+func unmountUnder(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for line := range strings.Lines(string(data)) {
+		// The fifth field is the mount point, with spaces escaped.
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			points = append(points, fields[4])
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	var errs []error
+	for _, point := range points {
+		if err := syscall.Unmount(point, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("failed to unmount %s: %w", point, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // isTerminated reports whether err is only how a stopped process exited.
 func isTerminated(err error) bool {

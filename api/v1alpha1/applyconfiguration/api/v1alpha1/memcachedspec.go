@@ -52,10 +52,10 @@ type MemcachedSpecApplyConfiguration struct {
 	// memory to a file on a volume of the pod's own when it stops, and
 	// reads it back when it starts. It needs workload StatefulSet.
 	WarmRestart *WarmRestartSpecApplyConfiguration `json:"warmRestart,omitempty"`
-	// image is the memcached container image. When empty, the pods run the
-	// operator's default image: memcached:1.6.39-alpine, unless the operator
-	// was started with another (its --memcached-image flag), as clusters that
-	// pull from a mirror do.
+	// image is the memcached container image. When unset, the pods run the
+	// operator's image for Memcacheds that name none (its --memcached-image
+	// flag, memcached:1.6.39-alpine unless set, as clusters that pull from a
+	// mirror do), and an operator upgrade that changes it rolls the pods.
 	Image *string `json:"image,omitempty"`
 	// memoryMB is the memory memcached uses for items, in megabytes (memcached -m).
 	MemoryMB *int32 `json:"memoryMB,omitempty"`

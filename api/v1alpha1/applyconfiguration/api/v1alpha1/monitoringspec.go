@@ -34,10 +34,9 @@ type MonitoringSpecApplyConfiguration struct {
 	// monitoring on or off, or changing any of its settings, never restarts
 	// them.
 	Enabled *bool `json:"enabled,omitempty"`
-	// exporterImage is the exporter's container image. When empty, the
-	// exporter runs the operator's default: prom/memcached-exporter:v0.15.4,
-	// unless the operator was started with another (its --exporter-image
-	// flag).
+	// exporterImage is the exporter's container image. When unset, the
+	// exporter runs the operator's image for Memcacheds that name none (its
+	// --exporter-image flag, prom/memcached-exporter:v0.15.4 unless set).
 	ExporterImage *string `json:"exporterImage,omitempty"`
 	// exporterResources are the exporter container's compute resources.
 	// Without them, it requests 10m CPU and 32Mi of memory, and is limited to
