@@ -229,19 +229,19 @@ ifndef ignore-not-found
 endif
 
 .PHONY: install
-install: manifests k8s-bins ## Install CRDs into the cluster in your kubeconfig.
+install: manifests $(KUBECTL_BUILD) ## Install CRDs into the cluster in your kubeconfig.
 	"$(KUBECTL)" apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: manifests k8s-bins ## Uninstall CRDs from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.
+uninstall: manifests $(KUBECTL_BUILD) ## Uninstall CRDs from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.
 	"$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -k config/crd
 
 .PHONY: deploy
-deploy: manifests kustomize k8s-bins ## Deploy the operator, running IMG, to the cluster in your kubeconfig.
+deploy: manifests kustomize $(KUBECTL_BUILD) ## Deploy the operator, running IMG, to the cluster in your kubeconfig.
 	hack/render.sh "$(KUSTOMIZE)" config/default "$(IMG)" | "$(KUBECTL)" apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: kustomize k8s-bins ## Undeploy the operator from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.
+undeploy: kustomize $(KUBECTL_BUILD) ## Undeploy the operator from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.
 	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Dependencies
@@ -260,7 +260,11 @@ CONTROL_PLANE_DIR ?= $(shell hack/build-control-plane.sh --print-dir)
 MEMCACHED_BINARY ?= $(shell hack/fetch-memcached.sh --print-path)
 
 ## Tool Binaries
-KUBECTL ?= $(CONTROL_PLANE_DIR)/kubectl
+## kubectl: the one on the PATH, otherwise the one built with the control plane
+## (then the targets that use it build the control plane first).
+PATH_KUBECTL := $(shell command -v kubectl 2>/dev/null)
+KUBECTL ?= $(or $(PATH_KUBECTL),$(CONTROL_PLANE_DIR)/kubectl)
+KUBECTL_BUILD := $(if $(PATH_KUBECTL),,k8s-bins)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint

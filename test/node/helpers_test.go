@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -233,4 +234,14 @@ func containerProcessUID(podUID, comm string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no Uid in the status of process %d", pid)
+}
+
+// inPodNetwork runs a command of the node in the network namespace of the
+// process pid, which is a container's.
+func inPodNetwork(pid int, command string, args ...string) error {
+	out, err := exec.Command("nsenter", append([]string{"--net=/proc/" + strconv.Itoa(pid) + "/ns/net", command}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %v: %w: %s", command, args, err, out)
+	}
+	return nil
 }

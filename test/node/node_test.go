@@ -535,3 +535,55 @@ func setManagerArgs(t *testing.T, args ...string) {
 	set(append(slices.Clone(original), args...))
 	t.Cleanup(func() { set(original) })
 }
+
+// A memcached that stops answering on its port: its readiness probe takes
+// the pod out of the server list and the Service, its liveness probe has the
+// kubelet restart the container, and once it answers again it is back.
+func TestProbesRestartAMemcachedThatStopsAnswering(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := waitAvailable(t, createMemcached(t, ns, "probed", 2, nil), 2)
+	pod := pods(g, t.Context(), mc)[0]
+	address := net.JoinHostPort(pod.Status.PodIP, "11211")
+	g.Expect(mc.Status.ServerList).To(ContainElement(address))
+
+	// Connections to memcached's port are dropped inside the pod's network
+	// namespace, which its sandbox (pause) holds, probes included; memcached
+	// itself runs on.
+	pid, err := containerProcess(string(pod.UID), "pause")
+	g.Expect(err).NotTo(HaveOccurred())
+	rule := []string{"INPUT", "-p", "tcp", "--dport", "11211", "-j", "DROP"}
+	g.Expect(inPodNetwork(pid, "iptables", append([]string{"-A"}, rule...)...)).To(Succeed())
+	restored := false
+	restore := func() error {
+		restored = true
+		return inPodNetwork(pid, "iptables", append([]string{"-D"}, rule...)...)
+	}
+	t.Cleanup(func() {
+		if !restored {
+			_ = restore()
+		}
+	})
+
+	g.Eventually(func(g Gomega) []string {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		return current.Status.ServerList
+	}).ShouldNot(ContainElement(address), "the pod stayed in the server list")
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(&pod), &pod)).To(Succeed())
+		g.Expect(isReady(&pod)).To(BeFalse())
+		g.Expect(pod.Status.ContainerStatuses[0].RestartCount).To(BeNumerically(">=", 1), "the liveness probe did not restart memcached")
+	}).Should(Succeed())
+	events := &corev1.EventList{}
+	g.Expect(k8sClient.List(t.Context(), events, client.InNamespace(ns))).To(Succeed())
+	g.Expect(events.Items).To(ContainElement(And(
+		HaveField("InvolvedObject.Name", pod.Name), HaveField("Reason", "Unhealthy"),
+		HaveField("Message", HavePrefix("Liveness probe failed")))))
+
+	g.Expect(restore()).To(Succeed())
+	waitAvailable(t, mc, 2)
+	answer, err := command(address, "version")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(answer).To(HavePrefix("VERSION "))
+}
