@@ -162,6 +162,14 @@ type MemcachedSpec struct {
 	// +optional
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
 
+	// imagePullSecrets name Secrets in the Memcached's namespace that
+	// authenticate the pulls of the memcached and exporter images, as from a
+	// private mirror.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	ImagePullSecrets []ImagePullSecret `json:"imagePullSecrets,omitempty"`
+
 	// priorityClassName is the memcached pods' priority class.
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
@@ -297,6 +305,16 @@ type PodDisruptionBudgetSpec struct {
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^(100|[1-9]?[0-9])%$')",message="minAvailable must be a number from 0 to 2147483647 or a percentage from 0% to 100%"
 	// +optional
 	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
+}
+
+// ImagePullSecret names a Secret of type kubernetes.io/dockerconfigjson.
+type ImagePullSecret struct {
+	// name is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	Name string `json:"name"`
 }
 
 // AuthSpec configures memcached's authentication.

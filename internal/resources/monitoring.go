@@ -108,6 +108,7 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 		WithSecurityContext(podSecurityContext(in)).
 		WithContainers(container)
 	withNodePlacement(podSpec, &mc.Spec)
+	withImagePullSecrets(podSpec, &mc.Spec)
 	if a := mc.Spec.Affinity; a != nil && a.NodeAffinity != nil {
 		podSpec.WithAffinity(corev1ac.Affinity().WithNodeAffinity(convert[corev1ac.NodeAffinityApplyConfiguration](a.NodeAffinity)))
 	}

@@ -131,6 +131,7 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 	podSpec.WithContainers(container)
 
 	withNodePlacement(podSpec, spec)
+	withImagePullSecrets(podSpec, spec)
 	template := corev1ac.PodTemplateSpec().
 		WithLabels(spec.PodLabels).
 		WithLabels(Labels(mc)).
@@ -183,9 +184,6 @@ func secretVolume(volume, secret string, keys ...string) *corev1ac.VolumeApplyCo
 	return corev1ac.Volume().WithName(volume).WithSecret(source)
 }
 
-// affinity returns spec.affinity when set, an empty one included. Otherwise it
-// prefers to put each memcached pod on a node of its own, so that losing a
-// node loses as little of the cache as possible.
 // withNodePlacement gives podSpec the nodes and priority spec asks for:
 // its node selector, tolerations and priority class. The memcached pods and
 // the exporter's share them.
@@ -201,6 +199,17 @@ func withNodePlacement(podSpec *corev1ac.PodSpecApplyConfiguration, spec *cachev
 	}
 }
 
+// withImagePullSecrets gives podSpec the Secrets spec pulls its images with.
+// The memcached pods and the exporter's share them.
+func withImagePullSecrets(podSpec *corev1ac.PodSpecApplyConfiguration, spec *cachev1alpha1.MemcachedSpec) {
+	for _, secret := range spec.ImagePullSecrets {
+		podSpec.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(secret.Name))
+	}
+}
+
+// affinity returns spec.affinity when set, an empty one included. Otherwise it
+// prefers to put each memcached pod on a node of its own, so that losing a
+// node loses as little of the cache as possible.
 func affinity(mc *cachev1alpha1.Memcached) *corev1ac.AffinityApplyConfiguration {
 	if a := mc.Spec.Affinity; a != nil {
 		if a.NodeAffinity == nil && a.PodAffinity == nil && a.PodAntiAffinity == nil {

@@ -320,3 +320,32 @@ func TestImagesOfAMemcachedThatNamesNone(t *testing.T) {
 		})
 	}
 }
+
+func TestImagePullSecretsReachEveryPod(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		secrets []cachev1alpha1.ImagePullSecret
+		want    []corev1.LocalObjectReference
+	}{
+		{name: "none"},
+		{name: "some, in order", secrets: []cachev1alpha1.ImagePullSecret{{Name: "mirror"}, {Name: "backup-mirror"}},
+			want: []corev1.LocalObjectReference{{Name: "mirror"}, {Name: "backup-mirror"}}},
+	} {
+		for _, workload := range []cachev1alpha1.WorkloadKind{cachev1alpha1.WorkloadDeployment, cachev1alpha1.WorkloadStatefulSet} {
+			t.Run(tt.name+"/"+string(workload), func(t *testing.T) {
+				mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+					s.Workload = workload
+					s.ImagePullSecrets = tt.secrets
+					s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+				})
+				if got := podOf(t, mc, inputsFor(mc)).Spec.ImagePullSecrets; !slices.Equal(got, tt.want) {
+					t.Errorf("memcached pods pull with %v, want %v", got, tt.want)
+				}
+				exporter := object[appsv1.Deployment](t, Build(mc, inputsFor(mc)), DeploymentKind, "mc-exporter")
+				if got := exporter.Spec.Template.Spec.ImagePullSecrets; !slices.Equal(got, tt.want) {
+					t.Errorf("the exporter pulls with %v, want %v", got, tt.want)
+				}
+			})
+		}
+	}
+}

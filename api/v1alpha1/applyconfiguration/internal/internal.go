@@ -44,6 +44,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: secretName
       type:
         scalar: string
+- name: com.example.memcached-operator.api.v1alpha1.ImagePullSecret
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
 - name: com.example.memcached-operator.api.v1alpha1.Memcached
   map:
     fields:
@@ -80,6 +86,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: image
       type:
         scalar: string
+    - name: imagePullSecrets
+      type:
+        list:
+          elementType:
+            namedType: com.example.memcached-operator.api.v1alpha1.ImagePullSecret
+          elementRelationship: atomic
     - name: maxConnections
       type:
         scalar: numeric

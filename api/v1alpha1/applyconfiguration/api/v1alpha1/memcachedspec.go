@@ -92,6 +92,10 @@ type MemcachedSpecApplyConfiguration struct {
 	Tolerations []v1.Toleration `json:"tolerations,omitempty"`
 	// affinity sets the memcached pods' scheduling constraints.
 	Affinity *v1.Affinity `json:"affinity,omitempty"`
+	// imagePullSecrets name Secrets in the Memcached's namespace that
+	// authenticate the pulls of the memcached and exporter images, as from a
+	// private mirror.
+	ImagePullSecrets []ImagePullSecretApplyConfiguration `json:"imagePullSecrets,omitempty"`
 	// priorityClassName is the memcached pods' priority class.
 	PriorityClassName *string `json:"priorityClassName,omitempty"`
 	// podLabels are added to the memcached pods' labels. They may not set the
@@ -269,6 +273,19 @@ func (b *MemcachedSpecApplyConfiguration) WithTolerations(values ...v1.Toleratio
 // If called multiple times, the Affinity field is set to the value of the last call.
 func (b *MemcachedSpecApplyConfiguration) WithAffinity(value v1.Affinity) *MemcachedSpecApplyConfiguration {
 	b.Affinity = &value
+	return b
+}
+
+// WithImagePullSecrets adds the given value to the ImagePullSecrets field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the ImagePullSecrets field.
+func (b *MemcachedSpecApplyConfiguration) WithImagePullSecrets(values ...*ImagePullSecretApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithImagePullSecrets")
+		}
+		b.ImagePullSecrets = append(b.ImagePullSecrets, *values[i])
+	}
 	return b
 }
 
