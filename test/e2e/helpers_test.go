@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,6 +32,42 @@ func patchSpec(t *testing.T, mc *cachev1alpha1.Memcached, mutate func(*cachev1al
 	patch := client.MergeFrom(current.DeepCopy())
 	mutate(&current.Spec)
 	g.Expect(k8sClient.Patch(t.Context(), current, patch)).To(Succeed())
+}
+
+// reconciles returns how many reconciles of Memcacheds the running operator
+// has completed.
+func reconciles(t *testing.T, g Gomega) float64 {
+	metrics, err := operator.Metrics(t.Context())
+	g.Expect(err).NotTo(HaveOccurred())
+	return sum(metrics, "controller_runtime_reconcile_total", map[string]string{"controller": "memcached"})
+}
+
+// expectOperatorIdle waits until the running operator has completed at least
+// reconciled reconciles of Memcacheds, and has none under way nor ready to
+// start.
+func expectOperatorIdle(t *testing.T, reconciled float64) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		metrics, err := operator.Metrics(t.Context())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(sum(metrics, "controller_runtime_reconcile_total", map[string]string{"controller": "memcached"})).
+			To(BeNumerically(">=", reconciled))
+		g.Expect(sum(metrics, "workqueue_depth", map[string]string{"name": "memcached"})).To(BeZero())
+		g.Expect(sum(metrics, "controller_runtime_active_workers", map[string]string{"controller": "memcached"})).To(BeZero())
+	}).Should(Succeed(), "the operator did not reconcile and fall idle")
+}
+
+// reconcileNow has the running operator reconcile mc: it touches an
+// annotation of mc, which the operator does not read, and waits until the
+// operator has completed one more reconcile and is idle.
+func reconcileNow(t *testing.T, mc *cachev1alpha1.Memcached) {
+	t.Helper()
+	g := NewWithT(t)
+	before := reconciles(t, g)
+	patch := client.RawPatch(types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"e2e.test/touched":"`+time.Now().Format(time.RFC3339Nano)+`"}}}`))
+	g.Expect(k8sClient.Patch(t.Context(), &cachev1alpha1.Memcached{ObjectMeta: mc.ObjectMeta}, patch)).To(Succeed())
+	expectOperatorIdle(t, before+1)
 }
 
 // podWatch follows the memcached pods of a Memcached as the API server

@@ -1,11 +1,10 @@
 package e2e
 
 import (
+	"slices"
 	"testing"
-	"time"
 
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -13,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/internal/status"
 )
 
@@ -34,14 +34,28 @@ func TestAnObjectOfSomeoneElseOutlivesTheMemcached(t *testing.T) {
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(theirs), before)).To(Succeed())
 	g.Expect(before.OwnerReferences).To(BeEmpty())
 
-	// Deleting the Memcached garbage-collects what it owns, not theirs.
+	// Deleting the Memcached garbage-collects what it owns, not theirs: once
+	// the garbage collector has deleted every object the Memcached owned and
+	// the operator has reconciled its deletion, theirs is as it was.
+	reconciled := reconciles(t, g)
 	g.Expect(k8sClient.Delete(t.Context(), mc)).To(Succeed())
-	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), &appsv1.Deployment{}))
-	}).Should(BeTrue())
-	g.Consistently(func(g Gomega) string {
-		after := &corev1.Service{}
-		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(theirs), after)).To(Succeed())
-		return after.ResourceVersion
-	}, 5*time.Second).Should(Equal(before.ResourceVersion))
+	g.Eventually(func(g Gomega) {
+		g.Expect(apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), &cachev1alpha1.Memcached{}))).To(BeTrue())
+		ofMemcached := client.MatchingLabels{resources.InstanceLabel: mc.Name}
+		pods := resources.Kind{GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Pod")}
+		for _, kind := range slices.Concat(resources.Kinds, []resources.Kind{pods}) {
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(kind.GroupVersion().WithKind(kind.Kind + "List"))
+			err := k8sClient.List(t.Context(), list, client.InNamespace(ns), ofMemcached)
+			if meta.IsNoMatchError(err) {
+				continue
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(list.Items).To(BeEmpty(), "the garbage collector has not deleted every %s", kind.Kind)
+		}
+	}).Should(Succeed())
+	expectOperatorIdle(t, reconciled+1)
+	after := &corev1.Service{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(theirs), after)).To(Succeed())
+	g.Expect(after.ResourceVersion).To(Equal(before.ResourceVersion), "their Service was changed")
 }
