@@ -94,8 +94,15 @@ func TestStatefulSetPublishesStableNames(t *testing.T) {
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "ring-1"}, pod)).To(Succeed())
 	pod.Status.Conditions[0].Status = corev1.ConditionFalse
 	g.Expect(k8sClient.Status().Update(t.Context(), pod)).To(Succeed())
-	g.Eventually(func(g Gomega) int32 { return getMemcached(t, g, mc).Status.ReadyReplicas }).Should(Equal(int32(2)))
-	g.Consistently(serverListOf(t, mc)).Should(Equal(stableNames(mc, 3)))
+	// In the status that tells it is not ready, and after one more
+	// reconcile.
+	g.Eventually(func(g Gomega) {
+		current := getMemcached(t, g, mc)
+		g.Expect(current.Status.ReadyReplicas).To(Equal(int32(2)))
+		g.Expect(current.Status.ServerList).To(Equal(stableNames(mc, 3)))
+	}).Should(Succeed())
+	reconcileNow(t, ns, mc.Name)
+	g.Expect(serverListOf(t, mc)(g)).To(Equal(stableNames(mc, 3)))
 
 	// A scale-down shrinks the list first; the pods go once drained.
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Size = 2 })
@@ -123,10 +130,17 @@ func TestSwitchingWorkloadsKeepsPodsServing(t *testing.T) {
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet })
 	statefulSetOf(t, mc)
 	createStatefulPods(t, mc, 0, 2)
-	g.Eventually(func(g Gomega) string {
-		return meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionProgressing).Reason
-	}).Should(Equal(status.ReasonSwitchingWorkload))
-	g.Consistently(serverListOf(t, mc)).Should(Equal([]string{"10.1.0.1:11211", "10.1.0.2:11211"}))
+	// Once the operator has seen the StatefulSet's pods, and after one more
+	// reconcile.
+	g.Eventually(func(g Gomega) {
+		current := getMemcached(t, g, mc)
+		g.Expect(current.Status.Nodes).To(ContainElements("cache-0", "cache-1"))
+		g.Expect(meta.FindStatusCondition(current.Status.Conditions, cachev1alpha1.ConditionProgressing).Reason).
+			To(Equal(status.ReasonSwitchingWorkload))
+		g.Expect(current.Status.ServerList).To(Equal([]string{"10.1.0.1:11211", "10.1.0.2:11211"}))
+	}).Should(Succeed())
+	reconcileNow(t, ns, mc.Name)
+	g.Expect(serverListOf(t, mc)(g)).To(Equal([]string{"10.1.0.1:11211", "10.1.0.2:11211"}))
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(deployment), &appsv1.Deployment{})).To(Succeed())
 
 	// Ready: the list changes at once, and the Deployment goes.
