@@ -21,7 +21,7 @@ import (
 	"example.com/memcached-operator/internal/status"
 )
 
-func TestSeedSample(t *testing.T) {
+func TestTheSampleIsAcceptedAndDeployed(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 
@@ -241,7 +241,7 @@ func TestServicesAreOwnedAndDriftCorrected(t *testing.T) {
 	}
 }
 
-func TestScaleSubresource(t *testing.T) {
+func TestTheScaleSubresourceSetsTheSize(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	mc := createMemcached(t, ns, "cache", 2)

@@ -15,7 +15,7 @@ import (
 	"example.com/memcached-operator/internal/resources"
 )
 
-func TestMonitoringWithoutServiceMonitorAPI(t *testing.T) {
+func TestMonitoringWithoutTheServiceMonitorAPIRunsTheExporterAndSaysSo(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	mc := createMemcached(t, ns, "cache", 1)

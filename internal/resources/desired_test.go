@@ -145,7 +145,7 @@ func equalMaps(a, b map[string]string) bool {
 	return true
 }
 
-func TestDigestIsKeyed(t *testing.T) {
+func TestDigestDependsOnTheKeyAndTheContents(t *testing.T) {
 	a, b := Digest("key", []byte("ab"), []byte("c")), Digest("key", []byte("a"), []byte("bc"))
 	if a == b {
 		t.Error("different contents give the same digest")

@@ -13,7 +13,7 @@ import (
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
-func TestExporter(t *testing.T) {
+func TestExporterRunsAsARestrictedDeploymentOfItsOwn(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		tls      bool
@@ -103,7 +103,7 @@ func TestExporterRunsWhereTheMemcachedPodsMay(t *testing.T) {
 	}
 }
 
-func TestServiceMonitor(t *testing.T) {
+func TestServiceMonitorScrapesEachPodThroughTheExporter(t *testing.T) {
 	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
 		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true, Interval: "15s",
 			ServiceMonitorLabels: map[string]string{"release": "prometheus"}}

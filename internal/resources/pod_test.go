@@ -92,7 +92,7 @@ func TestDerivedMemoryLimitIsNotBelowTheRequest(t *testing.T) {
 	}
 }
 
-func TestPodTermination(t *testing.T) {
+func TestPodsWaitTheirPreStopDelayWithinTheGracePeriod(t *testing.T) {
 	tests := []struct {
 		name      string
 		mc        *cachev1alpha1.Memcached
@@ -135,7 +135,7 @@ func TestPodTermination(t *testing.T) {
 	}
 }
 
-func TestWarmRestartPod(t *testing.T) {
+func TestWarmRestartPodsStartThroughTheScriptWithTheMemoryFile(t *testing.T) {
 	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
 		s.Workload = cachev1alpha1.WorkloadStatefulSet
 		s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
@@ -154,7 +154,7 @@ func TestWarmRestartPod(t *testing.T) {
 	}
 }
 
-func TestPodPlacement(t *testing.T) {
+func TestPodsSpreadOverNodesAndZonesUnlessTheSpecSaysOtherwise(t *testing.T) {
 	rackSpread := corev1.TopologySpreadConstraint{MaxSkew: 2, TopologyKey: "rack", WhenUnsatisfiable: corev1.DoNotSchedule}
 	tests := []struct {
 		name             string

@@ -13,7 +13,7 @@ import (
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
-func TestPodDisruptionBudget(t *testing.T) {
+func TestPodDisruptionBudgetFollowsTheSizeAndTheSpec(t *testing.T) {
 	three := intstr.FromInt32(3)
 	half := intstr.FromString("50%")
 	tests := []struct {
@@ -68,7 +68,7 @@ func ptrEqual(a, b *intstr.IntOrString) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
-func TestNetworkPolicies(t *testing.T) {
+func TestNetworkPoliciesAdmitOnlyTheAllowedPeers(t *testing.T) {
 	clients := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"role": "web"}}}
 	prometheus := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
 		MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}

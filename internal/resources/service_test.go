@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-func TestServices(t *testing.T) {
+func TestServicesSelectThePodsAndTheHeadlessOneKeepsNotReadyPods(t *testing.T) {
 	mc := newMemcached("mc", 3)
 	d := Build(mc, inputsFor(mc))
 	for _, name := range []string{"mc", "mc-headless"} {
@@ -34,7 +34,7 @@ func TestServices(t *testing.T) {
 	}
 }
 
-func TestServersConfigMap(t *testing.T) {
+func TestServersConfigMapPublishesTheListByLineAndByComma(t *testing.T) {
 	mc := newMemcached("mc", 2)
 	for _, tt := range []struct {
 		servers       []string

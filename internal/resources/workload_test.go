@@ -25,7 +25,7 @@ func statefulSetOf(t *testing.T, mc *cachev1alpha1.Memcached, in Inputs) *appsv1
 	return object[appsv1.StatefulSet](t, Build(mc, in), StatefulSetKind, mc.Name)
 }
 
-func TestDeployment(t *testing.T) {
+func TestDeploymentIsNamedLabelledAndOwnedLikeItsMemcached(t *testing.T) {
 	for _, size := range []int32{0, 1, 3} {
 		mc := newMemcached("example-memcached", size)
 		d := deploymentOf(t, mc, inputsFor(mc))
@@ -107,7 +107,7 @@ func TestSelectorsKeepMemcachedsApart(t *testing.T) {
 	}
 }
 
-func TestStatefulSet(t *testing.T) {
+func TestStatefulSetRunsThePlannedReplicasInParallel(t *testing.T) {
 	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet })
 	in := inputsFor(mc)
 	in.StatefulSetReplicas = 5 // draining two pods of a scale-down to 3

@@ -60,7 +60,7 @@ func statefulSet(replicas, available int32) *appsv1.StatefulSet {
 	}
 }
 
-func TestPlanServersOfAStatefulSet(t *testing.T) {
+func TestStatefulSetServersArePublishedInOrderAndDrainedBeforeTheyGo(t *testing.T) {
 	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
 	tests := []struct {
 		name          string
@@ -185,7 +185,7 @@ func TestADrainLastsItsSecondsOnceWrittenAndReadBack(t *testing.T) {
 	}
 }
 
-func TestPlanServersWhileSwitchingWorkloads(t *testing.T) {
+func TestSwitchingWorkloadsKeepsTheOldListUntilTheNewWorkloadIsReady(t *testing.T) {
 	deploymentPods := []corev1.Pod{pod("cache-7d9f-a", "10.0.0.1", ready), pod("cache-7d9f-b", "10.0.0.2", ready)}
 	addresses := []string{"10.0.0.1:11211", "10.0.0.2:11211"}
 

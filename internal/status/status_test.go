@@ -90,7 +90,7 @@ func rolledOut(replicas int32) *appsv1.Deployment {
 	}
 }
 
-func TestCompute(t *testing.T) {
+func TestComputeReportsWhatIsObserved(t *testing.T) {
 	type want struct {
 		replicas, ready                    int32
 		nodes, serverList                  []string
@@ -357,7 +357,7 @@ func TestComputeKeepsTransitionTimeUnlessStatusFlips(t *testing.T) {
 	}
 }
 
-func TestComputeIsStable(t *testing.T) {
+func TestComputingAgainFromTheSameObservationChangesNothing(t *testing.T) {
 	mc := newMemcached(2, 2)
 	observed := Observed{Deployment: rolledOut(2), Pods: []corev1.Pod{pod("cache-b", "10.0.0.2", ready), pod("cache-a", "10.0.0.1", ready)}}
 	first := compute(mc, observed, earlier)
@@ -368,7 +368,7 @@ func TestComputeIsStable(t *testing.T) {
 	}
 }
 
-func TestUndecodable(t *testing.T) {
+func TestAnUndecodableSpecIsReportedAndTheRestKept(t *testing.T) {
 	earlier := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	now := metav1.NewTime(earlier.Add(time.Hour))
 	readErr := errors.New("spec.resources.limits.memory: quantities must match the regular expression")
