@@ -165,11 +165,11 @@ func TestControlPlaneOutages(t *testing.T) {
 			// leaders: 10 s into the outage they lose their Leases and exit,
 			// and are restarted. The simulated cluster runs them without
 			// leader election, so the test does the same by hand.
-			time.Sleep(10 * time.Second)
+			g.Expect(hold(ctx, 10*time.Second)).To(Succeed())
 			for _, c := range restartedWithTheOutage {
 				g.Expect(f.cluster.StopComponent(c)).To(Succeed())
 			}
-			time.Sleep(time.Until(stopped.Add(30 * time.Second))) // the rest of the outage
+			g.Expect(hold(ctx, time.Until(stopped.Add(30*time.Second)))).To(Succeed()) // the rest of the outage
 			g.Expect(f.cluster.StartComponent(t.Context(), component)).To(Succeed())
 			for _, c := range restartedWithTheOutage {
 				g.Expect(f.cluster.StartComponent(t.Context(), c)).To(Succeed())
@@ -221,7 +221,7 @@ func TestWatchesExpire(t *testing.T) {
 	}()
 	g.Expect(f.churn(ctx, 0, n)).To(Succeed())
 	f.create(n, n+n/4, 1)
-	time.Sleep(time.Until(start.Add(20 * time.Second))) // the fault lasts 20 s, however long the churn took
+	g.Expect(hold(ctx, time.Until(start.Add(20*time.Second)))).To(Succeed()) // the fault lasts 20 s, however long the churn took
 	stop()
 	injected := <-compactions
 	g.Expect(proxy.Expired()).To(BeNumerically(">=", injected), "watches did not expire")
