@@ -23,10 +23,10 @@ import (
 	"example.com/memcached-operator/test/internal/localrun"
 )
 
-// TestOperatorKilledEveryTenSeconds SIGKILLs the operator every 10 s, and
-// starts it again at once, as a crash-looping pod would be, while Memcacheds
-// are created, scaled, changed and deleted.
-func TestOperatorKilledEveryTenSeconds(t *testing.T) {
+// TestWorkSurvivesTheOperatorKilledEveryTenSeconds SIGKILLs the operator
+// every 10 s, and starts it again at once, as a crash-looping pod would be,
+// while Memcacheds are created, scaled, changed and deleted.
+func TestWorkSurvivesTheOperatorKilledEveryTenSeconds(t *testing.T) {
 	f := newFixture(t)
 	ctx, stop := context.WithCancel(t.Context())
 	var kills atomic.Int32
@@ -142,10 +142,10 @@ func isLeader(op *localrun.Operator) bool {
 // election Lease during an outage of kube-apiserver or etcd, and restart.
 var restartedWithTheOutage = []string{"kube-controller-manager", "kube-scheduler"}
 
-// TestControlPlaneOutages stops kube-apiserver, then etcd, for 30 s each
-// while Memcacheds are being created and changed: the operator rides it out
-// without exiting, and no pod is replaced for nothing.
-func TestControlPlaneOutages(t *testing.T) {
+// TestTheOperatorRidesOutControlPlaneOutages stops kube-apiserver, then etcd,
+// for 30 s each while Memcacheds are being created and changed: the operator
+// rides it out without exiting, and no pod is replaced for nothing.
+func TestTheOperatorRidesOutControlPlaneOutages(t *testing.T) {
 	for _, component := range []string{"kube-apiserver", "etcd"} {
 		t.Run(component, func(t *testing.T) {
 			g := NewWithT(t)
@@ -188,11 +188,12 @@ func TestControlPlaneOutages(t *testing.T) {
 	}
 }
 
-// TestWatchesExpire compacts the operator's watches away every 2 s for 20 s
-// of churn: each watch under way ends, and the next watch of each resource
-// fails with 410 Gone, as when etcd compacts the resourceVersion a client
-// watches from. The informers list again, and nothing is missed.
-func TestWatchesExpire(t *testing.T) {
+// TestExpiredWatchesMissNoChange compacts the operator's watches away every
+// 2 s for 20 s of churn: each watch under way ends, and the next watch of
+// each resource fails with 410 Gone, as when etcd compacts the
+// resourceVersion a client watches from. The informers list again, and
+// nothing is missed.
+func TestExpiredWatchesMissNoChange(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
 	proxy, err := faultproxy.Start(f.cluster.Config)
@@ -234,10 +235,10 @@ func TestWatchesExpire(t *testing.T) {
 		Note: fmt.Sprintf("%d watches ended with 410 Gone; recovery counted from the last compaction", proxy.Expired())})
 }
 
-// TestOwnerReferencesStripped removes every owner reference from the
-// operator's objects, as a restore of a backup does: each is adopted again,
-// and none is duplicated.
-func TestOwnerReferencesStripped(t *testing.T) {
+// TestStrippedOwnerReferencesAreRestoredWithoutDuplicates removes every owner
+// reference from the operator's objects, as a restore of a backup does: each
+// is adopted again, and none is duplicated.
+func TestStrippedOwnerReferencesAreRestoredWithoutDuplicates(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
 	n := *size
@@ -268,10 +269,10 @@ func TestOwnerReferencesStripped(t *testing.T) {
 		Note: "recovery counted from the last object stripped; requests from the first"})
 }
 
-// TestOwnedObjectsDeletedOrEdited deletes or edits by hand one object of
-// each Memcached, of every kind in turn, and measures how long each takes to
-// be restored.
-func TestOwnedObjectsDeletedOrEdited(t *testing.T) {
+// TestDeletedOrEditedOwnedObjectsAreRestored deletes or edits by hand one
+// object of each Memcached, of every kind in turn, and measures how long each
+// takes to be restored.
+func TestDeletedOrEditedOwnedObjectsAreRestored(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
 	n := *size
@@ -339,10 +340,10 @@ func TestOwnedObjectsDeletedOrEdited(t *testing.T) {
 		Note: "time until each object was back, measured by polling every 50 ms"})
 }
 
-// TestConcurrentWriters has a user change each Memcached's spec while
-// another edits its Deployment, at the same moment, three times: the last
-// spec wins, nothing loops.
-func TestConcurrentWriters(t *testing.T) {
+// TestTheLastSpecWinsOverAConcurrentWriter has a user change each Memcached's
+// spec while another edits its Deployment, at the same moment, three times:
+// the last spec wins, nothing loops.
+func TestTheLastSpecWinsOverAConcurrentWriter(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
 	n := *size

@@ -101,7 +101,7 @@ func expectConverged(t *testing.T, mc *cachev1alpha1.Memcached, size int) []stri
 	return nodes
 }
 
-func TestSeedSample(t *testing.T) {
+func TestTheSampleConverges(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 
@@ -113,7 +113,7 @@ func TestSeedSample(t *testing.T) {
 	g.Expect(nodes).To(HaveEach(HavePrefix("example-memcached-")))
 }
 
-func TestScaleBySize(t *testing.T) {
+func TestSizeAndTheScaleSubresourceScaleTheMemcached(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	mc := createMemcached(t, ns, 3)
@@ -193,7 +193,7 @@ func TestRestrictedNamespaceAdmitsMemcachedPods(t *testing.T) {
 	expectConverged(t, mc, 2)
 }
 
-func TestDegradedWhenPodsCannotBeCreated(t *testing.T) {
+func TestPodsThatCannotBeCreatedDegradeTheMemcached(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	quota := &corev1.ResourceQuota{

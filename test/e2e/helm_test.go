@@ -75,10 +75,11 @@ func (h *helmRun) must(args ...string) string {
 	return out
 }
 
-// TestHelmChart lints and renders charts/memcached-operator, checks what it
-// renders against config/, then installs, upgrades and uninstalls it on a
-// cluster of its own. The operator does not run: its pods are kwok's.
-func TestHelmChart(t *testing.T) {
+// TestHelmChartRendersConfigDefaultAndInstalls lints and renders
+// charts/memcached-operator, checks what it renders against config/, then
+// installs, upgrades and uninstalls it on a cluster of its own. The operator
+// does not run: its pods are kwok's.
+func TestHelmChartRendersConfigDefaultAndInstalls(t *testing.T) {
 	binary := os.Getenv("HELM_BINARY")
 	if binary == "" {
 		t.Fatal("HELM_BINARY must name a Helm 3 binary: run this test with 'make test-e2e', which builds one with 'make helm'")

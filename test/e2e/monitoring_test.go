@@ -62,10 +62,11 @@ func TestServiceMonitorIsCreatedAndKept(t *testing.T) {
 	}).Should(MatchError(ContainSubstring("not found")))
 }
 
-// TestServiceMonitorAPIRemovedAtRuntime removes prometheus-operator's CRD
-// while the operator runs, on a cluster of its own: monitored Memcacheds
-// report MonitoringReady=False and stay healthy, rather than degraded.
-func TestServiceMonitorAPIRemovedAtRuntime(t *testing.T) {
+// TestRemovingTheServiceMonitorAPILeavesMemcachedsHealthy removes
+// prometheus-operator's CRD while the operator runs, on a cluster of its own:
+// monitored Memcacheds report MonitoringReady=False and stay healthy, rather
+// than degraded.
+func TestRemovingTheServiceMonitorAPILeavesMemcachedsHealthy(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
 	dir := filepath.Join(logDir, "monitoring-api")

@@ -130,10 +130,11 @@ func TestManagerDeploymentPassesRestricted(t *testing.T) {
 	g.Expect(k8sClient.Create(t.Context(), pod, client.DryRunAll)).To(Succeed())
 }
 
-// TestNamespacedOperator installs config/namespaced on a cluster of its own
-// and runs the operator as config/namespaced deploys it: with a Role in its
-// namespace, WATCH_NAMESPACE, leader election and secure metrics.
-func TestNamespacedOperator(t *testing.T) {
+// TestANamespacedOperatorManagesOnlyItsNamespace installs config/namespaced
+// on a cluster of its own and runs the operator as config/namespaced deploys
+// it: with a Role in its namespace, WATCH_NAMESPACE, leader election and
+// secure metrics.
+func TestANamespacedOperatorManagesOnlyItsNamespace(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
 	dir := filepath.Join(logDir, "namespaced")
