@@ -26,7 +26,6 @@ const timeout = 20 * time.Second
 
 func init() {
 	SetDefaultEventuallyTimeout(timeout)
-	SetDefaultConsistentlyDuration(2 * time.Second)
 }
 
 func createMemcached(t *testing.T, namespace, name string, size int32) *cachev1alpha1.Memcached {
