@@ -52,11 +52,15 @@ manifests: controller-gen ## Generate the CustomResourceDefinition and ClusterRo
 	hack/sync-chart.sh
 
 .PHONY: generate
-generate: controller-gen api-docs ## Generate DeepCopy methods and server-side apply configurations for the API types, and docs/api.md.
+generate: controller-gen cel-rules api-docs ## Generate the CEL rules of spec.extraArgs, DeepCopy methods and server-side apply configurations for the API types, and docs/api.md.
 	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" applyconfiguration:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: cel-rules
+cel-rules: ## Generate api/v1alpha1/zz_generated.extraargs.go: the CEL rules of spec.extraArgs and the memory limit, from memcached's option tables.
+	go run ./internal/memcached/celgen -header hack/boilerplate.go.txt -out api/v1alpha1/zz_generated.extraargs.go
+
 .PHONY: api-docs
-api-docs: crd-ref-docs ## Generate docs/api.md, the API reference, from the Go types, doc comments and markers of api/.
+api-docs: crd-ref-docs cel-rules ## Generate docs/api.md, the API reference, from the Go types, doc comments and markers of api/.
 	hack/apidocs.sh "$(CRD_REF_DOCS)"
 
 .PHONY: verify-gen

@@ -33,6 +33,9 @@ import (
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || self.workload == 'StatefulSet'",message="warmRestart needs workload: StatefulSet: the memory file lives on a volume of each pod's own"
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || !has(self.terminationGracePeriodSeconds) || !has(self.preStopDelaySeconds) || self.terminationGracePeriodSeconds >= self.preStopDelaySeconds + 10 + self.memoryMB / 1024",message="with warmRestart, terminationGracePeriodSeconds must be at least preStopDelaySeconds + 10 + 1 per GiB of memoryMB, so that memcached has time to save its memory file"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.warmRestart) || !has(oldSelf.warmRestart.enabled) || !oldSelf.warmRestart.enabled || !has(self.warmRestart) || !has(self.warmRestart.enabled) || !self.warmRestart.enabled || self.memoryMB == oldSelf.memoryMB",message="memoryMB cannot change while warmRestart is enabled: each pod's memory file volume is sized for it; turn warmRestart off first"
+// +kubebuilder:validation:XValidation:rule=`!has(self.extraArgs) || !self.extraArgs.exists(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol='))) || (!has(self.auth) || self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol=')), (i > 0 && self.extraArgs[i - 1] == '-B' ? a : a.substring(11)))[0] == 'ascii')`,messageExpression=`'extraArgs ' + '-B' + ' ' + self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol=')), (i > 0 && self.extraArgs[i - 1] == '-B' ? a : a.substring(11)))[0] + ': ' + 'with spec.auth, memcached speaks the ascii protocol only'`
+// +kubebuilder:validation:XValidation:rule=`!has(self.extraArgs) || !self.extraArgs.exists(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended='))) || (!has(self.maxItemSizeKB) || self.maxItemSizeKB % 1024 == 0 || !self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended=')), (i > 0 && self.extraArgs[i - 1] == '-o' ? a : a.substring(11)))[0].split(',').exists(e, e.split('=')[0] == 'no_chunked_items'))`,messageExpression=`'extraArgs ' + '-o' + ' ' + self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended=')), (i > 0 && self.extraArgs[i - 1] == '-o' ? a : a.substring(11)))[0] + ': ' + '-o no_chunked_items needs spec.maxItemSizeKB to be a multiple of 1024'`
+// +kubebuilder:validation:XValidation:rule=`!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || (type(self.resources.limits['memory']) == int ? self.resources.limits['memory'] >= ((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32) * 1048576 : !(size(self.resources.limits['memory']) <= 32 && !self.resources.limits['memory'].startsWith('-') && (self.resources.limits['memory'].lowerAscii() + 'eeee').indexOf('e') >= size(self.resources.limits['memory']) - 4 && isQuantity(self.resources.limits['memory'])) || quantity(self.resources.limits['memory']).compareTo(quantity('0').add(((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32) * 1048576)) >= 0)`,messageExpression=`'resources.limits.memory ' + string(self.resources.limits['memory']) + ' is too small for memoryMB: memcached needs memoryMB + 10%% + 32Mi; raise the limit, or leave it out to have it derived'`
 type MemcachedSpec struct {
 	// size is the number of memcached pods. It defaults to 1; 0 stops every pod
 	// but keeps the Memcached and what it owns.
@@ -131,21 +134,22 @@ type MemcachedSpec struct {
 	// "lru_crawler,hash_algorithm=murmur3"): options that another field sets
 	// (-m, -c, -t, -I, -v, -e, -Y, -Z), that change where or how memcached
 	// listens or who may connect (-p, -U, -l, -s, -o ssl_*), or that make it
-	// exit, daemonize or write files are refused, and the Degraded condition
-	// says which field to use instead. The running pods are left as they are
-	// until the arguments are fixed.
-	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:items:MaxLength=256
-	// +kubebuilder:validation:XValidation:rule="self.all(a, a.matches('^[!-~]+$'))",message="each of extraArgs must be a non-empty word of printable ASCII characters without spaces: give an option and its value as separate elements"
+	// exit, daemonize or write files are refused at admission, with a message
+	// that says why or which field to use instead. Each option is written in
+	// one form only: short options alone in their element, long ones in full
+	// with their value after "=". The operator checks the arguments again: a
+	// Memcached stored before a rule refused its arguments is reported in the
+	// Degraded condition, and its running pods are left as they are.
 	// +listType=atomic
 	// +optional
-	ExtraArgs []string `json:"extraArgs,omitempty"`
+	ExtraArgs ExtraArgs `json:"extraArgs,omitempty"`
 
 	// resources are the memcached container's compute resources. When no
 	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
 	// request defaults to the limit. A memory limit below memoryMB + 10% + 32Mi
-	// is refused: the operator reports it in the Degraded condition and leaves
-	// the running pods as they are.
+	// is refused at admission; in a Memcached stored before, the operator
+	// reports it in the Degraded condition and leaves the running pods as
+	// they are.
 	// +optional
 	Resources *ResourceRequirements `json:"resources,omitempty"`
 

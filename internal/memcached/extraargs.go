@@ -2,8 +2,6 @@ package memcached
 
 import (
 	"fmt"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -30,8 +28,11 @@ import (
 type option struct {
 	short byte   // 0 when it has only a long form
 	long  string // "" when it has only a short form
-	// check validates the value of an option that takes one; nil for a flag.
-	check func(spec *cachev1alpha1.MemcachedSpec, value string) error
+	// value is what the value of an option that takes one must be; nil for
+	// a flag.
+	value valueRule
+	// spec is what the value must be given the rest of the spec, if anything.
+	spec specRule
 }
 
 var allowedOptions = []option{
@@ -40,13 +41,23 @@ var allowedOptions = []option{
 	{short: 'F', long: "disable-flush-all"},
 	{short: 'X', long: "disable-dumping"},
 	{short: 'W', long: "disable-watch"},
-	{short: 'f', long: "slab-growth-factor", check: checkGrowthFactor},
-	{short: 'n', long: "slab-min-size", check: intIn(1, 1<<20)},
-	{short: 'D', check: checkDelimiter},
-	{short: 'R', long: "max-reqs-per-event", check: intIn(1, 1<<20)},
-	{short: 'b', long: "listen-backlog", check: intIn(1, 65535)},
-	{short: 'B', long: "protocol", check: checkProtocol},
-	{short: 'o', long: "extended", check: checkExtended},
+	{short: 'f', long: "slab-growth-factor", value: decimalRange{above: 1, atMost: 100,
+		message: "the slab growth factor must be a decimal number above 1 and at most 100, such as 1.25"}},
+	{short: 'n', long: "slab-min-size", value: intRange{1, 1 << 20}},
+	{short: 'D', value: singleChar{message: "the key prefix delimiter must be one character"}},
+	{short: 'R', long: "max-reqs-per-event", value: intRange{1, 1 << 20}},
+	{short: 'b', long: "listen-backlog", value: intRange{1, 65535}},
+	{short: 'B', long: "protocol", value: oneOf{choices: []string{"ascii", "binary", "auto"},
+		message: "the protocol must be ascii, binary or auto"}, spec: asciiWithAuth{}},
+	{short: 'o', long: "extended", value: subOptionList{}, spec: subOptionsWithSpec{}},
+}
+
+// name returns how messages name the option: its short form if it has one.
+func (o option) name() string {
+	if o.short != 0 {
+		return "-" + string(o.short)
+	}
+	return "--" + o.long
 }
 
 // refusedOptions says, for each option of memcached that spec.extraArgs may
@@ -110,9 +121,9 @@ func CheckExtraArgs(spec *cachev1alpha1.MemcachedSpec) error {
 		}
 		seen[key] = true
 		switch {
-		case opt.check == nil && hasValue:
+		case opt.value == nil && hasValue:
 			return fmt.Errorf("spec.extraArgs[%d] %q: the option takes no value", i, arg)
-		case opt.check == nil:
+		case opt.value == nil:
 			continue
 		case !hasValue && strings.HasPrefix(arg, "--"):
 			return fmt.Errorf("spec.extraArgs[%d] %q: give the value after \"=\", as in %s=VALUE", i, arg, arg)
@@ -129,7 +140,13 @@ func CheckExtraArgs(spec *cachev1alpha1.MemcachedSpec) error {
 		if !printable(value) {
 			return fmt.Errorf("spec.extraArgs[%d] %q: values may only hold printable ASCII characters without spaces", i, value)
 		}
-		if err := opt.check(spec, value); err != nil {
+		if err := opt.value.check(value); err != nil {
+			return fmt.Errorf("spec.extraArgs[%d] %q: %w", i, value, err)
+		}
+		if opt.spec == nil {
+			continue
+		}
+		if err := opt.spec.check(spec, value); err != nil {
 			return fmt.Errorf("spec.extraArgs[%d] %q: %w", i, value, err)
 		}
 	}
@@ -184,83 +201,49 @@ func printable(s string) bool {
 	return true
 }
 
-func intIn(lowest, highest int64) func(*cachev1alpha1.MemcachedSpec, string) error {
-	return func(_ *cachev1alpha1.MemcachedSpec, value string) error {
-		n, err := strconv.ParseInt(value, 10, 64)
-		if err != nil || n < lowest || n > highest {
-			return fmt.Errorf("must be a whole number from %d to %d", lowest, highest)
-		}
-		return nil
-	}
-}
-
-var decimal = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?$`)
-
-func checkGrowthFactor(_ *cachev1alpha1.MemcachedSpec, value string) error {
-	f, err := strconv.ParseFloat(value, 64)
-	if !decimal.MatchString(value) || err != nil || f <= 1 || f > 100 {
-		return fmt.Errorf("the slab growth factor must be a decimal number above 1 and at most 100, such as 1.25")
-	}
-	return nil
-}
-
-func checkDelimiter(_ *cachev1alpha1.MemcachedSpec, value string) error {
-	if len(value) != 1 {
-		return fmt.Errorf("the key prefix delimiter must be one character")
-	}
-	return nil
-}
-
-func checkProtocol(spec *cachev1alpha1.MemcachedSpec, value string) error {
-	switch {
-	case value != "ascii" && value != "binary" && value != "auto":
-		return fmt.Errorf("the protocol must be ascii, binary or auto")
-	case spec.Auth != nil && value != "ascii":
-		return fmt.Errorf("with spec.auth, memcached speaks the ascii protocol only")
-	}
-	return nil
-}
-
-// subOption is a -o option spec.extraArgs may set. A flag takes no value.
+// subOption is a -o option spec.extraArgs may set.
 type subOption struct {
-	check func(spec *cachev1alpha1.MemcachedSpec, value string) error
-	flag  bool
-	// optionalValue is set for a flag that may also take a value.
-	optionalValue bool
+	// value is what the value must be; nil for a flag, which takes none.
+	value valueRule
+	// flag is set for an option that may be given without a value: a flag,
+	// or one whose value is optional.
+	flag bool
 }
 
 var (
 	flagOption = subOption{flag: true}
-	uint32Opt  = subOption{check: intIn(0, 1<<32-1)}
+	uint32Opt  = subOption{value: intRange{0, 1<<32 - 1}}
+	// positiveDecimal is a decimal number above 0.
+	positiveDecimal = subOption{value: decimalRange{above: 0, message: "must be a decimal number above 0"}}
 )
 
 var subOptions = map[string]subOption{
 	"maxconns_fast":        flagOption,
 	"no_maxconns_fast":     flagOption,
-	"hashpower":            {check: intIn(12, 32)},
+	"hashpower":            {value: intRange{12, 32}},
 	"no_hashexpand":        flagOption,
 	"slab_reassign":        flagOption,
 	"no_slab_reassign":     flagOption,
-	"slab_automove":        {check: intIn(0, 2), flag: true, optionalValue: true},
+	"slab_automove":        {value: intRange{0, 2}, flag: true},
 	"no_slab_automove":     flagOption,
-	"slab_automove_ratio":  {check: fractionCheck},
-	"slab_automove_window": {check: intIn(3, 1800)},
-	"hash_algorithm":       {check: oneOf("jenkins", "murmur3", "xxh3")},
+	"slab_automove_ratio":  {value: decimalRange{above: 0, atMost: 1, message: "must be a decimal number above 0 and at most 1"}},
+	"slab_automove_window": {value: intRange{3, 1800}},
+	"hash_algorithm":       {value: oneOf{choices: []string{"jenkins", "murmur3", "xxh3"}}},
 	"lru_crawler":          flagOption,
 	"no_lru_crawler":       flagOption,
-	"lru_crawler_sleep":    {check: intIn(0, 1000000)},
+	"lru_crawler_sleep":    {value: intRange{0, 1000000}},
 	"lru_crawler_tocrawl":  uint32Opt,
 	"lru_maintainer":       flagOption,
 	"no_lru_maintainer":    flagOption,
-	"hot_lru_pct":          {check: intIn(1, 79)},
-	"warm_lru_pct":         {check: intIn(1, 79)},
-	"hot_max_factor":       {check: positiveDecimal},
-	"warm_max_factor":      {check: positiveDecimal},
+	"hot_lru_pct":          {value: intRange{1, 79}},
+	"warm_lru_pct":         {value: intRange{1, 79}},
+	"hot_max_factor":       positiveDecimal,
+	"warm_max_factor":      positiveDecimal,
 	"temporary_ttl":        uint32Opt,
 	"idle_timeout":         uint32Opt,
-	"watcher_logbuf_size":  {check: intIn(0, 1<<20)},
-	"read_buf_mem_limit":   {check: intIn(0, 1<<20)},
-	"slab_sizes":           {check: checkSlabSizes},
+	"watcher_logbuf_size":  {value: intRange{0, 1 << 20}},
+	"read_buf_mem_limit":   {value: intRange{0, 1 << 20}},
+	"slab_sizes":           {value: slabSizes{smallest: 48, largest: 1 << 20, step: 8, most: 63}},
 	"track_sizes":          flagOption,
 	"modern":               flagOption,
 	"no_modern":            flagOption,
@@ -281,7 +264,29 @@ var refusedSubOptions = map[string]string{
 	"worker_logbuf_size": "up to memcached 1.6.39 it overwrites slab_sizes",
 }
 
-func checkExtended(spec *cachev1alpha1.MemcachedSpec, value string) error {
+// subOptionsRule is a rule on several -o options of one -o value at once.
+type subOptionsRule interface {
+	// check returns why the -o options values, by key, are refused, or nil.
+	check(values map[string]string) error
+	// celCheck returns a CEL check over the CEL list of strings elems, the
+	// elements of a -o value.
+	celCheck(elems string) celCheck
+}
+
+// subOptionsTogether are the combinations of -o options that make memcached
+// exit as it starts.
+var subOptionsTogether = []subOptionsRule{
+	sumAtMost{keys: [2]string{"hot_lru_pct", "warm_lru_pct"}, most: 80,
+		message: "-o hot_lru_pct and warm_lru_pct may add up to 80 at most"},
+	excludes{key: "temporary_ttl", others: []string{"no_lru_maintainer", "no_modern"},
+		message: "-o temporary_ttl needs the LRU maintainer"},
+}
+
+// subOptionList is the value of -o: comma-separated options, each a flag or
+// key=value.
+type subOptionList struct{}
+
+func (subOptionList) check(value string) error {
 	values := map[string]string{}
 	for elem := range strings.SplitSeq(value, ",") {
 		key, v, hasValue := strings.Cut(elem, "=")
@@ -298,80 +303,85 @@ func checkExtended(spec *cachev1alpha1.MemcachedSpec, value string) error {
 			return fmt.Errorf("-o %s is given twice", key)
 		}
 		switch {
-		case opt.flag && hasValue && !opt.optionalValue:
+		case opt.value == nil && hasValue:
 			return fmt.Errorf("-o %s takes no value", key)
 		case !opt.flag && (!hasValue || v == ""):
 			return fmt.Errorf("-o %s needs a value, as in %s=VALUE", key, key)
 		case hasValue && strings.Contains(v, "="):
 			return fmt.Errorf("-o %s: the value may not hold \"=\"", key)
 		case hasValue:
-			if err := opt.check(spec, v); err != nil {
+			if err := opt.value.check(v); err != nil {
 				return fmt.Errorf("-o %s: %w", key, err)
 			}
 		}
 		values[key] = v
 	}
-	return checkSubOptionsTogether(spec, values)
-}
-
-// checkSubOptionsTogether refuses the combinations of -o options that make
-// memcached exit as it starts.
-func checkSubOptionsTogether(spec *cachev1alpha1.MemcachedSpec, values map[string]string) error {
-	has := func(key string) bool { _, ok := values[key]; return ok }
-	hot, _ := strconv.Atoi(values["hot_lru_pct"])
-	warm, _ := strconv.Atoi(values["warm_lru_pct"])
-	if has("hot_lru_pct") && has("warm_lru_pct") && hot+warm > 80 {
-		return fmt.Errorf("-o hot_lru_pct and warm_lru_pct may add up to 80 at most")
-	}
-	if has("temporary_ttl") && (has("no_lru_maintainer") || has("no_modern")) {
-		return fmt.Errorf("-o temporary_ttl needs the LRU maintainer")
-	}
-	if item := orDefault(spec.MaxItemSizeKB, DefaultMaxItemSizeKB); has("no_chunked_items") && item%1024 != 0 {
-		return fmt.Errorf("-o no_chunked_items needs spec.maxItemSizeKB to be a multiple of 1024")
+	for _, rule := range subOptionsTogether {
+		if err := rule.check(values); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func oneOf(choices ...string) func(*cachev1alpha1.MemcachedSpec, string) error {
-	return func(_ *cachev1alpha1.MemcachedSpec, value string) error {
-		if !slices.Contains(choices, value) {
-			return fmt.Errorf("must be one of %s", strings.Join(choices, ", "))
-		}
+// sumAtMost refuses two -o options whose whole-number values add up to more
+// than most.
+type sumAtMost struct {
+	keys    [2]string
+	most    int
+	message string
+}
+
+func (r sumAtMost) check(values map[string]string) error {
+	first, hasFirst := values[r.keys[0]]
+	second, hasSecond := values[r.keys[1]]
+	a, _ := strconv.Atoi(first)
+	b, _ := strconv.Atoi(second)
+	if hasFirst && hasSecond && a+b > r.most {
+		return fmt.Errorf("%s", r.message)
+	}
+	return nil
+}
+
+// excludes refuses the -o option key with any of others.
+type excludes struct {
+	key     string
+	others  []string
+	message string
+}
+
+func (r excludes) check(values map[string]string) error {
+	if _, ok := values[r.key]; !ok {
 		return nil
 	}
-}
-
-func fractionCheck(_ *cachev1alpha1.MemcachedSpec, value string) error {
-	f, err := strconv.ParseFloat(value, 64)
-	if !decimal.MatchString(value) || err != nil || f <= 0 || f > 1 {
-		return fmt.Errorf("must be a decimal number above 0 and at most 1")
-	}
-	return nil
-}
-
-func positiveDecimal(_ *cachev1alpha1.MemcachedSpec, value string) error {
-	f, err := strconv.ParseFloat(value, 64)
-	if !decimal.MatchString(value) || err != nil || f <= 0 {
-		return fmt.Errorf("must be a decimal number above 0")
-	}
-	return nil
-}
-
-// checkSlabSizes checks a slab_sizes list: chunk sizes in bytes, separated
-// by "-", each more than 8 bytes above the one before.
-func checkSlabSizes(_ *cachev1alpha1.MemcachedSpec, value string) error {
-	const format = "must be chunk sizes in bytes, from 48 to 1048576, separated by \"-\", each more than 8 above the one before"
-	sizes := strings.Split(value, "-")
-	if len(sizes) > 63 {
-		return fmt.Errorf("%s, at most 63 of them", format)
-	}
-	previous := int64(0)
-	for _, s := range sizes {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 48 || n > 1<<20 || n <= previous+8 {
-			return fmt.Errorf("%s", format)
+	for _, other := range r.others {
+		if _, ok := values[other]; ok {
+			return fmt.Errorf("%s", r.message)
 		}
-		previous = n
+	}
+	return nil
+}
+
+// subOptionsWithSpec is what the -o options must be given the rest of the
+// spec: -o no_chunked_items stores every item in one chunk, which memcached
+// refuses to start with unless the largest item is a whole number of
+// megabytes.
+type subOptionsWithSpec struct{}
+
+const (
+	// unchunkedKey is the -o option that turns chunked items off.
+	unchunkedKey = "no_chunked_items"
+	// unchunkedItemSizeKB is what spec.maxItemSizeKB must be a multiple of
+	// with unchunkedKey.
+	unchunkedItemSizeKB = 1024
+)
+
+func (subOptionsWithSpec) check(spec *cachev1alpha1.MemcachedSpec, value string) error {
+	for elem := range strings.SplitSeq(value, ",") {
+		if key, _, _ := strings.Cut(elem, "="); key == unchunkedKey &&
+			orDefault(spec.MaxItemSizeKB, DefaultMaxItemSizeKB)%unchunkedItemSizeKB != 0 {
+			return fmt.Errorf("-o %s needs spec.maxItemSizeKB to be a multiple of %d", unchunkedKey, unchunkedItemSizeKB)
+		}
 	}
 	return nil
 }

@@ -93,12 +93,19 @@ func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	return append(args, spec.ExtraArgs...)
 }
 
+// What a memcached container needs besides memoryMB: memoryMB divided by
+// memoryOverheadDivisor (10%), and memoryOverheadMi.
+const (
+	memoryOverheadDivisor = 10
+	memoryOverheadMi      = 32
+)
+
 // MemoryLimit returns the memory a memcached container needs for spec:
 // memoryMB for items plus 10% and 32Mi for connections, threads and the hash
 // table. It is the container's limit when spec sets none.
 func MemoryLimit(spec *cachev1alpha1.MemcachedSpec) resource.Quantity {
 	mb := int64(orDefault(spec.MemoryMB, DefaultMemoryMB))
-	return *resource.NewQuantity((mb+mb/10+32)*1024*1024, resource.BinarySI)
+	return *resource.NewQuantity((mb+mb/memoryOverheadDivisor+memoryOverheadMi)*1024*1024, resource.BinarySI)
 }
 
 // CheckMemoryLimit returns an error if spec sets a memory limit smaller than

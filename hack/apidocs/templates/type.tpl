@@ -30,8 +30,14 @@ Validation: {{ template "validations" (dict "markers" $type.Markers "table" fals
 {{- with index $type.Markers "kubebuilder:validation:XValidation" }}
 
 Validation rules:
+{{- $computed := 0 }}
 {{- range . }}
+{{- if .Message }}
 - {{ template "prose" .Message }}: `{{ .Rule }}`
+{{- else }}{{ $computed = add1 $computed }}{{ end }}
+{{- end }}
+{{- if $computed }}
+- {{ template "count" (list $computed "more rule") }}, generated from memcached's option tables and memory needs, with messages computed from the value: api/v1alpha1/zz_generated.extraargs.go has them.
 {{- end }}
 {{- end }}
 {{- if $type.Members }}

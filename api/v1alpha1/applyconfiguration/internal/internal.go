@@ -44,6 +44,11 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: secretName
       type:
         scalar: string
+- name: com.example.memcached-operator.api.v1alpha1.ExtraArgs
+  list:
+    elementType:
+      scalar: string
+    elementRelationship: atomic
 - name: com.example.memcached-operator.api.v1alpha1.ImagePullSecret
   map:
     fields:
@@ -79,10 +84,7 @@ var schemaYAML = typed.YAMLObject(`types:
         namedType: com.example.memcached-operator.api.v1alpha1.AuthSpec
     - name: extraArgs
       type:
-        list:
-          elementType:
-            scalar: string
-          elementRelationship: atomic
+        namedType: com.example.memcached-operator.api.v1alpha1.ExtraArgs
     - name: image
       type:
         scalar: string

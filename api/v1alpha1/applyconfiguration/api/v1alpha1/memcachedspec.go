@@ -76,15 +76,19 @@ type MemcachedSpecApplyConfiguration struct {
 	// "lru_crawler,hash_algorithm=murmur3"): options that another field sets
 	// (-m, -c, -t, -I, -v, -e, -Y, -Z), that change where or how memcached
 	// listens or who may connect (-p, -U, -l, -s, -o ssl_*), or that make it
-	// exit, daemonize or write files are refused, and the Degraded condition
-	// says which field to use instead. The running pods are left as they are
-	// until the arguments are fixed.
-	ExtraArgs []string `json:"extraArgs,omitempty"`
+	// exit, daemonize or write files are refused at admission, with a message
+	// that says why or which field to use instead. Each option is written in
+	// one form only: short options alone in their element, long ones in full
+	// with their value after "=". The operator checks the arguments again: a
+	// Memcached stored before a rule refused its arguments is reported in the
+	// Degraded condition, and its running pods are left as they are.
+	ExtraArgs *apiv1alpha1.ExtraArgs `json:"extraArgs,omitempty"`
 	// resources are the memcached container's compute resources. When no
 	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
 	// request defaults to the limit. A memory limit below memoryMB + 10% + 32Mi
-	// is refused: the operator reports it in the Degraded condition and leaves
-	// the running pods as they are.
+	// is refused at admission; in a Memcached stored before, the operator
+	// reports it in the Degraded condition and leaves the running pods as
+	// they are.
 	Resources *ResourceRequirementsApplyConfiguration `json:"resources,omitempty"`
 	// nodeSelector constrains the memcached pods to nodes with these labels.
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
@@ -226,13 +230,11 @@ func (b *MemcachedSpecApplyConfiguration) WithVerbosity(value int32) *MemcachedS
 	return b
 }
 
-// WithExtraArgs adds the given value to the ExtraArgs field in the declarative configuration
-// and returns the receiver, so that objects can be build by chaining "With" function invocations.
-// If called multiple times, values provided by each call will be appended to the ExtraArgs field.
-func (b *MemcachedSpecApplyConfiguration) WithExtraArgs(values ...string) *MemcachedSpecApplyConfiguration {
-	for i := range values {
-		b.ExtraArgs = append(b.ExtraArgs, values[i])
-	}
+// WithExtraArgs sets the ExtraArgs field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ExtraArgs field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithExtraArgs(value apiv1alpha1.ExtraArgs) *MemcachedSpecApplyConfiguration {
+	b.ExtraArgs = &value
 	return b
 }
 
