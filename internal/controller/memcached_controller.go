@@ -8,20 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/ptr"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
@@ -30,12 +27,6 @@ import (
 
 // fieldOwner is the field manager of everything the operator applies.
 const fieldOwner = client.FieldOwner(resources.ManagerName)
-
-// Reasons of the MonitoringReady condition.
-const (
-	ReasonServiceMonitorReady      = "ServiceMonitorReady"
-	ReasonServiceMonitorAPIMissing = "ServiceMonitorAPIMissing"
-)
 
 // MemcachedReconciler reconciles a Memcached: it keeps the objects
 // internal/resources builds for it as they are built, and reports what it
@@ -46,6 +37,9 @@ type MemcachedReconciler struct {
 	// Secrets, and objects that are not labelled as the operator's.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Clock tells the time: the conditions' transitions and the scale-down
+	// drains count from it. The real clock when nil.
+	Clock clock.PassiveClock
 	// PlatformAssignsUID leaves the memcached pods' user to the platform.
 	PlatformAssignsUID bool
 	// Images are the images of the Memcacheds that name none.
@@ -61,29 +55,6 @@ type MemcachedReconciler struct {
 	secrets *secretDigests
 	// fields compares the fields the operator owns with those it applies.
 	fields *ownedFields
-
-	// written holds, by Memcached, the status last written (a writtenStatus),
-	// for the reconciles that run before the cache has seen that write.
-	written sync.Map
-}
-
-// writtenStatus is a status the reconciler wrote: the Memcached had
-// resourceVersion before when it was read, and after once written.
-type writtenStatus struct {
-	before, after string
-	status        cachev1alpha1.MemcachedStatus
-}
-
-// predates tells whether a Memcached of resourceVersion rv, as the cache
-// holds it, was read before the write: a cache that has not caught up yet
-// may still hold an older status than before, also one this reconciler wrote
-// itself.
-func (w writtenStatus) predates(rv string) bool {
-	if rv == w.before {
-		return true
-	}
-	cmp, err := resourceversion.CompareResourceVersion(rv, w.after)
-	return err == nil && cmp < 0
 }
 
 // +kubebuilder:rbac:groups=cache.example.com,resources=memcacheds,verbs=get;list;watch
@@ -99,82 +70,85 @@ func (w writtenStatus) predates(rv string) bool {
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// scope is what one reconcile of a Memcached knows, phase after phase.
+type scope struct {
+	// memcached is the Memcached as read at the start.
+	memcached *cachev1alpha1.Memcached
+	// now is the time of the reconcile.
+	now metav1.Time
+	// observed is what the cache holds of its workloads and pods.
+	observed status.Observed
+	// servers is the plan of its servers, from what was observed.
+	servers resources.Servers
+	// digests are those of the Secrets it names, once read.
+	digests resources.SecretDigests
+	// outcome is what the phases did, or why they stopped.
+	outcome status.Outcome
+	// namespaceGone is set when its namespace is being deleted: the
+	// Memcached goes with it, and nothing is written.
+	namespaceGone bool
+}
+
 // Reconcile brings the objects a Memcached owns to the state its spec asks
-// for, then writes what it observes to its status, once.
-func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// for, then writes what it observes to its status, once, whatever a phase
+// returned.
+//
+//  1. observe its workloads and pods, from the cache;
+//  2. plan its servers: which run, which are listed;
+//  3. check its spec and read the Secrets it names (inputs.go);
+//  4. build the objects it asks for and apply those that differ (apply.go);
+//  5. compute its status and write it, unless it is already so (status.go).
+//
+// A spec that no retry can fix stops the reconcile with a terminal error: the
+// next change of the Memcached, or of what it names, brings the next one.
+func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, reterr error) {
 	mc, err := r.getMemcached(ctx, req.NamespacedName)
 	if undecodable, ok := errors.AsType[*undecodableError](err); ok {
 		return ctrl.Result{}, r.reportUndecodable(ctx, undecodable)
 	}
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			r.written.Delete(req.NamespacedName)
-			return ctrl.Result{}, r.deleteWorkloadOfDeleted(ctx, req.NamespacedName)
-		}
+	switch {
+	case apierrors.IsNotFound(err):
+		return ctrl.Result{}, r.deleteWorkloadOfDeleted(ctx, req.NamespacedName)
+	case err != nil:
 		return ctrl.Result{}, err
-	}
-	r.recallStatus(mc)
-	if !mc.DeletionTimestamp.IsZero() {
+	case !mc.DeletionTimestamp.IsZero():
 		// The garbage collector deletes what the Memcached owns.
 		return ctrl.Result{}, nil
 	}
 
-	observed, err := r.observe(ctx, mc)
-	if err != nil {
+	s := &scope{memcached: mc, now: metav1.NewTime(r.clock().Now())}
+	if s.observed, err = r.observe(ctx, mc); err != nil {
 		return ctrl.Result{}, err
 	}
-	now := metav1.Now()
-	servers := status.PlanServers(mc, observed, now)
+	s.servers = status.PlanServers(mc, s.observed, s.now)
+	defer func() {
+		err := r.writeStatus(ctx, s)
+		switch {
+		case err == nil:
+		case errors.Is(reterr, reconcile.TerminalError(nil)):
+			// Retried all the same: the status must say why the spec is
+			// refused, and the next reconcile finds that again.
+			reterr = err
+		default:
+			reterr = errors.Join(reterr, err)
+		}
+	}()
 
-	digests, specErr, err := r.readInputs(ctx, mc)
-	if err != nil {
+	if err := r.readInputs(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	observed.Monitoring = meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
-	if specErr != nil {
-		// Nothing is applied: the pods running the last valid spec stay.
-		observed.SpecError = specErr
-		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.SpecErrorReason(specErr), "Validate", "%s", specErr.Error())
-	} else {
-		desired := resources.Build(mc, resources.Inputs{
-			Digests:                digests,
-			StatefulSetReplicas:    servers.StatefulSetReplicas,
-			Servers:                servers.List,
-			RetirePreviousWorkload: servers.RetirePreviousWorkload,
-			PlatformAssignsUID:     r.PlatformAssignsUID,
-			Images:                 r.Images,
-		})
-		result, applyErr := r.applyDesired(ctx, mc, desired)
-		if apierrors.HasStatusCause(applyErr, corev1.NamespaceTerminatingCause) {
-			// The namespace's deletion takes the Memcached with it.
-			logf.FromContext(ctx).V(1).Info("Not applying: the namespace is being deleted")
-			return ctrl.Result{}, nil
-		}
-		if predecessor, ok := errors.AsType[*predecessorError](applyErr); ok {
-			logf.FromContext(ctx).V(1).Info("Waiting for the garbage collector to delete an object of a deleted Memcached of this name",
-				"object", predecessor.ref.String())
-			observed.WaitingFor = fmt.Sprintf("the garbage collector has deleted %s of a deleted Memcached of this name", predecessor.ref)
-			applyErr = nil
-		}
-		if refused, ok := errors.AsType[*status.SpecError](applyErr); ok {
-			// Retrying cannot help: the Memcached's next change brings the
-			// next reconcile.
-			observed.SpecError, applyErr = refused, nil
-			r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, refused.Reason, "Apply", "%s", refused.Error())
-		}
-		r.tell(mc, result, applyErr)
-		observed.ApplyError = applyErr
-		r.useApplied(mc, &observed, result)
-		if applyErr == nil && observed.SpecError == nil {
-			observed.Monitoring = monitoringCondition(mc, result)
-		}
+	if err := r.apply(ctx, s); err != nil {
+		return ctrl.Result{}, err
 	}
+	return ctrl.Result{RequeueAfter: s.servers.RequeueAfter}, nil
+}
 
-	newStatus := status.Compute(mc, observed, servers, now)
-	if err := r.writeStatus(ctx, mc, newStatus); err != nil {
-		return ctrl.Result{}, errors.Join(observed.ApplyError, err)
+// clock returns r.Clock, or the real clock.
+func (r *MemcachedReconciler) clock() clock.PassiveClock {
+	if r.Clock == nil {
+		return clock.RealClock{}
 	}
-	return ctrl.Result{RequeueAfter: servers.RequeueAfter}, observed.ApplyError
+	return r.Clock
 }
 
 // observe reads the workloads and pods of mc from the cache.
@@ -203,15 +177,60 @@ func (r *MemcachedReconciler) observe(ctx context.Context, mc *cachev1alpha1.Mem
 	return observed, nil
 }
 
+// apply builds the objects the Memcached of s asks for and applies those
+// that differ, then records what it did in s.
+func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
+	mc := s.memcached
+	desired := resources.Build(mc, resources.Inputs{
+		Digests:            s.digests,
+		Servers:            s.servers,
+		PlatformAssignsUID: r.PlatformAssignsUID,
+		Images:             r.Images,
+	})
+	result, err := r.applyDesired(ctx, mc, desired)
+	r.tell(mc, result, err)
+	s.useApplied(result)
+	s.outcome.ServiceMonitorAPIMissing = result.missingAPIs[resources.ServiceMonitorGVK]
+
+	if predecessor, ok := errors.AsType[*predecessorError](err); ok {
+		logf.FromContext(ctx).V(1).Info("Waiting for the garbage collector to delete an object of a deleted Memcached of this name",
+			"object", predecessor.ref.String())
+		s.outcome.WaitingFor = fmt.Sprintf("the garbage collector has deleted %s of a deleted Memcached of this name", predecessor.ref)
+		return nil
+	}
+	if refused, ok := errors.AsType[*status.SpecError](err); ok {
+		return r.refuse(s, "Apply", refused)
+	}
+	switch {
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		logf.FromContext(ctx).V(1).Info("Not applying: the namespace is being deleted")
+		s.namespaceGone = true
+		return nil
+	case err != nil:
+		s.outcome.ApplyError = err
+		return err
+	}
+	return nil
+}
+
+// refuse records that the spec of s cannot be applied as it is, and why, in
+// a Warning event and in s, and returns it as a terminal error: retrying
+// cannot help, and what runs is left as it is.
+func (r *MemcachedReconciler) refuse(s *scope, action string, err error) error {
+	s.outcome.SpecError = err
+	r.Recorder.Eventf(s.memcached, nil, corev1.EventTypeWarning, status.SpecErrorReason(err), action, "%s", err.Error())
+	return reconcile.TerminalError(err)
+}
+
 // useApplied takes the workloads as the API server answered their apply:
 // newer than the cache.
-func (r *MemcachedReconciler) useApplied(mc *cachev1alpha1.Memcached, observed *status.Observed, result applied) {
-	key := client.ObjectKeyFromObject(mc)
+func (s *scope) useApplied(result applied) {
+	key := client.ObjectKeyFromObject(s.memcached)
 	if d, ok := result.objects[resources.Ref{Kind: resources.DeploymentKind, NamespacedName: key}].(*appsv1.Deployment); ok {
-		observed.Deployment = d
+		s.observed.Deployment = d
 	}
-	if s, ok := result.objects[resources.Ref{Kind: resources.StatefulSetKind, NamespacedName: key}].(*appsv1.StatefulSet); ok {
-		observed.StatefulSet = s
+	if set, ok := result.objects[resources.Ref{Kind: resources.StatefulSetKind, NamespacedName: key}].(*appsv1.StatefulSet); ok {
+		s.observed.StatefulSet = set
 	}
 }
 
@@ -228,58 +247,4 @@ func (r *MemcachedReconciler) tell(mc *cachev1alpha1.Memcached, result applied, 
 	if conflict, ok := errors.AsType[*status.ConflictError](applyErr); ok {
 		r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, status.ReasonOwnershipConflict, "Apply", "%s", conflict.Error())
 	}
-}
-
-// monitoringCondition returns the MonitoringReady condition of mc, nil when
-// monitoring is not enabled. A cluster without the ServiceMonitor API is not
-// an error: the condition says so, and the exporter runs all the same.
-func monitoringCondition(mc *cachev1alpha1.Memcached, result applied) *metav1.Condition {
-	if mc.Spec.Monitoring == nil || !mc.Spec.Monitoring.Enabled {
-		return nil
-	}
-	if result.missingAPIs[resources.ServiceMonitorGVK] {
-		return &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonServiceMonitorAPIMissing,
-			Message: fmt.Sprintf("The cluster has no monitoring.coreos.com/v1 ServiceMonitor API, so no ServiceMonitor was created; "+
-				"the exporter serves every memcached pod's metrics at %s:%d%s?target=<pod address>:11211 all the same. "+
-				"Install prometheus-operator's CRDs, then restart the operator",
-				resources.ExporterName(mc), resources.MetricsPort, resources.ScrapePath)}
-	}
-	return &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonServiceMonitorReady,
-		Message: fmt.Sprintf("ServiceMonitor %s has Prometheus scrape every memcached pod through the exporter %s",
-			mc.Name, resources.ExporterName(mc))}
-}
-
-// recallStatus gives mc, as read from the cache, the status last written
-// when the cache has not seen that write yet, so that a reconcile running
-// meanwhile does not write it again.
-func (r *MemcachedReconciler) recallStatus(mc *cachev1alpha1.Memcached) {
-	key := client.ObjectKeyFromObject(mc)
-	w, ok := r.written.Load(key)
-	if !ok {
-		return
-	}
-	if w := w.(writtenStatus); w.predates(mc.ResourceVersion) {
-		mc.Status = *w.status.DeepCopy()
-		return
-	}
-	r.written.Delete(key)
-}
-
-// writeStatus applies newStatus unless mc already has it.
-func (r *MemcachedReconciler) writeStatus(ctx context.Context, mc *cachev1alpha1.Memcached, newStatus cachev1alpha1.MemcachedStatus) error {
-	if equality.Semantic.DeepEqual(mc.Status, newStatus) {
-		return nil
-	}
-	logf.FromContext(ctx).V(1).Info("Updating status", "old", mc.Status, "new", newStatus)
-	applied := status.ApplyConfiguration(mc, newStatus)
-	if err := r.Status().Apply(ctx, applied, fieldOwner, client.ForceOwnership); err != nil {
-		// A Memcached deleted since it was read has no status to write.
-		return client.IgnoreNotFound(fmt.Errorf("failed to apply status: %w", err))
-	}
-	r.written.Store(client.ObjectKeyFromObject(mc), writtenStatus{
-		before: mc.ResourceVersion,
-		after:  ptr.Deref(applied.ResourceVersion, ""),
-		status: newStatus,
-	})
-	return nil
 }

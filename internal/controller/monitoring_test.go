@@ -13,6 +13,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/status"
 )
 
 func TestMonitoringWithoutTheServiceMonitorAPIRunsTheExporterAndSaysSo(t *testing.T) {
@@ -32,7 +33,7 @@ func TestMonitoringWithoutTheServiceMonitorAPIRunsTheExporterAndSaysSo(t *testin
 		c := meta.FindStatusCondition(current.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(ReasonServiceMonitorAPIMissing))
+		g.Expect(c.Reason).To(Equal(status.ReasonServiceMonitorAPIMissing))
 		g.Expect(c.Message).To(ContainSubstring("no monitoring.coreos.com/v1 ServiceMonitor API"))
 		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
 	}).Should(Succeed())

@@ -12,25 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/memcached"
 	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/internal/status"
 )
-
-// secretUse is what the memcached pods read a Secret for.
-type secretUse int
-
-const (
-	authUsers secretUse = iota // spec.auth.secretName
-	tlsPair                    // spec.tls.secretName
-	clientCA                   // spec.tls.clientCASecretName
-)
-
-// field returns the spec field that names a Secret of this use.
-func (u secretUse) field() string {
-	return [...]string{"spec.auth.secretName", "spec.tls.secretName", "spec.tls.clientCASecretName"}[u]
-}
 
 // secretDigests reads the Secrets a Memcached names and keeps, for each, only
 // its keyed digest, or why it cannot be used, with its resourceVersion: the
@@ -54,22 +39,25 @@ type secretEntryKey struct {
 type secretEntry struct {
 	resourceVersion string
 	digest          string
-	invalid         error
+	invalid         *status.SpecError
 }
 
 // digest returns the digest of the Secret at key, read for use, or a
-// SpecError when it is missing or cannot be used that way.
-func (s *secretDigests) digest(ctx context.Context, key client.ObjectKey, use secretUse) (digest string, specErr, err error) {
+// *status.SpecError when it is missing or cannot be used that way.
+func (s *secretDigests) digest(ctx context.Context, key client.ObjectKey, use secretUse) (string, error) {
 	metadata := &metav1.PartialObjectMetadata{}
 	metadata.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	entryKey := secretEntryKey{ObjectKey: key, use: use}
 	switch err := s.cache.Get(ctx, key, metadata); {
 	case err == nil:
 		if e, ok := s.load(entryKey); ok && e.resourceVersion == metadata.ResourceVersion {
-			return e.digest, e.invalid, nil
+			if e.invalid != nil {
+				return "", e.invalid
+			}
+			return e.digest, nil
 		}
 	case !apierrors.IsNotFound(err):
-		return "", nil, fmt.Errorf("failed to get Secret %s: %w", key.Name, err)
+		return "", fmt.Errorf("failed to get Secret %s: %w", key.Name, err)
 	}
 	// Changed, or not in the cache yet: the API server has the truth.
 	secret := &corev1.Secret{}
@@ -77,9 +65,9 @@ func (s *secretDigests) digest(ctx context.Context, key client.ObjectKey, use se
 		if apierrors.IsNotFound(err) {
 			s.forget(key)
 			return "", &status.SpecError{Reason: status.ReasonSecretNotFound,
-				Message: fmt.Sprintf("Secret %s named by %s does not exist in namespace %s", key.Name, use.field(), key.Namespace)}, nil
+				Message: fmt.Sprintf("Secret %s named by %s does not exist in namespace %s", key.Name, use.field(), key.Namespace)}
 		}
-		return "", nil, fmt.Errorf("failed to get Secret %s: %w", key.Name, err)
+		return "", fmt.Errorf("failed to get Secret %s: %w", key.Name, err)
 	}
 	e := secretEntry{resourceVersion: secret.ResourceVersion}
 	contents, invalid := usable(secret, use)
@@ -90,7 +78,10 @@ func (s *secretDigests) digest(ctx context.Context, key client.ObjectKey, use se
 		e.digest = resources.Digest(string(secret.UID), contents...)
 	}
 	s.store(entryKey, e)
-	return e.digest, e.invalid, nil
+	if e.invalid != nil {
+		return "", e.invalid
+	}
+	return e.digest, nil
 }
 
 // usable returns the contents of secret the pods read for use, or why they
@@ -146,37 +137,4 @@ func (s *secretDigests) forget(key client.ObjectKey) {
 			delete(s.entries, k)
 		}
 	}
-}
-
-// readInputs checks the spec and reads the Secrets it names. specErr says
-// why the spec cannot be applied as it is, e.g. a Secret it names is
-// missing; err is any other failure, to be retried.
-func (r *MemcachedReconciler) readInputs(ctx context.Context, mc *cachev1alpha1.Memcached) (digests resources.SecretDigests, specErr, err error) {
-	if err := memcached.CheckMemoryLimit(&mc.Spec); err != nil {
-		return digests, err, nil
-	}
-	if err := memcached.CheckExtraArgs(&mc.Spec); err != nil {
-		return digests, err, nil
-	}
-	read := func(name string, use secretUse) (string, error, error) {
-		return r.secrets.digest(ctx, client.ObjectKey{Namespace: mc.Namespace, Name: name}, use)
-	}
-	if auth := mc.Spec.Auth; auth != nil {
-		if digests.Auth, specErr, err = read(auth.SecretName, authUsers); specErr != nil || err != nil {
-			return digests, specErr, err
-		}
-	}
-	if t := mc.Spec.TLS; t != nil {
-		if digests.TLS, specErr, err = read(t.SecretName, tlsPair); specErr != nil || err != nil {
-			return digests, specErr, err
-		}
-		if t.ClientCASecretName != "" {
-			ca, specErr, err := read(t.ClientCASecretName, clientCA)
-			if specErr != nil || err != nil {
-				return digests, specErr, err
-			}
-			digests.TLS += ca
-		}
-	}
-	return digests, nil, nil
 }

@@ -84,7 +84,7 @@ func TestTrimPodKeepsWhatStatusReads(t *testing.T) {
 	mc := newMemcachedForStatus()
 	compute := func(pod corev1.Pod) cachev1alpha1.MemcachedStatus {
 		observed := status.Observed{Pods: []corev1.Pod{pod}}
-		return status.Compute(mc, observed, status.PlanServers(mc, observed, deleted), deleted)
+		return status.Compute(mc, observed, status.Outcome{}, status.PlanServers(mc, observed, deleted), deleted)
 	}
 	if got, want := compute(*trimmedLive.(*corev1.Pod)), compute(*live); !equality.Semantic.DeepEqual(got, want) {
 		t.Errorf("status from trimmed pods %+v differs from %+v", got, want)

@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
@@ -75,7 +77,7 @@ func TestStatefulSetPublishesStableNames(t *testing.T) {
 	ns := newNamespace(t)
 	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ring"},
 		Spec: cachev1alpha1.MemcachedSpec{Size: 3, Workload: cachev1alpha1.WorkloadStatefulSet,
-			ScaleDownDrainSeconds: ptr.To[int32](2)}}
+			ScaleDownDrainSeconds: ptr.To[int32](3600)}}
 	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
 	set := statefulSetOf(t, mc)
 	g.Expect(set.Spec.ServiceName).To(Equal("ring-headless"))
@@ -112,7 +114,19 @@ func TestStatefulSetPublishesStableNames(t *testing.T) {
 	g.Expect(meta.FindStatusCondition(current.Status.Conditions, cachev1alpha1.ConditionProgressing).Reason).
 		To(Equal(status.ReasonScalingDown))
 	g.Expect(ptr.Deref(statefulSetOf(t, mc).Spec.Replicas, 0)).To(Equal(int32(3)), "the pod went before it drained")
-	g.Eventually(func() int32 { return ptr.Deref(statefulSetOf(t, mc).Spec.Replicas, 0) }).Should(Equal(int32(2)))
+
+	// A second before the drain ends, a reconcile keeps the pod, and asks to
+	// come back when it ends; at its end, the pod goes.
+	drainEnds := current.Status.DrainingSince.Add(time.Hour)
+	testClock.Step(drainEnds.Add(-time.Second).Sub(testClock.Now()))
+	result, err := reconciler.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mc)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(result.RequeueAfter).To(And(BeNumerically(">", 0), BeNumerically("<=", time.Second)))
+	g.Expect(ptr.Deref(statefulSetOf(t, mc).Spec.Replicas, 0)).To(Equal(int32(3)), "the pod went before it drained")
+	testClock.Step(time.Second)
+	_, err = reconciler.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mc)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ptr.Deref(statefulSetOf(t, mc).Spec.Replicas, 0)).To(Equal(int32(2)), "the pod stayed after it drained")
 	g.Eventually(func(g Gomega) *metav1.Time { return getMemcached(t, g, mc).Status.DrainingSince }).Should(BeNil())
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,7 +48,33 @@ var (
 
 	// requests records every request the manager sends to the API server.
 	requests = &requestLog{}
+
+	// testClock is the reconciler's clock: the real time, which a test can
+	// move forward.
+	testClock = &steppingClock{}
 )
+
+// steppingClock is the real clock moved forward by the steps a test takes,
+// so that a test can make a drain end exactly when it says.
+type steppingClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *steppingClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// Step moves the clock forward by d.
+func (c *steppingClock) Step(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
 
 // requestLog records the method and path of HTTP requests.
 type requestLog struct {
@@ -208,14 +235,44 @@ func newOperator(ctx context.Context, cfg *rest.Config, apis APIs) (ctrl.Manager
 	}
 	r := &MemcachedReconciler{
 		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
+		APIReader: &faultyReader{Reader: mgr.GetAPIReader()},
 		Recorder:  mgr.GetEventRecorder("memcached-operator"),
+		Clock:     testClock,
 		APIs:      apis,
 	}
 	if err := r.SetupWithManager(ctx, mgr, 2); err != nil {
 		return nil, nil, fmt.Errorf("failed to set up the reconciler: %w", err)
 	}
 	return mgr, r, nil
+}
+
+// secretReadFaults holds, by namespace, the error that reading a Secret of
+// that namespace from the API server returns: a test sets one to stand for
+// an RBAC rule or a network that refuses the operator.
+var secretReadFaults sync.Map
+
+// faultyReader reads through Reader, except Secrets of the namespaces that
+// secretReadFaults names.
+type faultyReader struct {
+	client.Reader
+}
+
+func (r *faultyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		if err, ok := secretReadFaults.Load(key.Namespace); ok {
+			return err.(error)
+		}
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// failSecretReads makes the operator's reads of the Secrets of namespace
+// fail with err until the returned function is called, or the test ends.
+func failSecretReads(t *testing.T, namespace string, err error) (restore func()) {
+	secretReadFaults.Store(namespace, err)
+	restore = func() { secretReadFaults.Delete(namespace) }
+	t.Cleanup(restore)
+	return restore
 }
 
 // newNamespace creates a namespace of its own for a test.

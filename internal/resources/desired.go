@@ -50,14 +50,9 @@ var (
 type Inputs struct {
 	// Digests are digests of the Secrets the pods read.
 	Digests SecretDigests
-	// StatefulSetReplicas is how many pods a StatefulSet runs: spec.size,
-	// or more while a scale-down drains.
-	StatefulSetReplicas int32
-	// Servers is the server list the servers ConfigMap publishes.
-	Servers []string
-	// RetirePreviousWorkload is set once the workload of spec.workload is
-	// ready, so that a workload of the other kind, left from a switch, can go.
-	RetirePreviousWorkload bool
+	// Servers is the plan of the servers: how many pods the workload runs
+	// and the list the servers ConfigMap publishes.
+	Servers Servers
 	// PlatformAssignsUID leaves the pods' user to the platform, such as
 	// OpenShift's restricted-v2, instead of the image's user.
 	PlatformAssignsUID bool
@@ -104,7 +99,7 @@ type Desired struct {
 
 // Build returns every object mc asks for, and names those it may have had but
 // no longer asks for. A workload of the other kind than spec.workload is
-// neither applied nor deleted until in.RetirePreviousWorkload.
+// neither applied nor deleted until in.Servers.RetirePreviousWorkload.
 func Build(mc *cachev1alpha1.Memcached, in Inputs) Desired {
 	var d Desired
 	add := func(kind Kind, name string, object any) {
@@ -114,15 +109,15 @@ func Build(mc *cachev1alpha1.Memcached, in Inputs) Desired {
 		}
 		d.Objects = append(d.Objects, Object{Kind: kind, Unstructured: withAppliedHash(object)})
 	}
-	switch workload(mc) {
+	switch mc.Spec.GetWorkload() {
 	case cachev1alpha1.WorkloadStatefulSet:
 		add(StatefulSetKind, mc.Name, statefulSet(mc, in))
-		if in.RetirePreviousWorkload {
+		if in.Servers.RetirePreviousWorkload {
 			add(DeploymentKind, mc.Name, nil)
 		}
 	default:
 		add(DeploymentKind, mc.Name, deployment(mc, in))
-		if in.RetirePreviousWorkload {
+		if in.Servers.RetirePreviousWorkload {
 			add(StatefulSetKind, mc.Name, nil)
 		}
 	}
@@ -130,7 +125,7 @@ func Build(mc *cachev1alpha1.Memcached, in Inputs) Desired {
 	// ask for the object; orNil turns it into an untyped one.
 	add(ServiceKind, mc.Name, service(mc))
 	add(ServiceKind, HeadlessServiceName(mc), headlessService(mc))
-	add(ConfigMapKind, ServersConfigMapName(mc), serversConfigMap(mc, in.Servers))
+	add(ConfigMapKind, ServersConfigMapName(mc), serversConfigMap(mc, in.Servers.List))
 	add(PDBKind, mc.Name, orNil(podDisruptionBudget(mc)))
 	add(NetworkPolicyKind, mc.Name, orNil(networkPolicy(mc)))
 	add(NetworkPolicyKind, ExporterName(mc), orNil(exporterNetworkPolicy(mc)))

@@ -97,7 +97,7 @@ func TestBuildRetiresThePreviousWorkloadOnlyWhenAsked(t *testing.T) {
 		}
 		for _, retire := range []bool{false, true} {
 			in := inputsFor(mc)
-			in.RetirePreviousWorkload = retire
+			in.Servers.RetirePreviousWorkload = retire
 			d := Build(mc, in)
 			if !applies(d, current, "mc") {
 				t.Errorf("%s, retire %v: the %s is not applied", workload, retire, current.Kind)

@@ -107,14 +107,16 @@ func (f fuzzSpec) memcached() (*cachev1alpha1.Memcached, Inputs) {
 	}
 
 	in := Inputs{
-		Digests:                SecretDigests{Auth: "auth-digest", TLS: "tls-digest"},
-		StatefulSetReplicas:    spec.Size,
-		Servers:                []string{"10.0.0.1:11211"},
-		RetirePreviousWorkload: has(featureRetire),
-		PlatformAssignsUID:     has(featurePlatformUID),
+		Digests: SecretDigests{Auth: "auth-digest", TLS: "tls-digest"},
+		Servers: Servers{
+			List:                   []string{"10.0.0.1:11211"},
+			StatefulSetReplicas:    spec.Size,
+			RetirePreviousWorkload: has(featureRetire),
+		},
+		PlatformAssignsUID: has(featurePlatformUID),
 	}
 	if has(featureDrainingStatefulSet) {
-		in.StatefulSetReplicas = spec.Size + 2
+		in.Servers.StatefulSetReplicas = spec.Size + 2
 	}
 	return mc, in
 }
@@ -225,7 +227,7 @@ func checkWorkload(t *testing.T, mc *cachev1alpha1.Memcached, in Inputs, o Objec
 	switch o.Kind {
 	case StatefulSetKind:
 		sts := decode[appsv1.StatefulSet](t, o)
-		template, selector, replicas, want = &sts.Spec.Template, sts.Spec.Selector.MatchLabels, ptr.Deref(sts.Spec.Replicas, -1), in.StatefulSetReplicas
+		template, selector, replicas, want = &sts.Spec.Template, sts.Spec.Selector.MatchLabels, ptr.Deref(sts.Spec.Replicas, -1), in.Servers.StatefulSetReplicas
 	default:
 		dep := decode[appsv1.Deployment](t, o)
 		template, selector, replicas, want = &dep.Spec.Template, dep.Spec.Selector.MatchLabels, ptr.Deref(dep.Spec.Replicas, -1), mc.Spec.Size

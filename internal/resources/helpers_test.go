@@ -36,7 +36,7 @@ func withSpec(mutate func(*cachev1alpha1.MemcachedSpec)) *cachev1alpha1.Memcache
 // inputsFor returns the inputs of a Memcached whose pods all run and that
 // reads no Secret.
 func inputsFor(mc *cachev1alpha1.Memcached) Inputs {
-	return Inputs{StatefulSetReplicas: mc.Spec.Size}
+	return Inputs{Servers: Servers{StatefulSetReplicas: mc.Spec.Size}}
 }
 
 // lookup returns the object of kind and name that d applies, decoded into T,

@@ -40,10 +40,6 @@ const (
 // ServiceMonitorGVK is the kind of the ServiceMonitor of prometheus-operator.
 var ServiceMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}
 
-func monitoringEnabled(mc *cachev1alpha1.Memcached) bool {
-	return mc.Spec.Monitoring != nil && mc.Spec.Monitoring.Enabled
-}
-
 // ExporterName returns the name of the exporter's Deployment, Service and
 // NetworkPolicy of mc.
 func ExporterName(mc *cachev1alpha1.Memcached) string {
@@ -71,7 +67,7 @@ func exporterLabels(mc *cachev1alpha1.Memcached) map[string]string {
 // them. With TLS, it connects over TLS without checking memcached's
 // certificate, whose names need not include the pods' addresses.
 func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.DeploymentApplyConfiguration {
-	if !monitoringEnabled(mc) {
+	if !mc.Spec.MonitoringEnabled() {
 		return nil
 	}
 	m := mc.Spec.Monitoring
@@ -126,7 +122,7 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 // exporterService returns the Service of the exporter of mc, nil when
 // monitoring is not enabled.
 func exporterService(mc *cachev1alpha1.Memcached) *corev1ac.ServiceApplyConfiguration {
-	if !monitoringEnabled(mc) {
+	if !mc.Spec.MonitoringEnabled() {
 		return nil
 	}
 	return corev1ac.Service(ExporterName(mc), mc.Namespace).
@@ -150,7 +146,7 @@ func exporterService(mc *cachev1alpha1.Memcached) *corev1ac.ServiceApplyConfigur
 // operator does not depend on prometheus-operator's API, which a cluster may
 // not have.
 func serviceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
-	if !monitoringEnabled(mc) {
+	if !mc.Spec.MonitoringEnabled() {
 		return nil
 	}
 	labels := maps.Clone(mc.Spec.Monitoring.ServiceMonitorLabels)

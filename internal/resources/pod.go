@@ -69,7 +69,7 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 		WithLivenessProbe(tcpProbe(PortName).WithPeriodSeconds(10).WithFailureThreshold(3)).
 		WithSecurityContext(restrictedContainer())
 	delay := ptr.Deref(spec.PreStopDelaySeconds, 0)
-	if memcached.WarmRestart(spec) {
+	if spec.WarmRestartEnabled() {
 		// memcached saves its memory file on SIGUSR1 only; a script waits
 		// for the file to be readable before starting it.
 		container.
@@ -244,7 +244,7 @@ func topologySpreadConstraints(mc *cachev1alpha1.Memcached) []*corev1ac.Topology
 		WithTopologyKey(corev1.LabelTopologyZone).
 		WithWhenUnsatisfiable(corev1.ScheduleAnyway).
 		WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(mc)))
-	if workload(mc) == cachev1alpha1.WorkloadDeployment {
+	if mc.Spec.GetWorkload() == cachev1alpha1.WorkloadDeployment {
 		zones.WithMatchLabelKeys(appsv1.DefaultDeploymentUniqueLabelKey)
 	}
 	return append(constraints, zones)

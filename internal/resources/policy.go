@@ -8,7 +8,6 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
-	"k8s.io/utils/ptr"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/memcached"
@@ -22,7 +21,7 @@ import (
 // evicted, so that they never block a node drain.
 func podDisruptionBudget(mc *cachev1alpha1.Memcached) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
 	budget := mc.Spec.PodDisruptionBudget
-	if mc.Spec.Size <= 1 || (budget != nil && !ptr.Deref(budget.Enabled, true)) {
+	if mc.Spec.Size <= 1 || !mc.Spec.PodDisruptionBudgetEnabled() {
 		return nil
 	}
 	spec := policyv1ac.PodDisruptionBudgetSpec().
@@ -54,7 +53,7 @@ func networkPolicy(mc *cachev1alpha1.Memcached) *networkingv1ac.NetworkPolicyApp
 	rule := ingressRule(memcached.Port, np.AllowedFrom).
 		WithFrom(networkingv1ac.NetworkPolicyPeer().
 			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(mc))))
-	if monitoringEnabled(mc) {
+	if mc.Spec.MonitoringEnabled() {
 		rule.WithFrom(networkingv1ac.NetworkPolicyPeer().
 			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(exporterSelectorLabels(mc))))
 	}
@@ -72,7 +71,7 @@ func networkPolicy(mc *cachev1alpha1.Memcached) *networkingv1ac.NetworkPolicyApp
 // metrics port from the peers of spec.networkPolicy.metricsAllowedFrom only.
 func exporterNetworkPolicy(mc *cachev1alpha1.Memcached) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	np := mc.Spec.NetworkPolicy
-	if np == nil || !monitoringEnabled(mc) {
+	if np == nil || !mc.Spec.MonitoringEnabled() {
 		return nil
 	}
 	spec := networkingv1ac.NetworkPolicySpec().

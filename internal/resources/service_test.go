@@ -45,7 +45,7 @@ func TestServersConfigMapPublishesTheListByLineAndByComma(t *testing.T) {
 		{[]string{"10.0.0.1:11211", "10.0.0.2:11211"}, "10.0.0.1:11211\n10.0.0.2:11211\n", "10.0.0.1:11211,10.0.0.2:11211"},
 	} {
 		in := inputsFor(mc)
-		in.Servers = tt.servers
+		in.Servers.List = tt.servers
 		cm := object[corev1.ConfigMap](t, Build(mc, in), ConfigMapKind, "mc-servers")
 		if cm.Data[ServersKey] != tt.lines || cm.Data[ServersCSVKey] != tt.commas || len(cm.Data) != 2 {
 			t.Errorf("servers %q: data %q, want %q and %q", tt.servers, cm.Data, tt.lines, tt.commas)

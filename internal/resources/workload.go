@@ -22,14 +22,6 @@ const ProgressDeadlineSeconds = 60
 // spec.warmRestart.
 const MemoryFileClaim = memoryFileVolume
 
-// workload returns the kind of workload spec.workload asks for.
-func workload(mc *cachev1alpha1.Memcached) cachev1alpha1.WorkloadKind {
-	if mc.Spec.Workload == "" {
-		return cachev1alpha1.WorkloadDeployment
-	}
-	return mc.Spec.Workload
-}
-
 // deployment returns the Deployment that runs the memcached pods of mc. A
 // rollout adds a new pod before it removes an old one, and moves on only once
 // the new pod has been ready for minReadySeconds: a template that cannot run
@@ -63,7 +55,7 @@ func deployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.DeploymentAppl
 func statefulSet(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.StatefulSetApplyConfiguration {
 	template, hash := hashedPodTemplate(mc, in)
 	spec := appsv1ac.StatefulSetSpec().
-		WithReplicas(in.StatefulSetReplicas).
+		WithReplicas(in.Servers.StatefulSetReplicas).
 		WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(mc))).
 		WithServiceName(HeadlessServiceName(mc)).
 		WithPodManagementPolicy(appsv1.ParallelPodManagement).
@@ -73,7 +65,7 @@ func statefulSet(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.StatefulSetAp
 				WithMaxUnavailable(intstr.FromInt32(1)))).
 		WithMinReadySeconds(ptr.Deref(mc.Spec.MinReadySeconds, 0)).
 		WithTemplate(template)
-	if memcached.WarmRestart(&mc.Spec) {
+	if mc.Spec.WarmRestartEnabled() {
 		claim := corev1ac.PersistentVolumeClaimSpec().
 			WithAccessModes(corev1.ReadWriteOnce).
 			WithResources(corev1ac.VolumeResourceRequirements().

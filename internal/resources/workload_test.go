@@ -110,7 +110,7 @@ func TestSelectorsKeepMemcachedsApart(t *testing.T) {
 func TestStatefulSetRunsThePlannedReplicasInParallel(t *testing.T) {
 	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet })
 	in := inputsFor(mc)
-	in.StatefulSetReplicas = 5 // draining two pods of a scale-down to 3
+	in.Servers.StatefulSetReplicas = 5 // draining two pods of a scale-down to 3
 	s := statefulSetOf(t, mc, in)
 	if ptr.Deref(s.Spec.Replicas, 0) != 5 {
 		t.Errorf("replicas = %v, want the 5 of the inputs", s.Spec.Replicas)

@@ -49,10 +49,13 @@ const (
 	worldDeploymentFailing
 	worldDraining
 	worldPublishedDeploymentList
+	worldReadError
+	worldServiceMonitorAPIMissing
 )
 
-// fuzzWorld is what a reconcile observes, made from the fuzzer's inputs.
-func fuzzWorld(size int32, published uint8, world uint16, pods []byte, drainSeconds int32) (*cachev1alpha1.Memcached, Observed) {
+// fuzzWorld is what a reconcile observes and does, made from the fuzzer's
+// inputs.
+func fuzzWorld(size int32, published uint8, world uint16, pods []byte, drainSeconds int32) (*cachev1alpha1.Memcached, Observed, Outcome) {
 	has := func(bit uint16) bool { return world&bit != 0 }
 	mc := newMemcached(max(size, 0)%16, 3)
 	mc.Spec.ScaleDownDrainSeconds = ptr.To(max(drainSeconds, 0) % 600)
@@ -81,16 +84,20 @@ func fuzzWorld(size int32, published uint8, world uint16, pods []byte, drainSeco
 		observed.StatefulSet = statefulSet(int32(len(pods)), int32(len(pods))/2)
 		observed.StatefulSet.Annotations = map[string]string{resources.TemplateHashAnnotation: currentTemplate}
 	}
+	var outcome Outcome
 	switch {
 	case has(worldSpecError):
-		observed.SpecError = &SpecError{Reason: ReasonSecretNotFound, Message: "Secret users is not found"}
+		outcome.SpecError = &SpecError{Reason: ReasonSecretNotFound, Message: "Secret users is not found"}
+	case has(worldReadError):
+		outcome.ReadError = errors.New("Secret users named by spec.auth.secretName cannot be read: forbidden")
 	case has(worldConflict):
-		observed.ApplyError = &ConflictError{Object: "Service cache"}
+		outcome.ApplyError = &ConflictError{Object: "Service cache"}
 	case has(worldApplyError):
-		observed.ApplyError = errors.New("the API server is unavailable")
+		outcome.ApplyError = errors.New("the API server is unavailable")
 	}
 	if has(worldMonitoring) {
-		observed.Monitoring = &metav1.Condition{Status: metav1.ConditionTrue, Reason: "ServiceMonitorReady", Message: "scraped"}
+		mc.Spec.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+		outcome.ServiceMonitorAPIMissing = has(worldServiceMonitorAPIMissing)
 	}
 
 	for i, bits := range pods[:min(len(pods), 24)] {
@@ -124,7 +131,7 @@ func fuzzWorld(size int32, published uint8, world uint16, pods []byte, drainSeco
 		}
 		observed.Pods = append(observed.Pods, p)
 	}
-	return mc, observed
+	return mc, observed, outcome
 }
 
 func FuzzCompute(f *testing.F) {
@@ -135,9 +142,9 @@ func FuzzCompute(f *testing.F) {
 	f.Add(int32(0), uint8(2), uint16(worldSpecError|worldMonitoring), []byte{podUnschedulable, podOldTemplate | podForeignName}, int32(5))
 	f.Add(int32(4), uint8(1), uint16(worldConflict|worldHasDeployment|worldDeploymentFailing), []byte{podReady | podOfDeployment | podHasIP}, int32(5))
 	f.Fuzz(func(t *testing.T, size int32, published uint8, world uint16, pods []byte, drainSeconds int32) {
-		mc, observed := fuzzWorld(size, published, world, pods, drainSeconds)
+		mc, observed, outcome := fuzzWorld(size, published, world, pods, drainSeconds)
 		servers := PlanServers(mc, observed, now)
-		status := Compute(mc, observed, servers, now)
+		status := Compute(mc, observed, outcome, servers, now)
 
 		// The same world, with the pods listed in another order, as a
 		// cache may list them: the same status.
@@ -147,7 +154,7 @@ func FuzzCompute(f *testing.F) {
 		if s := PlanServers(mc, reversed, now); !equality.Semantic.DeepEqual(s, servers) {
 			t.Fatalf("the server plan depends on the order of the pods:\n%+v\n%+v", servers, s)
 		}
-		if s := Compute(mc, reversed, servers, now); !equality.Semantic.DeepEqual(s, status) {
+		if s := Compute(mc, reversed, outcome, servers, now); !equality.Semantic.DeepEqual(s, status) {
 			t.Fatalf("the status depends on the order of the pods:\n%+v\n%+v", status, s)
 		}
 
@@ -155,16 +162,16 @@ func FuzzCompute(f *testing.F) {
 		// same: a reconcile that finds nothing changed writes nothing.
 		written := mc.DeepCopy()
 		written.Status = status
-		if again := Compute(written, observed, PlanServers(written, observed, now), now); !equality.Semantic.DeepEqual(again, status) {
+		if again := Compute(written, observed, outcome, PlanServers(written, observed, now), now); !equality.Semantic.DeepEqual(again, status) {
 			t.Fatalf("the status changes when computed again:\n%+v\n%+v", status, again)
 		}
 
-		checkStatus(t, mc, observed, status)
+		checkStatus(t, mc, outcome, status)
 	})
 }
 
 // checkStatus checks what every status the operator writes guarantees.
-func checkStatus(t *testing.T, mc *cachev1alpha1.Memcached, observed Observed, status cachev1alpha1.MemcachedStatus) {
+func checkStatus(t *testing.T, mc *cachev1alpha1.Memcached, outcome Outcome, status cachev1alpha1.MemcachedStatus) {
 	t.Helper()
 	if _, err := labels.Parse(status.Selector); err != nil {
 		t.Errorf("status.selector %q does not parse: %v", status.Selector, err)
@@ -183,18 +190,18 @@ func checkStatus(t *testing.T, mc *cachev1alpha1.Memcached, observed Observed, s
 		}
 		seen[server] = true
 	}
-	failed := observed.SpecError != nil || observed.ApplyError != nil
+	failed := outcome.failed() != nil
 	if (status.ObservedGeneration == mc.Generation) == failed {
 		t.Errorf("status.observedGeneration is %d of generation %d, with errors: %v", status.ObservedGeneration, mc.Generation, failed)
 	}
 
-	checkConditions(t, mc, observed, status)
+	checkConditions(t, mc, outcome, status)
 }
 
 // checkConditions checks the conditions the operator writes.
-func checkConditions(t *testing.T, mc *cachev1alpha1.Memcached, observed Observed, status cachev1alpha1.MemcachedStatus) {
+func checkConditions(t *testing.T, mc *cachev1alpha1.Memcached, outcome Outcome, status cachev1alpha1.MemcachedStatus) {
 	t.Helper()
-	failed := observed.SpecError != nil || observed.ApplyError != nil
+	failed := outcome.failed() != nil
 	ours := 0
 	for _, c := range status.Conditions {
 		if !slices.Contains(Conditions, c.Type) {
@@ -212,7 +219,7 @@ func checkConditions(t *testing.T, mc *cachev1alpha1.Memcached, observed Observe
 		}
 	}
 	want := 3
-	if observed.Monitoring != nil {
+	if mc.Spec.MonitoringEnabled() && !failed {
 		want = 4
 	}
 	if ours != want {

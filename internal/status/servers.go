@@ -16,24 +16,6 @@ import (
 	"example.com/memcached-operator/internal/resources"
 )
 
-// Servers is the server list of a Memcached, what publishing it asks of the
-// workload, and when it must be looked at again.
-type Servers struct {
-	// List is the server list: status.serverList and the servers ConfigMap.
-	List []string
-	// StatefulSetReplicas is how many pods the StatefulSet runs: spec.size,
-	// or, while the pods a scale-down removes drain, as many as it ran.
-	StatefulSetReplicas int32
-	// DrainingSince is when the scale-down that drains began, nil when
-	// none does.
-	DrainingSince *metav1.Time
-	// RetirePreviousWorkload is set once the workload of spec.workload is
-	// ready, so that the workload of the other kind can go.
-	RetirePreviousWorkload bool
-	// RequeueAfter is when the drain ends, 0 when none waits.
-	RequeueAfter time.Duration
-}
-
 // StableName returns the DNS name and port of the StatefulSet pod of mc with
 // the given ordinal, under its headless Service.
 func StableName(mc *cachev1alpha1.Memcached, ordinal int) string {
@@ -41,8 +23,9 @@ func StableName(mc *cachev1alpha1.Memcached, ordinal int) string {
 	return net.JoinHostPort(host, strconv.Itoa(memcached.Port))
 }
 
-// PlanServers returns the server list mc publishes now, given what was
-// observed, and what the workload must run for it.
+// PlanServers plans the servers of mc: the server list it publishes now,
+// given what was observed, and what the workload must run for it. The plan is
+// desired state: resources.Build renders it, Compute reports it.
 //
 // With workload StatefulSet, the list is the stable names of the pods in
 // ordinal order. It changes only at its end, so that clients that hash keys
@@ -56,11 +39,11 @@ func StableName(mc *cachev1alpha1.Memcached, ordinal int) string {
 //
 // While a switch from one workload to the other is under way, the list of the
 // previous workload stays until the new one is ready, then changes at once.
-func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time) Servers {
+func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time) resources.Servers {
 	size := mc.Spec.Size
 	previous := mc.Status.ServerList
-	if mc.Spec.Workload != cachev1alpha1.WorkloadStatefulSet {
-		s := Servers{RetirePreviousWorkload: deploymentReady(observed.Deployment, size)}
+	if mc.Spec.GetWorkload() != cachev1alpha1.WorkloadStatefulSet {
+		s := resources.Servers{RetirePreviousWorkload: deploymentReady(observed.Deployment, size)}
 		if observed.StatefulSet != nil && !s.RetirePreviousWorkload {
 			s.List = previous
 		} else {
@@ -69,7 +52,7 @@ func PlanServers(mc *cachev1alpha1.Memcached, observed Observed, now metav1.Time
 		return s
 	}
 
-	s := Servers{RetirePreviousWorkload: statefulSetReady(observed.StatefulSet, size)}
+	s := resources.Servers{RetirePreviousWorkload: statefulSetReady(observed.StatefulSet, size)}
 	published := stablePrefix(mc, previous)
 	if switchingFromDeployment(observed) && !s.RetirePreviousWorkload {
 		// Switching from a Deployment: its pods' list stays until the

@@ -32,6 +32,9 @@ const (
 	ReasonSwitchingWorkload = "SwitchingWorkload"
 	ReasonUpToDate          = "UpToDate"
 
+	ReasonServiceMonitorReady      = "ServiceMonitorReady"
+	ReasonServiceMonitorAPIMissing = "ServiceMonitorAPIMissing"
+
 	ReasonInvalidSpec              = "InvalidSpec"
 	ReasonApplyFailed              = "ApplyFailed"
 	ReasonOwnershipConflict        = "OwnershipConflict"
@@ -42,6 +45,9 @@ const (
 	// Reasons of a SpecError about a Secret the spec refers to.
 	ReasonSecretNotFound = "SecretNotFound"
 	ReasonInvalidSecret  = "InvalidSecret"
+	// ReasonSecretUnreadable says a Secret the spec refers to could not be
+	// read, e.g. for RBAC or the network: it is retried.
+	ReasonSecretUnreadable = "SecretUnreadable"
 )
 
 // Conditions are the condition types the operator writes.
@@ -95,18 +101,37 @@ type Observed struct {
 	StatefulSet *appsv1.StatefulSet
 	// Pods are the pods that carry the Memcached's selector labels.
 	Pods []corev1.Pod
+}
+
+// Outcome is what one reconcile did with a Memcached, or why it could not.
+type Outcome struct {
 	// SpecError is why the spec cannot be applied, nil if it can. The
 	// operator then leaves the objects as they are.
 	SpecError error
+	// ReadError is why an input the spec names, such as a Secret, could not
+	// be read, nil if each was; nothing is applied, and the read is retried.
+	ReadError error
 	// ApplyError is why applying the desired objects failed, nil if it did not.
 	ApplyError error
-	// Monitoring is the MonitoringReady condition when spec.monitoring is
-	// enabled, nil when it is not: the condition is then removed.
-	Monitoring *metav1.Condition
 	// WaitingFor is what must happen before the objects can be created,
 	// e.g. the deletion of an object of a deleted Memcached of the same
 	// name; empty when nothing is awaited.
 	WaitingFor string
+	// ServiceMonitorAPIMissing is set when the Memcached asks for a
+	// ServiceMonitor and the cluster has no ServiceMonitor API.
+	ServiceMonitorAPIMissing bool
+}
+
+// failed returns why the reconcile could not apply the spec, nil when it
+// could.
+func (o Outcome) failed() error {
+	switch {
+	case o.SpecError != nil:
+		return o.SpecError
+	case o.ReadError != nil:
+		return o.ReadError
+	}
+	return o.ApplyError
 }
 
 // workload returns the workload of spec.workload, and the one of the other
@@ -119,16 +144,16 @@ func (o Observed) workload(mc *cachev1alpha1.Memcached) (current, previous metav
 	if o.StatefulSet != nil {
 		s = o.StatefulSet
 	}
-	if mc.Spec.Workload == cachev1alpha1.WorkloadStatefulSet {
+	if mc.Spec.GetWorkload() == cachev1alpha1.WorkloadStatefulSet {
 		return s, d
 	}
 	return d, s
 }
 
-// Compute returns the status of mc given what was observed and the server
-// list planned for it. now stamps the conditions whose status changes; the
-// others keep their transition time.
-func Compute(mc *cachev1alpha1.Memcached, observed Observed, servers Servers, now metav1.Time) cachev1alpha1.MemcachedStatus {
+// Compute returns the status of mc given what was observed, what the
+// reconcile did and the servers planned for it. now stamps the conditions
+// whose status changes; the others keep their transition time.
+func Compute(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome, servers resources.Servers, now metav1.Time) cachev1alpha1.MemcachedStatus {
 	status := cachev1alpha1.MemcachedStatus{
 		ObservedGeneration: mc.Status.ObservedGeneration,
 		Selector:           labels.SelectorFromSet(resources.SelectorLabels(mc)).String(),
@@ -136,7 +161,7 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, servers Servers, no
 		DrainingSince:      servers.DrainingSince,
 		Conditions:         slices.Clone(mc.Status.Conditions),
 	}
-	if observed.SpecError == nil && observed.ApplyError == nil {
+	if outcome.failed() == nil {
 		status.ObservedGeneration = mc.Generation
 	}
 
@@ -149,21 +174,20 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, servers Servers, no
 		}
 	}
 
-	for _, c := range []metav1.Condition{
+	conditions := []metav1.Condition{
 		available(mc, status.ReadyReplicas),
-		progressing(mc, observed, servers, active, status.ReadyReplicas),
-		degraded(observed, active),
-	} {
+		progressing(mc, observed, outcome, servers, active, status.ReadyReplicas),
+		degraded(observed, outcome, active),
+	}
+	if c := monitoringReady(mc, outcome); c != nil {
+		conditions = append(conditions, *c)
+	} else {
+		meta.RemoveStatusCondition(&status.Conditions, cachev1alpha1.ConditionMonitoringReady)
+	}
+	for _, c := range conditions {
 		c.ObservedGeneration = mc.Generation
 		c.LastTransitionTime = now
 		meta.SetStatusCondition(&status.Conditions, c)
-	}
-	if c := observed.Monitoring; c != nil {
-		c := *c
-		c.Type, c.ObservedGeneration, c.LastTransitionTime = cachev1alpha1.ConditionMonitoringReady, mc.Generation, now
-		meta.SetStatusCondition(&status.Conditions, c)
-	} else {
-		meta.RemoveStatusCondition(&status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	}
 	return status
 }
@@ -186,7 +210,7 @@ func available(mc *cachev1alpha1.Memcached, ready int32) metav1.Condition {
 // progressing tells what is changing. A pod runs the current template when
 // it carries the template digest of its workload: while some pods do not,
 // pods are being replaced, whatever the counts say during a surge.
-func progressing(mc *cachev1alpha1.Memcached, observed Observed, servers Servers, active []corev1.Pod, ready int32) metav1.Condition {
+func progressing(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome, servers resources.Servers, active []corev1.Pod, ready int32) metav1.Condition {
 	size := mc.Spec.Size
 	replicas := int32(len(active))
 	c := metav1.Condition{Type: cachev1alpha1.ConditionProgressing, Status: metav1.ConditionTrue}
@@ -201,15 +225,15 @@ func progressing(mc *cachev1alpha1.Memcached, observed Observed, servers Servers
 		}
 	}
 	switch {
-	case current == nil && observed.WaitingFor != "":
-		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s once %s", workloadKind(mc), observed.WaitingFor)
+	case current == nil && outcome.WaitingFor != "":
+		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s once %s", mc.Spec.GetWorkload(), outcome.WaitingFor)
 	case current == nil:
-		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s", workloadKind(mc))
-	case observed.WaitingFor != "":
-		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the objects besides the %s once %s", workloadKind(mc), observed.WaitingFor)
+		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s", mc.Spec.GetWorkload())
+	case outcome.WaitingFor != "":
+		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the objects besides the %s once %s", mc.Spec.GetWorkload(), outcome.WaitingFor)
 	case previous != nil:
 		c.Reason, c.Message = ReasonSwitchingWorkload, fmt.Sprintf(
-			"Switching to a %s: the pods of the previous workload serve until its %d pods are ready", workloadKind(mc), size)
+			"Switching to a %s: the pods of the previous workload serve until its %d pods are ready", mc.Spec.GetWorkload(), size)
 	case servers.DrainingSince != nil:
 		c.Reason, c.Message = ReasonScalingDown, fmt.Sprintf(
 			"Scaling down to %d memcached pods: the pods removed from the server list stop once they have drained", size)
@@ -230,25 +254,21 @@ func progressing(mc *cachev1alpha1.Memcached, observed Observed, servers Servers
 	return c
 }
 
-func workloadKind(mc *cachev1alpha1.Memcached) cachev1alpha1.WorkloadKind {
-	if mc.Spec.Workload == "" {
-		return cachev1alpha1.WorkloadDeployment
-	}
-	return mc.Spec.Workload
-}
-
-func degraded(observed Observed, active []corev1.Pod) metav1.Condition {
+func degraded(observed Observed, outcome Outcome, active []corev1.Pod) metav1.Condition {
 	c := metav1.Condition{Type: cachev1alpha1.ConditionDegraded, Status: metav1.ConditionTrue}
 	var conflict *ConflictError
 	switch {
-	case observed.SpecError != nil:
-		c.Reason, c.Message = SpecErrorReason(observed.SpecError), observed.SpecError.Error()
+	case outcome.SpecError != nil:
+		c.Reason, c.Message = SpecErrorReason(outcome.SpecError), outcome.SpecError.Error()
 		return c
-	case errors.As(observed.ApplyError, &conflict):
+	case outcome.ReadError != nil:
+		c.Reason, c.Message = ReasonSecretUnreadable, outcome.ReadError.Error()
+		return c
+	case errors.As(outcome.ApplyError, &conflict):
 		c.Reason, c.Message = ReasonOwnershipConflict, conflict.Error()
 		return c
-	case observed.ApplyError != nil:
-		c.Reason, c.Message = ReasonApplyFailed, observed.ApplyError.Error()
+	case outcome.ApplyError != nil:
+		c.Reason, c.Message = ReasonApplyFailed, outcome.ApplyError.Error()
 		return c
 	}
 	if d := observed.Deployment; d != nil {
@@ -273,6 +293,31 @@ func degraded(observed Observed, active []corev1.Pod) metav1.Condition {
 	}
 	c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonAsExpected, "The memcached pods can be created and run"
 	return c
+}
+
+// monitoringReady returns the MonitoringReady condition of mc, nil when
+// monitoring is not enabled. A cluster without the ServiceMonitor API is not
+// an error: the condition says so, and the exporter runs all the same. When
+// the reconcile could not apply the spec, the condition stays as it was.
+func monitoringReady(mc *cachev1alpha1.Memcached, outcome Outcome) *metav1.Condition {
+	if !mc.Spec.MonitoringEnabled() {
+		return nil
+	}
+	if outcome.failed() != nil {
+		return meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
+	}
+	if outcome.ServiceMonitorAPIMissing {
+		return &metav1.Condition{Type: cachev1alpha1.ConditionMonitoringReady, Status: metav1.ConditionFalse,
+			Reason: ReasonServiceMonitorAPIMissing,
+			Message: fmt.Sprintf("The cluster has no monitoring.coreos.com/v1 ServiceMonitor API, so no ServiceMonitor was created; "+
+				"the exporter serves every memcached pod's metrics at %s:%d%s?target=<pod address>:11211 all the same. "+
+				"Install prometheus-operator's CRDs, then restart the operator",
+				resources.ExporterName(mc), resources.MetricsPort, resources.ScrapePath)}
+	}
+	return &metav1.Condition{Type: cachev1alpha1.ConditionMonitoringReady, Status: metav1.ConditionTrue,
+		Reason: ReasonServiceMonitorReady,
+		Message: fmt.Sprintf("ServiceMonitor %s has Prometheus scrape every memcached pod through the exporter %s",
+			mc.Name, resources.ExporterName(mc))}
 }
 
 // ApplyConfiguration returns the server-side apply configuration that writes

@@ -19,8 +19,8 @@ import (
 )
 
 // compute is Compute with the server list PlanServers plans.
-func compute(mc *cachev1alpha1.Memcached, observed Observed, at metav1.Time) cachev1alpha1.MemcachedStatus {
-	return Compute(mc, observed, PlanServers(mc, observed, at), at)
+func compute(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome, at metav1.Time) cachev1alpha1.MemcachedStatus {
+	return Compute(mc, observed, outcome, PlanServers(mc, observed, at), at)
 }
 
 // oldTemplate returns p running another template than the current one.
@@ -116,6 +116,7 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 		name     string
 		mc       *cachev1alpha1.Memcached
 		observed Observed
+		outcome  Outcome
 		want     want
 	}{
 		{
@@ -126,18 +127,18 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 				progressingReason: ReasonCreating, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 1},
 		},
 		{
-			name:     "new, waiting for the objects of a deleted Memcached of the same name to go",
-			mc:       newMemcached(3, 1),
-			observed: Observed{WaitingFor: "the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
+			name:    "new, waiting for the objects of a deleted Memcached of the same name to go",
+			mc:      newMemcached(3, 1),
+			outcome: Outcome{WaitingFor: "the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
 			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
 				progressingReason: ReasonCreating, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 1,
 				progressingMessage: "Creating the Deployment once the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
 		},
 		{
-			name: "its workload created, waiting for another object of a deleted Memcached of the same name to go",
-			mc:   newMemcached(3, 1),
-			observed: Observed{Deployment: rolledOut(3),
-				WaitingFor: "the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
+			name:     "its workload created, waiting for another object of a deleted Memcached of the same name to go",
+			mc:       newMemcached(3, 1),
+			observed: Observed{Deployment: rolledOut(3)},
+			outcome:  Outcome{WaitingFor: "the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
 			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
 				progressingReason: ReasonCreating, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 1,
 				progressingMessage: "Creating the objects besides the Deployment once the garbage collector has deleted Service ns/cache of a deleted Memcached of this name"},
@@ -191,28 +192,28 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 				degradedMessage: `ReplicaSet "cache-2" has timed out progressing.`, observedGeneration: 2},
 		},
 		{
-			name:     "apply failed: observedGeneration stays behind",
-			mc:       newMemcached(1, 5),
-			observed: Observed{ApplyError: errors.New("failed to apply Deployment: boom")},
+			name:    "apply failed: observedGeneration stays behind",
+			mc:      newMemcached(1, 5),
+			outcome: Outcome{ApplyError: errors.New("failed to apply Deployment: boom")},
 			want: want{available: "False", availableReason: ReasonReplicasNotReady, progressing: "True",
 				progressingReason: ReasonCreating, degraded: "True", degradedReason: ReasonApplyFailed,
 				degradedMessage: "failed to apply Deployment: boom", observedGeneration: 4},
 		},
 		{
-			name: "invalid spec: pods left as they are, observedGeneration stays behind",
-			mc:   newMemcached(1, 5),
-			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)},
-				SpecError: errors.New("resources.limits.memory 64Mi is too small")},
+			name:     "invalid spec: pods left as they are, observedGeneration stays behind",
+			mc:       newMemcached(1, 5),
+			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}},
+			outcome:  Outcome{SpecError: errors.New("resources.limits.memory 64Mi is too small")},
 			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
 				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
 				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonInvalidSpec,
 				degradedMessage: "resources.limits.memory 64Mi is too small", observedGeneration: 4},
 		},
 		{
-			name: "missing Secret: its own reason",
-			mc:   newMemcached(1, 5),
-			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)},
-				SpecError: fmt.Errorf("reading spec.auth: %w", &SpecError{Reason: ReasonSecretNotFound, Message: "Secret users does not exist"})},
+			name:     "missing Secret: its own reason",
+			mc:       newMemcached(1, 5),
+			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}},
+			outcome:  Outcome{SpecError: fmt.Errorf("reading spec.auth: %w", &SpecError{Reason: ReasonSecretNotFound, Message: "Secret users does not exist"})},
 			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
 				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
 				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonSecretNotFound,
@@ -256,10 +257,10 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 				observedGeneration: 3},
 		},
 		{
-			name: "an object of another owner: OwnershipConflict",
-			mc:   newMemcached(1, 2),
-			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)},
-				ApplyError: fmt.Errorf("applying: %w", &ConflictError{Object: "Service cache-headless", Owner: "Memcached cache-headless"})},
+			name:     "an object of another owner: OwnershipConflict",
+			mc:       newMemcached(1, 2),
+			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}},
+			outcome:  Outcome{ApplyError: fmt.Errorf("applying: %w", &ConflictError{Object: "Service cache-headless", Owner: "Memcached cache-headless"})},
 			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
 				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
 				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonOwnershipConflict,
@@ -276,7 +277,7 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := compute(tt.mc, tt.observed, now)
+			got := compute(tt.mc, tt.observed, tt.outcome, now)
 			w := tt.want
 			if got.Replicas != w.replicas || got.ReadyReplicas != w.ready || got.ObservedGeneration != w.observedGeneration {
 				t.Errorf("replicas %d, ready %d, observedGeneration %d; want %d, %d, %d",
@@ -314,21 +315,31 @@ func expectCondition(t *testing.T, s cachev1alpha1.MemcachedStatus, condType str
 	}
 }
 
-func TestComputeMonitoringCondition(t *testing.T) {
+func TestMonitoringReadySaysWhetherPrometheusScrapes(t *testing.T) {
 	mc := newMemcached(1, 3)
-	missing := &metav1.Condition{Status: metav1.ConditionFalse, Reason: "ServiceMonitorAPIMissing", Message: "no API"}
-	got := compute(mc, Observed{Deployment: rolledOut(1), Monitoring: missing}, now)
-	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, "ServiceMonitorAPIMissing", "no API")
-	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); c.ObservedGeneration != 3 || !c.LastTransitionTime.Equal(&now) {
-		t.Errorf("MonitoringReady has observedGeneration %d and lastTransitionTime %v, want 3 and %v", c.ObservedGeneration, c.LastTransitionTime, now)
-	}
-	if missing.Type != "" {
-		t.Error("Compute changed the condition it was given")
+	mc.Spec.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
+	got := compute(mc, Observed{Deployment: rolledOut(1)}, Outcome{ServiceMonitorAPIMissing: true}, now)
+	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, ReasonServiceMonitorAPIMissing, "")
+	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); c.ObservedGeneration != 3 || !c.LastTransitionTime.Equal(&now) ||
+		!strings.Contains(c.Message, "cache-exporter:9150/scrape?target=") {
+		t.Errorf("MonitoringReady has observedGeneration %d, lastTransitionTime %v and message %q, want 3, %v and the exporter's address",
+			c.ObservedGeneration, c.LastTransitionTime, c.Message, now)
 	}
 
-	// Without monitoring, the condition goes.
+	// The API there: True.
 	mc.Status = got
-	got = compute(mc, Observed{Deployment: rolledOut(1)}, now)
+	got = compute(mc, Observed{Deployment: rolledOut(1)}, Outcome{}, now)
+	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, ReasonServiceMonitorReady, "")
+
+	// A reconcile that could not apply the spec leaves it as it was.
+	mc.Status, mc.Generation = got, 4
+	got = compute(mc, Observed{Deployment: rolledOut(1)}, Outcome{ServiceMonitorAPIMissing: true, ApplyError: errors.New("boom")}, now)
+	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, ReasonServiceMonitorReady, "")
+
+	// Without monitoring, the condition goes.
+	mc.Spec.Monitoring = nil
+	mc.Status = got
+	got = compute(mc, Observed{Deployment: rolledOut(1)}, Outcome{}, now)
 	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); c != nil {
 		t.Errorf("MonitoringReady %+v is left without monitoring", c)
 	}
@@ -343,7 +354,7 @@ func TestComputeKeepsTransitionTimeUnlessStatusFlips(t *testing.T) {
 		{Type: cachev1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: ReasonReplicasNotReady, LastTransitionTime: earlier},
 		{Type: cachev1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: ReasonAsExpected, LastTransitionTime: earlier},
 	}
-	got := compute(mc, Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}}, now)
+	got := compute(mc, Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}}, Outcome{}, now)
 
 	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionAvailable); !c.LastTransitionTime.Equal(&now) {
 		t.Errorf("Available flipped to True but kept transition time %v", c.LastTransitionTime)
@@ -360,9 +371,9 @@ func TestComputeKeepsTransitionTimeUnlessStatusFlips(t *testing.T) {
 func TestComputingAgainFromTheSameObservationChangesNothing(t *testing.T) {
 	mc := newMemcached(2, 2)
 	observed := Observed{Deployment: rolledOut(2), Pods: []corev1.Pod{pod("cache-b", "10.0.0.2", ready), pod("cache-a", "10.0.0.1", ready)}}
-	first := compute(mc, observed, earlier)
+	first := compute(mc, observed, Outcome{}, earlier)
 	mc.Status = first
-	second := compute(mc, observed, now)
+	second := compute(mc, observed, Outcome{}, now)
 	if !equality.Semantic.DeepEqual(first, second) {
 		t.Errorf("a second computation from the same observation differs:\n%+v\n%+v", first, second)
 	}

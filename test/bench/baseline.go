@@ -125,7 +125,7 @@ func runBaseline(ctx context.Context, cfg config) (*BaselineResult, error) {
 // baselineObjects returns the objects the operator makes for mc, without the
 // owner reference to a Memcached.
 func baselineObjects(mc *cachev1alpha1.Memcached) []*unstructured.Unstructured {
-	desired := resources.Build(mc, resources.Inputs{StatefulSetReplicas: mc.Spec.Size})
+	desired := resources.Build(mc, resources.Inputs{Servers: resources.Servers{StatefulSetReplicas: mc.Spec.Size}})
 	objects := make([]*unstructured.Unstructured, 0, len(desired.Objects))
 	for _, o := range desired.Objects {
 		o.SetOwnerReferences(nil)

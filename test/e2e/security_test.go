@@ -315,7 +315,7 @@ func TestPodsPassRestrictedWithAnyUID(t *testing.T) {
 			Auth:        &cachev1alpha1.AuthSpec{SecretName: "users"},
 			WarmRestart: &cachev1alpha1.WarmRestartSpec{Enabled: true}}}
 	for _, platform := range []bool{false, true} {
-		desired := resources.Build(mc, resources.Inputs{StatefulSetReplicas: 1, PlatformAssignsUID: platform})
+		desired := resources.Build(mc, resources.Inputs{Servers: resources.Servers{StatefulSetReplicas: 1}, PlatformAssignsUID: platform})
 		for _, o := range desired.Objects {
 			if o.Kind != resources.StatefulSetKind {
 				continue

@@ -93,7 +93,7 @@ func Memcached(ctx context.Context, c client.Client, mc *cachev1alpha1.Memcached
 		violations = append(violations, fmt.Sprintf("Memcached %s is degraded: %s", key, conditions(s.Conditions)))
 	}
 
-	desired := resources.Build(mc, resources.Inputs{StatefulSetReplicas: mc.Spec.Size, RetirePreviousWorkload: true})
+	desired := resources.Build(mc, resources.Inputs{Servers: resources.Servers{StatefulSetReplicas: mc.Spec.Size, RetirePreviousWorkload: true}})
 	for _, o := range desired.Objects {
 		obj, err := get(ctx, c, o.Ref())
 		switch {

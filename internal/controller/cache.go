@@ -1,0 +1,197 @@
+package controller
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"example.com/memcached-operator/internal/resources"
+)
+
+// CacheOptions restricts the manager's informers for the kinds of objects the
+// operator creates to the objects labelled as its own, and keeps of each only
+// what the operator reads: the metadata, without the fields other managers
+// own; of the workloads, also their replicas and status; of a Pod, its
+// identity, template and readiness; of a Secret, of which only metadata is
+// watched, its identity. The cache then costs memory in proportion to the
+// Memcacheds, not to the cluster. Of the optional kinds, only those apis
+// has are cached: the cache cannot start with a kind the cluster lacks. With
+// namespaces given, only those are watched.
+func CacheOptions(apis APIs, namespaces ...string) cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{resources.ManagedByLabel: resources.ManagerName})
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:    {Label: managed, Transform: trimPod},
+			&corev1.Secret{}: {Transform: trimSecretMetadata},
+		},
+	}
+	for _, kind := range resources.Kinds {
+		if kind.Optional && !apis[kind.GroupVersionKind] {
+			continue
+		}
+		if kind.Full {
+			obj, err := clientgoscheme.Scheme.New(kind.GroupVersionKind)
+			if err != nil {
+				panic(fmt.Sprintf("the scheme lacks %s: %v", kind.GroupVersionKind, err)) // a programming error
+			}
+			opts.ByObject[obj.(client.Object)] = cache.ByObject{Label: managed, Transform: trimWorkload}
+			continue
+		}
+		opts.ByObject[metadataOnly(kind)] = cache.ByObject{Label: managed, Transform: trimMetadata}
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+// ownMetadata returns what the operator reads of an object's metadata: its
+// identity, labels, owners and deletion, the annotations it sets, and the
+// fields it owns by server-side apply.
+func ownMetadata(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	kept := metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         m.Namespace,
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		Generation:        m.Generation,
+		Labels:            m.Labels,
+		OwnerReferences:   m.OwnerReferences,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}
+	for _, key := range []string{resources.AppliedHashAnnotation, resources.TemplateHashAnnotation} {
+		if value, ok := m.Annotations[key]; ok {
+			if kept.Annotations == nil {
+				kept.Annotations = map[string]string{}
+			}
+			kept.Annotations[key] = value
+		}
+	}
+	for _, f := range m.ManagedFields {
+		if f.Manager == resources.ManagerName && f.Operation == metav1.ManagedFieldsOperationApply && f.Subresource == "" {
+			kept.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: f.Manager, Operation: f.Operation, FieldsV1: f.FieldsV1}}
+		}
+	}
+	return kept
+}
+
+// trimMetadata keeps of an object of which the operator reads only metadata
+// what it reads of it.
+func trimMetadata(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: ownMetadata(&m.ObjectMeta)}, nil
+}
+
+// trimWorkload keeps of a Deployment or StatefulSet what the operator reads:
+// the metadata it reads of every object, the replicas and the status.
+func trimWorkload(obj any) (any, error) {
+	switch w := obj.(type) {
+	case *appsv1.Deployment:
+		return &appsv1.Deployment{
+			ObjectMeta: ownMetadata(&w.ObjectMeta),
+			Spec:       appsv1.DeploymentSpec{Replicas: w.Spec.Replicas},
+			Status:     w.Status,
+		}, nil
+	case *appsv1.StatefulSet:
+		return &appsv1.StatefulSet{
+			ObjectMeta: ownMetadata(&w.ObjectMeta),
+			Spec:       appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas},
+			Status:     w.Status,
+		}, nil
+	}
+	return obj, nil
+}
+
+// trimSecretMetadata keeps of a Secret's metadata its identity: the watch
+// maps it to the Memcacheds that name it, and its resourceVersion tells
+// whether it changed. Annotations go, as kubectl's last-applied annotation
+// holds a Secret's data.
+func trimSecretMetadata(obj any) (any, error) {
+	secret, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: secret.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            secret.Name,
+			Namespace:       secret.Namespace,
+			UID:             secret.UID,
+			ResourceVersion: secret.ResourceVersion,
+		},
+	}, nil
+}
+
+// maxMessage bounds the messages of pod conditions and container states kept
+// in the cache.
+const maxMessage = 256
+
+// trimPod keeps of a Pod the fields the reconciler and its watches read: its
+// identity, labels, controller, template digest and deletion, its IP, its
+// readiness and scheduling, and the containers that wait for a reason.
+func trimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              pod.Name,
+			Namespace:         pod.Namespace,
+			UID:               pod.UID,
+			ResourceVersion:   pod.ResourceVersion,
+			Labels:            pod.Labels,
+			DeletionTimestamp: pod.DeletionTimestamp,
+		},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase, PodIP: pod.Status.PodIP},
+	}
+	if owner := metav1.GetControllerOfNoCopy(pod); owner != nil {
+		trimmed.OwnerReferences = []metav1.OwnerReference{{APIVersion: owner.APIVersion, Kind: owner.Kind,
+			Name: owner.Name, UID: owner.UID, Controller: owner.Controller}}
+	}
+	if hash, ok := pod.Annotations[resources.TemplateHashAnnotation]; ok {
+		trimmed.Annotations = map[string]string{resources.TemplateHashAnnotation: hash}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady || c.Type == corev1.PodScheduled {
+			trimmed.Status.Conditions = append(trimmed.Status.Conditions, corev1.PodCondition{
+				Type: c.Type, Status: c.Status, Reason: c.Reason, Message: truncate(c.Message)})
+		}
+	}
+	trimmed.Status.InitContainerStatuses = waitingContainers(pod.Status.InitContainerStatuses)
+	trimmed.Status.ContainerStatuses = waitingContainers(pod.Status.ContainerStatuses)
+	return trimmed, nil
+}
+
+// waitingContainers keeps of the statuses the containers that wait, and
+// why.
+func waitingContainers(statuses []corev1.ContainerStatus) []corev1.ContainerStatus {
+	var kept []corev1.ContainerStatus
+	for _, s := range statuses {
+		if w := s.State.Waiting; w != nil && w.Reason != "" {
+			kept = append(kept, corev1.ContainerStatus{Name: s.Name, State: corev1.ContainerState{
+				Waiting: &corev1.ContainerStateWaiting{Reason: w.Reason, Message: truncate(w.Message)}}})
+		}
+	}
+	return kept
+}
+
+func truncate(message string) string {
+	if len(message) > maxMessage {
+		return message[:maxMessage] + "..."
+	}
+	return message
+}
