@@ -32,6 +32,15 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		{"negative size", func(s *cachev1alpha1.MemcachedSpec) { s.Size = -1 }, "spec.size"},
 		{"extra argument with a space", func(s *cachev1alpha1.MemcachedSpec) { s.ExtraArgs = []string{"-p 80"} }, "each of extraArgs"},
 		{"empty extra argument", func(s *cachev1alpha1.MemcachedSpec) { s.ExtraArgs = []string{""} }, "each of extraArgs"},
+		{"UDP port", func(s *cachev1alpha1.MemcachedSpec) { s.ExtraArgs = []string{"-U", "11211"} },
+			"-U may not be set: UDP stays off"},
+		{"prefix of --udp-port", func(s *cachev1alpha1.MemcachedSpec) { s.ExtraArgs = []string{"--udp=11211"} },
+			"--udp=11211: not an option that may be set; long options must be written in full"},
+		{"port", func(s *cachev1alpha1.MemcachedSpec) { s.ExtraArgs = []string{"-p", "1"} },
+			"-p may not be set: the operator sets the port to 11211"},
+		{"memory limit below memoryMB + 10% + 32Mi", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("101Mi")}}
+		}, "resources.limits.memory 101Mi is too small for memoryMB"},
 		{"item size above half the memory", func(s *cachev1alpha1.MemcachedSpec) { s.MaxItemSizeKB = 64 * 1024 }, "maxItemSizeKB may be at most half of memoryMB"},
 		{"zero threads", func(s *cachev1alpha1.MemcachedSpec) { s.Threads = -1 }, "spec.threads"},
 		{"verbosity 3", func(s *cachev1alpha1.MemcachedSpec) { s.Verbosity = 3 }, "spec.verbosity"},
@@ -140,28 +149,36 @@ func TestMemoryCannotChangeUnderWarmRestart(t *testing.T) {
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.MemoryMB = 128 })
 }
 
-func TestExtraArgsThatUndoAGuaranteeAreRefusedWithACondition(t *testing.T) {
+// TestExtraArgsThatUndoAGuaranteeAreRefusedAtAdmission: the CRD's rules,
+// generated from the operator's own option tables, refuse what the operator
+// would refuse, with the operator's reason, and leave the Memcached and its
+// pods as they were. The operator's own check, for a Memcached stored before
+// a rule, is tested with the option tables in internal/memcached.
+func TestExtraArgsThatUndoAGuaranteeAreRefusedAtAdmission(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	mc := createMemcached(t, ns, "cache", 1)
-	converged(t, mc)
+	original := converged(t, mc)
 	deployment := deploymentOf(t, mc)
 
 	for _, tt := range []struct {
 		args    []string
 		message string
 	}{
-		{[]string{"--udp=11211"}, `spec.extraArgs[0] "--udp=11211"`},
-		{[]string{"-R", "20", "-l", "notls:0.0.0.0:11212"}, `spec.extraArgs[2] "-l": this option may not be set`},
-		{[]string{"-o", "ssl_verify_mode=0"}, "-o ssl_verify_mode may not be set: TLS is set by spec.tls"},
-		{[]string{"-m", "4096"}, "memory is set by spec.memoryMB"},
-		{[]string{"-d"}, "foreground"},
+		{[]string{"--udp=11211"}, "--udp=11211: not an option that may be set; long options must be written in full"},
+		{[]string{"-R", "20", "-l", "notls:0.0.0.0:11212"}, "-l may not be set: the operator decides where memcached listens"},
+		{[]string{"-o", "ssl_verify_mode=0"}, "ssl_verify_mode may not be set: TLS is set by spec.tls"},
+		{[]string{"-m", "4096"}, "-m may not be set: memory is set by spec.memoryMB"},
+		{[]string{"-d"}, "-d may not be set: memcached runs in the foreground"},
 	} {
-		patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.ExtraArgs = tt.args })
-		expectDegraded(t, mc, status.ReasonInvalidSpec, tt.message)
-		expectUnchanged(t, deployment)
+		edited := original.DeepCopy()
+		edited.Spec.ExtraArgs = tt.args
+		err := k8sClient.Patch(t.Context(), edited, client.MergeFrom(original))
+		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%q: error %v", tt.args, err)
+		g.Expect(err.Error()).To(ContainSubstring(tt.message))
 	}
-	g.Eventually(eventReasons(t, mc)).Should(ContainElement(status.ReasonInvalidSpec))
+	g.Expect(getMemcached(t, g, mc).Generation).To(Equal(original.Generation))
+	expectUnchanged(t, deployment)
 
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.ExtraArgs = []string{"-R", "20"} })
 	converged(t, mc)
@@ -169,27 +186,35 @@ func TestExtraArgsThatUndoAGuaranteeAreRefusedWithACondition(t *testing.T) {
 	g.Expect(args[len(args)-2:]).To(Equal([]string{"-R", "20"}))
 }
 
-func TestTooSmallMemoryLimitDegradesAndKeepsPods(t *testing.T) {
+// TestTooSmallMemoryLimitIsRefusedAtAdmission: a memory limit below what
+// memoryMB needs is refused when it is set, and when memoryMB grows past it;
+// the pods keep running as they were, and a limit large enough applies.
+func TestTooSmallMemoryLimitIsRefusedAtAdmission(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	mc := createMemcached(t, ns, "cache", 1)
-	converged(t, mc)
+	original := converged(t, mc)
 	deployment := deploymentOf(t, mc)
 
-	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
-		s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}
-	})
-	g.Eventually(func(g Gomega) {
-		degraded := meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionDegraded)
-		g.Expect(degraded).NotTo(BeNil())
-		g.Expect(degraded.Status).To(Equal(metav1.ConditionTrue))
-		g.Expect(degraded.Reason).To(Equal(status.ReasonInvalidSpec))
-		g.Expect(degraded.Message).To(ContainSubstring("resources.limits.memory 64Mi is too small for memoryMB 64"))
-		g.Expect(degraded.ObservedGeneration).To(Equal(mc.Generation))
-	}).Should(Succeed())
+	edited := original.DeepCopy()
+	edited.Spec.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}
+	err := k8sClient.Patch(t.Context(), edited, client.MergeFrom(original))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "error %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("resources.limits.memory 64Mi is too small for memoryMB: memcached needs memoryMB + 10% + 32Mi"))
+	g.Expect(getMemcached(t, g, mc).Generation).To(Equal(original.Generation))
 	expectUnchanged(t, deployment)
 
-	// Fixing the spec clears the condition and applies it.
+	// 102Mi is what the default 64 MB need.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("102Mi")}}
+	})
+	current := getMemcached(t, g, mc)
+	grown := current.DeepCopy()
+	grown.Spec.MemoryMB = 65
+	err = k8sClient.Patch(t.Context(), grown, client.MergeFrom(current))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "error %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("is too small for memoryMB"))
+
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
 		s.Resources.Limits[corev1.ResourceMemory] = resource.MustParse("256Mi")
 	})

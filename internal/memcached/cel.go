@@ -257,7 +257,7 @@ func memoryLimitRule() ValidationRule {
 			limit, limit, need, q, limit, need),
 		// The API server cannot bound the length of a number turned into a
 		// string, so the message does not compute memoryMB + 10% + 32Mi.
-		MessageExpression: fmt.Sprintf("'resources.limits.memory ' + string(%s) + ' is too small for memoryMB: memcached needs memoryMB + %d%%%% + %dMi; "+
+		MessageExpression: fmt.Sprintf("'resources.limits.memory ' + string(%s) + ' is too small for memoryMB: memcached needs memoryMB + %d%% + %dMi; "+
 			"raise the limit, or leave it out to have it derived'", limit, 100/memoryOverheadDivisor, memoryOverheadMi),
 	}
 }

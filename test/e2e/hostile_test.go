@@ -39,9 +39,14 @@ func TestAHostileMemcachedStallsNoOther(t *testing.T) {
 		err := k8sClient.Create(t.Context(), obj)
 		g.Expect(apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)).To(BeTrue(), "spec %d %s was not refused: %v", i, spec, err)
 	}
+	// Arguments the operator refuses are refused at admission already.
+	badArgs := &cachev1alpha1.Memcached{Spec: cachev1alpha1.MemcachedSpec{Size: 1, ExtraArgs: []string{"--udp=11211"}}}
+	badArgs.Namespace, badArgs.Name = hostile, "bad-args"
+	err := k8sClient.Create(t.Context(), badArgs)
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "extraArgs --udp=11211 were not refused: %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("long options must be written in full"))
 	// What is accepted but cannot run is reported on the Memcached alone.
 	for name, spec := range map[string]cachev1alpha1.MemcachedSpec{
-		"bad-args":   {Size: 1, ExtraArgs: []string{"--udp=11211"}},
 		"no-secret":  {Size: 1, Auth: &cachev1alpha1.AuthSpec{SecretName: "missing"}},
 		"no-node":    {Size: 1, NodeSelector: map[string]string{"disk": "none"}},
 		"no-storage": {Size: 1, Workload: cachev1alpha1.WorkloadStatefulSet, WarmRestart: &cachev1alpha1.WarmRestartSpec{Enabled: true, StorageClassName: ptr.To("missing")}},
