@@ -1,6 +1,6 @@
 # The operator's image: make image builds it into dist/image, and
-# build-installer pins its digest in dist/install.yaml. IMG is what deploy and
-# bundle run.
+# build-installer pins its digest in dist/install.yaml (the CRD goes to
+# dist/crds.yaml). IMG is what deploy and bundle run.
 IMAGE_REPO ?= registry.example.com/memcached-operator
 VERSION ?= 0.1.0
 IMG ?= $(IMAGE_REPO):$(VERSION)
@@ -105,7 +105,7 @@ test: manifests generate fmt vet k8s-bins memcached ## Run the unit tests (also 
 test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" TEST_CRDS_DIR="$(TEST_CRDS_DIR)" \
 		HELM_BINARY="$(HELM)" IMAGE_LAYOUT="$(CURDIR)/dist/image" INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
-		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
+		CRDS_MANIFEST="$(CURDIR)/dist/crds.yaml" go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
 
 FUZZTIME ?= 30s
 .PHONY: fuzz
@@ -169,7 +169,7 @@ node-images: image node-bins ## Write the real node's images (pause, memcached, 
 test-node: node-check build-installer k8s-bins node-images ## Run the release and memcached on a real node, in a network namespace of their own (needs root).
 	go -C test test -c -o "$(LOCALBIN)/node.test" ./node/
 	cd test/node && CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" NODE_BIN_DIR="$(NODE_BIN_DIR)" NODE_IMAGES="$(NODE_IMAGES)" \
-		INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
+		INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" CRDS_MANIFEST="$(CURDIR)/dist/crds.yaml" \
 		"$(CURDIR)/hack/in-netns.sh" $(TEST_NODE_NETNS) "$(LOCALBIN)/node.test" -test.v -test.timeout 30m $(NODE_ARGS)
 
 BENCH_ARGS ?=
@@ -206,9 +206,10 @@ image-push: ## Push dist/image to IMAGE_REPO:VERSION (credentials of your Docker
 	go -C hack/tools/image run . --push "$(IMAGE_REPO):$(VERSION)" "$(CURDIR)/dist/image"
 
 .PHONY: build-installer
-build-installer: image kustomize ## Write dist/install.yaml: CRD, namespace, RBAC, the manager's Deployment by image digest, metrics Service.
-	hack/render.sh "$(KUSTOMIZE)" config/default "$(IMAGE_REPO)@$$(cat dist/image.digest)" > dist/install.yaml
-	@echo "Wrote dist/install.yaml for $(IMAGE_REPO)@$$(cat dist/image.digest)"
+build-installer: image kustomize ## Write dist/crds.yaml, the CRD, and dist/install.yaml: namespace, RBAC, the manager's Deployment by image digest, metrics Service.
+	"$(KUSTOMIZE)" build config/crd > dist/crds.yaml
+	hack/render.sh "$(KUSTOMIZE)" config/operator "$(IMAGE_REPO)@$$(cat dist/image.digest)" > dist/install.yaml
+	@echo "Wrote dist/crds.yaml and dist/install.yaml for $(IMAGE_REPO)@$$(cat dist/image.digest)"
 
 BUNDLE_VERSION ?= $(VERSION)
 BUNDLE_CHANNELS ?= alpha
@@ -237,7 +238,8 @@ install: manifests $(KUBECTL_BUILD) ## Install CRDs into the cluster in your kub
 	"$(KUBECTL)" apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: manifests $(KUBECTL_BUILD) ## Uninstall CRDs from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.
+uninstall: manifests $(KUBECTL_BUILD) ## Delete the CRD from the cluster in your kubeconfig, and with it every Memcached and its pods. Call with ignore-not-found=true to ignore resource not found errors during deletion.
+	@echo "WARNING: deleting the CRD memcacheds.cache.example.com deletes every Memcached in the cluster, and their caches." >&2
 	"$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -k config/crd
 
 .PHONY: deploy
@@ -245,8 +247,8 @@ deploy: manifests kustomize $(KUBECTL_BUILD) ## Deploy the operator, running IMG
 	hack/render.sh "$(KUSTOMIZE)" config/default "$(IMG)" | "$(KUBECTL)" apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: kustomize $(KUBECTL_BUILD) ## Undeploy the operator from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.
-	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -f -
+undeploy: kustomize $(KUBECTL_BUILD) ## Undeploy the operator (config/operator: all of config/default but the CRD, so the Memcacheds stay) from the cluster in your kubeconfig. Call with ignore-not-found=true to ignore resource not found errors during deletion.
+	"$(KUSTOMIZE)" build config/operator | "$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Dependencies
 

@@ -30,8 +30,8 @@ import (
 )
 
 // TestReleaseRunsTheSample reads back the image make image wrote, applies
-// dist/install.yaml, made by make build-installer, to a simulated cluster of
-// its own, and runs the manager binary taken from the image, for this
+// dist/crds.yaml and dist/install.yaml, made by make build-installer, to a
+// simulated cluster of its own, and runs the manager binary taken from the image, for this
 // machine's platform, with the command and arguments of the installed
 // Deployment and a token of its ServiceAccount: the sample converges. The
 // pod itself is fake on the simulated cluster, so the process stands in for
@@ -40,9 +40,9 @@ import (
 func TestReleaseRunsTheSample(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
-	layoutDir, manifest := os.Getenv("IMAGE_LAYOUT"), os.Getenv("INSTALL_MANIFEST")
-	if layoutDir == "" || manifest == "" {
-		t.Fatal("IMAGE_LAYOUT and INSTALL_MANIFEST must be set: run this test with 'make test-e2e', which runs make build-installer")
+	layoutDir, crds, manifest := os.Getenv("IMAGE_LAYOUT"), os.Getenv("CRDS_MANIFEST"), os.Getenv("INSTALL_MANIFEST")
+	if layoutDir == "" || crds == "" || manifest == "" {
+		t.Fatal("IMAGE_LAYOUT, CRDS_MANIFEST and INSTALL_MANIFEST must be set: run this test with 'make test-e2e', which runs make build-installer")
 	}
 
 	// The image: two platforms, each one layer holding only the binary, run
@@ -75,12 +75,14 @@ func TestReleaseRunsTheSample(t *testing.T) {
 	}
 	g.Expect(platforms).To(ContainElements("linux/amd64", "linux/arm64"))
 
-	// The release manifest, applied for real.
+	// The release manifests, applied for real: the CRD first.
 	dir := filepath.Join(logDir, "release")
 	own, err := simcluster.Start(ctx, simcluster.Options{BinDir: filepath.Dir(kubectl), DataDir: filepath.Join(dir, "cluster")})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = own.Close() })
-	out, err := runKubectlAs(own.Kubeconfig, "apply", "--server-side", "-f", manifest)
+	out, err := runKubectlAs(own.Kubeconfig, "apply", "--server-side", "-f", crds)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	out, err = runKubectlAs(own.Kubeconfig, "apply", "--server-side", "-f", manifest)
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	out, err = runKubectlAs(own.Kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "crd/memcacheds.cache.example.com")
 	g.Expect(err).NotTo(HaveOccurred(), out)

@@ -60,9 +60,9 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	binDir, nodeBinDir := os.Getenv("CONTROL_PLANE_DIR"), os.Getenv("NODE_BIN_DIR")
-	images, manifest := os.Getenv("NODE_IMAGES"), os.Getenv("INSTALL_MANIFEST")
-	if binDir == "" || nodeBinDir == "" || images == "" || manifest == "" {
-		fmt.Fprintln(os.Stderr, "CONTROL_PLANE_DIR, NODE_BIN_DIR, NODE_IMAGES and INSTALL_MANIFEST must be set: run these tests with 'make test-node'")
+	images, crds, manifest := os.Getenv("NODE_IMAGES"), os.Getenv("CRDS_MANIFEST"), os.Getenv("INSTALL_MANIFEST")
+	if binDir == "" || nodeBinDir == "" || images == "" || crds == "" || manifest == "" {
+		fmt.Fprintln(os.Stderr, "CONTROL_PLANE_DIR, NODE_BIN_DIR, NODE_IMAGES, CRDS_MANIFEST and INSTALL_MANIFEST must be set: run these tests with 'make test-node'")
 		return 1
 	}
 	if err := realnode.CheckHost(); err != nil {
@@ -125,7 +125,7 @@ func run(m *testing.M) int {
 	}
 
 	start = time.Now()
-	if err := installRelease(manifest, filepath.Join(dataDir, "install.yaml")); err != nil {
+	if err := installRelease(crds, manifest, filepath.Join(dataDir, "install.yaml")); err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to install the release: %v\n", err)
 		return 1
 	}
@@ -135,12 +135,20 @@ func run(m *testing.M) int {
 	return code
 }
 
-// installRelease applies the release manifest as it ships, but for the
+// installRelease applies the release's CRD manifest, waits for the CRD to be
+// established, then applies the release manifest as it ships, but for the
 // manager's image, which is the one imported into the node, and the images
 // of the Memcacheds that name none, which are the node's (as a cluster that
 // pulls from a mirror sets them); then waits for the manager's Deployment to
 // be available.
-func installRelease(manifest, out string) error {
+func installRelease(crds, manifest, out string) error {
+	if output, err := runKubectl("apply", "--server-side", "-f", crds); err != nil {
+		return fmt.Errorf("kubectl apply %s: %w: %s", crds, err, output)
+	}
+	if output, err := runKubectl("wait", "--for=condition=Established", "--timeout=60s",
+		"crd/memcacheds.cache.example.com"); err != nil {
+		return fmt.Errorf("the CRD was not established: %w: %s", err, output)
+	}
 	data, err := os.ReadFile(manifest)
 	if err != nil {
 		return err
