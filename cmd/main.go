@@ -73,6 +73,7 @@ func main() {
 		concurrentReconciles int
 		memcachedUID         string
 		images               resources.Images
+		runbookBaseURL       string
 		leaseDuration        time.Duration
 		renewDeadline        time.Duration
 		retryPeriod          time.Duration
@@ -116,6 +117,9 @@ func main() {
 			"in a mirror registry. Changing it rolls those Memcacheds' pods.")
 	flag.StringVar(&images.Exporter, "exporter-image", resources.DefaultExporterImage,
 		"The image of the exporter of the Memcacheds that name none in spec.monitoring.exporterImage.")
+	flag.StringVar(&runbookBaseURL, "runbook-base-url", resources.DefaultRunbookBaseURL,
+		"Where the runbooks of the alerts are, such as a copy of docs/monitoring.md on an internal site: each alert's "+
+			"runbook_url is it followed by #<alert name in lower case>.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -203,6 +207,7 @@ func main() {
 
 		PlatformAssignsUID: memcachedUID == "platform",
 		Images:             images,
+		RunbookBaseURL:     runbookBaseURL,
 	}).SetupWithManager(ctx, mgr, concurrentReconciles); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "memcached")
 		os.Exit(1)

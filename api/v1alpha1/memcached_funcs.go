@@ -10,6 +10,12 @@ const (
 	DefaultMaxConnections = 1024
 	DefaultThreads        = 4
 	DefaultMaxItemSizeKB  = 1024
+
+	DefaultConnectionsWarningPercent  = 80
+	DefaultConnectionsCriticalPercent = 95
+	DefaultEvictionsPerSecond         = 10
+	DefaultAlertFor                   = "15m"
+	DefaultRingDegradedFor            = "15m"
 )
 
 // GetWorkload returns the kind of workload that runs the memcached pods.
@@ -40,6 +46,40 @@ func (s *MemcachedSpec) GetMaxItemSizeKB() int32 {
 // ServiceMonitor.
 func (s *MemcachedSpec) MonitoringEnabled() bool {
 	return s.Monitoring != nil && s.Monitoring.Enabled
+}
+
+// AlertsEnabled reports whether the Memcached asks for alert rules: it does
+// when monitoring is enabled, unless spec.monitoring.alerts.enabled is false.
+func (s *MemcachedSpec) AlertsEnabled() bool {
+	if !s.MonitoringEnabled() {
+		return false
+	}
+	a := s.Monitoring.Alerts
+	return a == nil || a.Enabled == nil || *a.Enabled
+}
+
+// GetAlerts returns spec.monitoring.alerts with the defaults filled in; nil
+// when the Memcached asks for no alert rules.
+func (s *MemcachedSpec) GetAlerts() *AlertsSpec {
+	if !s.AlertsEnabled() {
+		return nil
+	}
+	a := &AlertsSpec{}
+	if s.Monitoring.Alerts != nil {
+		// Labels are shared: the copy is read, not changed.
+		c := *s.Monitoring.Alerts
+		a = &c
+	}
+	a.ConnectionsWarningPercent = orDefault(a.ConnectionsWarningPercent, DefaultConnectionsWarningPercent)
+	a.ConnectionsCriticalPercent = orDefault(a.ConnectionsCriticalPercent, DefaultConnectionsCriticalPercent)
+	a.EvictionsPerSecond = orDefault(a.EvictionsPerSecond, DefaultEvictionsPerSecond)
+	if a.For == "" {
+		a.For = DefaultAlertFor
+	}
+	if a.RingDegradedFor == "" {
+		a.RingDegradedFor = DefaultRingDegradedFor
+	}
+	return a
 }
 
 // WarmRestartEnabled reports whether the memcached pods keep their cache

@@ -414,10 +414,86 @@ type MonitoringSpec struct {
 	Interval string `json:"interval,omitempty"`
 
 	// serviceMonitorLabels are added to the ServiceMonitor's labels, e.g. the
-	// ones a Prometheus selects ServiceMonitors by.
+	// ones a Prometheus selects ServiceMonitors by, and to the
+	// PrometheusRule's, which a Prometheus usually selects by the same ones.
 	// +kubebuilder:validation:MaxProperties=32
 	// +optional
 	ServiceMonitorLabels map[string]string `json:"serviceMonitorLabels,omitempty"`
+
+	// alerts configures the alert rules of this Memcached. With monitoring
+	// enabled and alerts not turned off, and when the cluster has the
+	// monitoring.coreos.com/v1 PrometheusRule API, the operator creates a
+	// PrometheusRule named after the Memcached: docs/monitoring.md says what
+	// each alert means and what to do.
+	// +optional
+	Alerts *AlertsSpec `json:"alerts,omitempty"`
+}
+
+// AlertsSpec configures the alert rules of a Memcached. Each alert covers the
+// series of this Memcached only: those with its namespace and the label
+// memcached=<name>, which its ServiceMonitor sets.
+// +kubebuilder:validation:XValidation:rule="self.connectionsWarningPercent < self.connectionsCriticalPercent",message="connectionsWarningPercent must be below connectionsCriticalPercent"
+type AlertsSpec struct {
+	// enabled creates the PrometheusRule; false removes it, and leaves the
+	// exporter and the ServiceMonitor.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// connectionsWarningPercent is the share of memcached's connection limit
+	// (-c, maxConnections) in use above which MemcachedConnectionLimitApproaching
+	// fires with severity warning.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=99
+	// +kubebuilder:default=80
+	// +optional
+	ConnectionsWarningPercent int32 `json:"connectionsWarningPercent,omitempty"`
+
+	// connectionsCriticalPercent is the share of memcached's connection limit
+	// in use above which MemcachedConnectionLimitApproaching fires with
+	// severity critical. It must be above connectionsWarningPercent.
+	// +kubebuilder:validation:Minimum=2
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=95
+	// +optional
+	ConnectionsCriticalPercent int32 `json:"connectionsCriticalPercent,omitempty"`
+
+	// evictionsPerSecond is the rate of evictions of one memcached server,
+	// over 5 minutes, above which MemcachedEvictions fires. A full cache
+	// evicts as a matter of course; a sustained rate above it says the
+	// working set does not fit in memoryMB.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=10
+	// +optional
+	EvictionsPerSecond int32 `json:"evictionsPerSecond,omitempty"`
+
+	// for is how long MemcachedDown, MemcachedConnectionLimitApproaching,
+	// MemcachedOutOfMemoryErrors and MemcachedEvictions must hold before they
+	// fire, as hours, minutes and seconds, e.g. 15m or 1h30m.
+	// +kubebuilder:validation:MaxLength=20
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+h)?([0-9]+m)?([0-9]+s)?)$') && self != ''",message="for must be a duration of hours, minutes and seconds, e.g. 15m or 1h30m"
+	// +kubebuilder:default="15m"
+	// +optional
+	For string `json:"for,omitempty"`
+
+	// ringDegradedFor is how long fewer memcached servers than size must be
+	// ready before MemcachedRingDegraded fires, e.g. 15m. A rollout or a
+	// rescheduled pod takes a server out for less.
+	// +kubebuilder:validation:MaxLength=20
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+h)?([0-9]+m)?([0-9]+s)?)$') && self != ''",message="ringDegradedFor must be a duration of hours, minutes and seconds, e.g. 15m or 1h30m"
+	// +kubebuilder:default="15m"
+	// +optional
+	RingDegradedFor string `json:"ringDegradedFor,omitempty"`
+
+	// labels are added to every alert, e.g. team=cache for Alertmanager's
+	// routing. Their names are Prometheus label names; severity, alertname,
+	// namespace and memcached are set by the operator and cannot be given.
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$') && !k.startsWith('__'))",message="labels must be Prometheus label names: letters, digits and underscores, not starting with a digit nor with __"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['alertname', 'severity', 'namespace', 'memcached']))",message="labels cannot set alertname, severity, namespace nor memcached: the operator sets them"
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Condition types of a Memcached.

@@ -47,6 +47,9 @@ type MemcachedReconciler struct {
 	// APIs says which optional kinds the cluster had as the operator
 	// started: only those are watched and created.
 	APIs APIs
+	// RunbookBaseURL is where the runbooks of the alerts are;
+	// resources.DefaultRunbookBaseURL when empty.
+	RunbookBaseURL string
 
 	// memcacheds reads Memcacheds from the cache, where they are held
 	// unstructured (read.go); SetupWithManager sets it.
@@ -68,6 +71,7 @@ type MemcachedReconciler struct {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=prometheusrules,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // scope is what one reconcile of a Memcached knows, phase after phase.
@@ -108,6 +112,7 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	switch {
 	case apierrors.IsNotFound(err):
+		forgetMetrics(req.NamespacedName)
 		return ctrl.Result{}, r.deleteWorkloadOfDeleted(ctx, req.NamespacedName)
 	case err != nil:
 		return ctrl.Result{}, err
@@ -186,11 +191,13 @@ func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
 		Servers:            s.servers,
 		PlatformAssignsUID: r.PlatformAssignsUID,
 		Images:             r.Images,
+		RunbookBaseURL:     r.RunbookBaseURL,
 	})
 	result, err := r.applyDesired(ctx, mc, desired)
 	r.tell(mc, result, err)
 	s.useApplied(result)
 	s.outcome.ServiceMonitorAPIMissing = result.missingAPIs[resources.ServiceMonitorGVK]
+	s.outcome.PrometheusRuleAPIMissing = result.missingAPIs[resources.PrometheusRuleGVK]
 
 	if predecessor, ok := errors.AsType[*predecessorError](err); ok {
 		logf.FromContext(ctx).V(1).Info("Waiting for the garbage collector to delete an object of a deleted Memcached of this name",

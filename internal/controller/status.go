@@ -22,14 +22,15 @@ import (
 const cacheLagLimit = 10 * time.Second
 
 // writeStatus computes the status of the Memcached of s from what the
-// reconcile observed and did, and applies it unless the Memcached already
-// has it.
+// reconcile observed and did, sets the operator's gauges of it
+// (metrics.go), and applies it unless the Memcached already has it.
 func (r *MemcachedReconciler) writeStatus(ctx context.Context, s *scope) error {
 	if s.namespaceGone {
 		return nil
 	}
 	mc := s.memcached
 	newStatus := status.Compute(mc, s.observed, s.outcome, s.servers, s.now)
+	recordMetrics(mc, &newStatus)
 	if equality.Semantic.DeepEqual(mc.Status, newStatus) {
 		return nil
 	}

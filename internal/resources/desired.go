@@ -41,9 +41,10 @@ var (
 	PDBKind            = Kind{GroupVersionKind: policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget")}
 	NetworkPolicyKind  = Kind{GroupVersionKind: networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")}
 	ServiceMonitorKind = Kind{GroupVersionKind: ServiceMonitorGVK, Optional: true}
+	PrometheusRuleKind = Kind{GroupVersionKind: PrometheusRuleGVK, Optional: true}
 
 	// Kinds are all of them.
-	Kinds = []Kind{DeploymentKind, StatefulSetKind, ServiceKind, ConfigMapKind, PDBKind, NetworkPolicyKind, ServiceMonitorKind}
+	Kinds = []Kind{DeploymentKind, StatefulSetKind, ServiceKind, ConfigMapKind, PDBKind, NetworkPolicyKind, ServiceMonitorKind, PrometheusRuleKind}
 )
 
 // Inputs are what the objects of a Memcached are built from besides its spec.
@@ -58,6 +59,9 @@ type Inputs struct {
 	PlatformAssignsUID bool
 	// Images are the images of a Memcached that names none.
 	Images Images
+	// RunbookBaseURL is where the runbooks of the alerts are;
+	// DefaultRunbookBaseURL when empty.
+	RunbookBaseURL string
 }
 
 // Images are the images the operator runs when a Memcached names none.
@@ -132,6 +136,7 @@ func Build(mc *cachev1alpha1.Memcached, in Inputs) Desired {
 	add(DeploymentKind, ExporterName(mc), orNil(exporterDeployment(mc, in)))
 	add(ServiceKind, ExporterName(mc), orNil(exporterService(mc)))
 	add(ServiceMonitorKind, mc.Name, orNil(serviceMonitor(mc)))
+	add(PrometheusRuleKind, mc.Name, orNil(prometheusRule(mc, in.RunbookBaseURL)))
 	return d
 }
 

@@ -26,7 +26,7 @@ func TestBuildAppliesWhatTheSpecAsksFor(t *testing.T) {
 				{"PodDisruptionBudget", "example-memcached"}},
 			wantAbsent: []ref{{"NetworkPolicy", "example-memcached"}, {"NetworkPolicy", "example-memcached-exporter"},
 				{"Deployment", "example-memcached-exporter"}, {"Service", "example-memcached-exporter"},
-				{"ServiceMonitor", "example-memcached"}},
+				{"ServiceMonitor", "example-memcached"}, {"PrometheusRule", "example-memcached"}},
 		},
 		{
 			name: "one pod: no budget",
@@ -45,7 +45,17 @@ func TestBuildAppliesWhatTheSpecAsksFor(t *testing.T) {
 			wantApplied: []ref{{"StatefulSet", "mc"}, {"Service", "mc"}, {"Service", "mc-headless"},
 				{"ConfigMap", "mc-servers"}, {"PodDisruptionBudget", "mc"}, {"NetworkPolicy", "mc"},
 				{"NetworkPolicy", "mc-exporter"}, {"Deployment", "mc-exporter"}, {"Service", "mc-exporter"},
-				{"ServiceMonitor", "mc"}},
+				{"ServiceMonitor", "mc"}, {"PrometheusRule", "mc"}},
+		},
+		{
+			name: "monitoring without alerts",
+			mc: withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+				s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true, Alerts: &cachev1alpha1.AlertsSpec{Enabled: ptr.To(false)}}
+			}),
+			wantApplied: []ref{{"Deployment", "mc"}, {"Service", "mc"}, {"Service", "mc-headless"},
+				{"ConfigMap", "mc-servers"}, {"PodDisruptionBudget", "mc"}, {"Deployment", "mc-exporter"},
+				{"Service", "mc-exporter"}, {"ServiceMonitor", "mc"}},
+			wantAbsent: []ref{{"PrometheusRule", "mc"}},
 		},
 	}
 	for _, tt := range tests {

@@ -142,7 +142,8 @@ func exporterService(mc *cachev1alpha1.Memcached) *corev1ac.ServiceApplyConfigur
 // memcached pod of mc through its exporter, nil when monitoring is not
 // enabled. It discovers the pods through the headless Service, and rewrites
 // each pod's address into a scrape of the exporter with that address as the
-// target; the instance label keeps the pod's address. It is unstructured: the
+// target; the instance label keeps the pod's address, and MemcachedLabel
+// names the Memcached, for its alert rules to select. It is unstructured: the
 // operator does not depend on prometheus-operator's API, which a cluster may
 // not have.
 func serviceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
@@ -163,6 +164,7 @@ func serviceMonitor(mc *cachev1alpha1.Memcached) *unstructured.Unstructured {
 			relabel([]any{"__address__"}, "__param_target", ""),
 			relabel([]any{"__param_target"}, "instance", ""),
 			relabel(nil, "__address__", exporter),
+			relabel(nil, MemcachedLabel, mc.Name),
 		},
 	}
 	if interval := mc.Spec.Monitoring.Interval; interval != "" {

@@ -34,6 +34,7 @@ const (
 
 	ReasonServiceMonitorReady      = "ServiceMonitorReady"
 	ReasonServiceMonitorAPIMissing = "ServiceMonitorAPIMissing"
+	ReasonPrometheusRuleAPIMissing = "PrometheusRuleAPIMissing"
 
 	ReasonInvalidSpec              = "InvalidSpec"
 	ReasonApplyFailed              = "ApplyFailed"
@@ -120,6 +121,9 @@ type Outcome struct {
 	// ServiceMonitorAPIMissing is set when the Memcached asks for a
 	// ServiceMonitor and the cluster has no ServiceMonitor API.
 	ServiceMonitorAPIMissing bool
+	// PrometheusRuleAPIMissing is set when the Memcached asks for alert
+	// rules and the cluster has no PrometheusRule API.
+	PrometheusRuleAPIMissing bool
 }
 
 // failed returns why the reconcile could not apply the spec, nil when it
@@ -296,8 +300,8 @@ func degraded(observed Observed, outcome Outcome, active []corev1.Pod) metav1.Co
 }
 
 // monitoringReady returns the MonitoringReady condition of mc, nil when
-// monitoring is not enabled. A cluster without the ServiceMonitor API is not
-// an error: the condition says so, and the exporter runs all the same. When
+// monitoring is not enabled. A cluster without the ServiceMonitor or the
+// PrometheusRule API is not an error: the condition says so, and the exporter runs all the same. When
 // the reconcile could not apply the spec, the condition stays as it was.
 func monitoringReady(mc *cachev1alpha1.Memcached, outcome Outcome) *metav1.Condition {
 	if !mc.Spec.MonitoringEnabled() {
@@ -306,18 +310,33 @@ func monitoringReady(mc *cachev1alpha1.Memcached, outcome Outcome) *metav1.Condi
 	if outcome.failed() != nil {
 		return meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	}
+	const noRules = "no PrometheusRule API, so no PrometheusRule was created and the alert rules are not loaded"
 	if outcome.ServiceMonitorAPIMissing {
+		missing := "no monitoring.coreos.com/v1 ServiceMonitor API, so no ServiceMonitor was created"
+		if outcome.PrometheusRuleAPIMissing {
+			missing += ", and " + noRules
+		}
 		return &metav1.Condition{Type: cachev1alpha1.ConditionMonitoringReady, Status: metav1.ConditionFalse,
 			Reason: ReasonServiceMonitorAPIMissing,
-			Message: fmt.Sprintf("The cluster has no monitoring.coreos.com/v1 ServiceMonitor API, so no ServiceMonitor was created; "+
+			Message: fmt.Sprintf("The cluster has %s; "+
 				"the exporter serves every memcached pod's metrics at %s:%d%s?target=<pod address>:11211 all the same. "+
 				"Install prometheus-operator's CRDs, then restart the operator",
-				resources.ExporterName(mc), resources.MetricsPort, resources.ScrapePath)}
+				missing, resources.ExporterName(mc), resources.MetricsPort, resources.ScrapePath)}
+	}
+	if outcome.PrometheusRuleAPIMissing {
+		return &metav1.Condition{Type: cachev1alpha1.ConditionMonitoringReady, Status: metav1.ConditionFalse,
+			Reason: ReasonPrometheusRuleAPIMissing,
+			Message: fmt.Sprintf("The cluster has monitoring.coreos.com/v1 "+noRules+"; ServiceMonitor %s has Prometheus "+
+				"scrape every memcached pod all the same. Install prometheus-operator's PrometheusRule CRD, then restart the operator, "+
+				"or set spec.monitoring.alerts.enabled to false", mc.Name)}
+	}
+	message := fmt.Sprintf("ServiceMonitor %s has Prometheus scrape every memcached pod through the exporter %s",
+		mc.Name, resources.ExporterName(mc))
+	if mc.Spec.AlertsEnabled() {
+		message += fmt.Sprintf("; PrometheusRule %s holds its alert rules", mc.Name)
 	}
 	return &metav1.Condition{Type: cachev1alpha1.ConditionMonitoringReady, Status: metav1.ConditionTrue,
-		Reason: ReasonServiceMonitorReady,
-		Message: fmt.Sprintf("ServiceMonitor %s has Prometheus scrape every memcached pod through the exporter %s",
-			mc.Name, resources.ExporterName(mc))}
+		Reason: ReasonServiceMonitorReady, Message: message}
 }
 
 // ApplyConfiguration returns the server-side apply configuration that writes

@@ -38,6 +38,38 @@ func Parser() *typed.Parser {
 var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
+- name: com.example.memcached-operator.api.v1alpha1.AlertsSpec
+  map:
+    fields:
+    - name: connectionsCriticalPercent
+      type:
+        scalar: numeric
+      default: 95
+    - name: connectionsWarningPercent
+      type:
+        scalar: numeric
+      default: 80
+    - name: enabled
+      type:
+        scalar: boolean
+      default: true
+    - name: evictionsPerSecond
+      type:
+        scalar: numeric
+      default: 10
+    - name: for
+      type:
+        scalar: string
+      default: 15m
+    - name: labels
+      type:
+        map:
+          elementType:
+            scalar: string
+    - name: ringDegradedFor
+      type:
+        scalar: string
+      default: 15m
 - name: com.example.memcached-operator.api.v1alpha1.AuthSpec
   map:
     fields:
@@ -226,6 +258,9 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.example.memcached-operator.api.v1alpha1.MonitoringSpec
   map:
     fields:
+    - name: alerts
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.AlertsSpec
     - name: enabled
       type:
         scalar: boolean

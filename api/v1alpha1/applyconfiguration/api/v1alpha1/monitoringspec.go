@@ -46,8 +46,15 @@ type MonitoringSpecApplyConfiguration struct {
 	// left out, Prometheus' own interval applies.
 	Interval *string `json:"interval,omitempty"`
 	// serviceMonitorLabels are added to the ServiceMonitor's labels, e.g. the
-	// ones a Prometheus selects ServiceMonitors by.
+	// ones a Prometheus selects ServiceMonitors by, and to the
+	// PrometheusRule's, which a Prometheus usually selects by the same ones.
 	ServiceMonitorLabels map[string]string `json:"serviceMonitorLabels,omitempty"`
+	// alerts configures the alert rules of this Memcached. With monitoring
+	// enabled and alerts not turned off, and when the cluster has the
+	// monitoring.coreos.com/v1 PrometheusRule API, the operator creates a
+	// PrometheusRule named after the Memcached: docs/monitoring.md says what
+	// each alert means and what to do.
+	Alerts *AlertsSpecApplyConfiguration `json:"alerts,omitempty"`
 }
 
 // MonitoringSpecApplyConfiguration constructs a declarative configuration of the MonitoringSpec type for use with
@@ -99,5 +106,13 @@ func (b *MonitoringSpecApplyConfiguration) WithServiceMonitorLabels(entries map[
 	for k, v := range entries {
 		b.ServiceMonitorLabels[k] = v
 	}
+	return b
+}
+
+// WithAlerts sets the Alerts field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Alerts field is set to the value of the last call.
+func (b *MonitoringSpecApplyConfiguration) WithAlerts(value *AlertsSpecApplyConfiguration) *MonitoringSpecApplyConfiguration {
+	b.Alerts = value
 	return b
 }

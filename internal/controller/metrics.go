@@ -1,0 +1,72 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/internal/status"
+)
+
+// The operator's own gauges of each Memcached, served with controller-runtime's
+// metrics. They come from the status each reconcile computes, so that the
+// MemcachedRingDegraded alert works without the exporter.
+var (
+	desiredServersGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "memcached_operator_memcached_desired_servers",
+		Help: "The memcached servers a Memcached asks for: its spec.size.",
+	}, []string{"namespace", resources.MemcachedLabel})
+	readyServersGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "memcached_operator_memcached_ready_servers",
+		Help: "The memcached servers of a Memcached that are ready: its status.readyReplicas.",
+	}, []string{"namespace", resources.MemcachedLabel})
+	conditionGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "memcached_operator_memcached_condition",
+		Help: "The conditions of a Memcached: 1 for the status each condition has, 0 for the others.",
+	}, []string{"namespace", resources.MemcachedLabel, "type", "status"})
+)
+
+// conditionStatuses are the statuses a condition may have.
+var conditionStatuses = []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown}
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(desiredServersGauge, readyServersGauge, conditionGauge)
+}
+
+// recordMetrics sets the gauges of mc from newStatus, the status computed for
+// it. A condition newStatus does not have loses its series.
+func recordMetrics(mc *cachev1alpha1.Memcached, newStatus *cachev1alpha1.MemcachedStatus) {
+	desiredServersGauge.WithLabelValues(mc.Namespace, mc.Name).Set(float64(mc.Spec.Size))
+	readyServersGauge.WithLabelValues(mc.Namespace, mc.Name).Set(float64(newStatus.ReadyReplicas))
+	for _, conditionType := range status.Conditions {
+		var current *metav1.Condition
+		for i := range newStatus.Conditions {
+			if newStatus.Conditions[i].Type == conditionType {
+				current = &newStatus.Conditions[i]
+			}
+		}
+		if current == nil {
+			conditionGauge.DeletePartialMatch(prometheus.Labels{
+				"namespace": mc.Namespace, resources.MemcachedLabel: mc.Name, "type": conditionType})
+			continue
+		}
+		for _, s := range conditionStatuses {
+			value := 0.0
+			if current.Status == s {
+				value = 1
+			}
+			conditionGauge.WithLabelValues(mc.Namespace, mc.Name, conditionType, string(s)).Set(value)
+		}
+	}
+}
+
+// forgetMetrics deletes the gauges of the Memcached at key, which is gone.
+func forgetMetrics(key types.NamespacedName) {
+	labels := prometheus.Labels{"namespace": key.Namespace, resources.MemcachedLabel: key.Name}
+	desiredServersGauge.DeletePartialMatch(labels)
+	readyServersGauge.DeletePartialMatch(labels)
+	conditionGauge.DeletePartialMatch(labels)
+}
