@@ -214,12 +214,18 @@ build-installer: image kustomize ## Write dist/crds.yaml, the CRD, and dist/inst
 BUNDLE_VERSION ?= $(VERSION)
 BUNDLE_CHANNELS ?= alpha
 BUNDLE_DEFAULT_CHANNEL ?= alpha
+# The upgrade edge: the version this bundle replaces (spec.replaces) and the
+# versions it upgrades from directly (olm.skipRange, e.g. '<0.2.0'). Empty for
+# the first version.
+BUNDLE_REPLACES ?=
+BUNDLE_SKIP_RANGE ?=
 
 .PHONY: bundle
 bundle: manifests kustomize ## Generate and validate the OLM bundle (bundle/, bundle.Dockerfile) from config/ for IMG.
 	go -C hack/tools/bundle run . --config-dir "$(CURDIR)/config" --kustomize "$(KUSTOMIZE)" \
 		--image "$(IMG)" --version "$(BUNDLE_VERSION)" \
 		--channels "$(BUNDLE_CHANNELS)" --default-channel "$(BUNDLE_DEFAULT_CHANNEL)" \
+		--replaces "$(BUNDLE_REPLACES)" --skip-range "$(BUNDLE_SKIP_RANGE)" \
 		--out "$(CURDIR)/bundle" --dockerfile "$(CURDIR)/bundle.Dockerfile" --validate
 
 .PHONY: test-release

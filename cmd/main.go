@@ -31,6 +31,7 @@ import (
 	// to ensure that exec-entrypoint and run can make use of them.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -108,10 +109,12 @@ func main() {
 	flag.IntVar(&concurrentReconciles, "max-concurrent-reconciles", 16,
 		"How many Memcacheds are reconciled at once. A reconcile mostly waits for the API server, so many "+
 			"workers per core keep up with many new Memcacheds.")
-	flag.StringVar(&memcachedUID, "memcached-uid", "fixed",
+	flag.StringVar(&memcachedUID, "memcached-uid", uidFixed,
 		"The user the memcached pods run as: \"fixed\" runs them as uid and gid 11211, the memcache user of the "+
 			"official image, which names its user but not its number; \"platform\" sets no uid and leaves it to the "+
-			"platform, as OpenShift's restricted-v2 assigns one from the namespace's range.")
+			"platform, as OpenShift's restricted-v2 assigns one from the namespace's range; \"auto\" is \"platform\" "+
+			"when the cluster serves OpenShift's security.openshift.io API, \"fixed\" otherwise. Without this flag, "+
+			"the environment variable "+memcachedUIDEnv+" sets it.")
 	flag.StringVar(&images.Memcached, "memcached-image", resources.DefaultImage,
 		"The image of the memcached pods of the Memcacheds that name none in spec.image, such as the same image "+
 			"in a mirror registry. Changing it rolls those Memcacheds' pods.")
@@ -134,8 +137,11 @@ func main() {
 		debug.SetMemoryLimit(memoryLimit)
 		setupLog.Info("Set the Go runtime's soft memory limit from the container's", "bytes", memoryLimit)
 	}
-	if memcachedUID != "fixed" && memcachedUID != "platform" {
-		setupLog.Error(fmt.Errorf("--memcached-uid is %q", memcachedUID), "Invalid flag: --memcached-uid must be fixed or platform")
+	uidModeFlagGiven := false
+	flag.Visit(func(f *flag.Flag) { uidModeFlagGiven = uidModeFlagGiven || f.Name == "memcached-uid" })
+	uidModeValue, uidModeSource, err := uidMode(memcachedUID, uidModeFlagGiven, os.Getenv)
+	if err != nil {
+		setupLog.Error(err, "Invalid UID mode of the memcached pods")
 		os.Exit(1)
 	}
 
@@ -174,11 +180,23 @@ func main() {
 	}
 
 	cfg := ctrl.GetConfigOrDie()
-	apis, err := lookUpAPIs(cfg)
+	mapper, err := newRESTMapper(cfg)
+	if err != nil {
+		setupLog.Error(err, "Failed to look up the cluster's APIs")
+		os.Exit(1)
+	}
+	apis, err := controller.LookUpAPIs(mapper)
 	if err != nil {
 		setupLog.Error(err, "Failed to look up the optional APIs")
 		os.Exit(1)
 	}
+	platformUID, err := platformAssignsUID(uidModeValue, mapper)
+	if err != nil {
+		setupLog.Error(err, "Failed to choose the memcached pods' user", "mode", uidModeValue)
+		os.Exit(1)
+	}
+	setupLog.Info("Chose the memcached pods' user", "mode", uidModeValue, "from", uidModeSource,
+		"platformAssignsUID", platformUID)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controller.CacheOptions(apis, namespaces...),
@@ -205,7 +223,7 @@ func main() {
 		Recorder:  mgr.GetEventRecorder(resources.ManagerName),
 		APIs:      apis,
 
-		PlatformAssignsUID: memcachedUID == "platform",
+		PlatformAssignsUID: platformUID,
 		Images:             images,
 		RunbookBaseURL:     runbookBaseURL,
 	}).SetupWithManager(ctx, mgr, concurrentReconciles); err != nil {
@@ -235,9 +253,10 @@ func main() {
 	}
 }
 
-// lookUpAPIs returns which optional APIs, such as prometheus-operator's
-// ServiceMonitor, the cluster has as the operator starts.
-func lookUpAPIs(cfg *rest.Config) (controller.APIs, error) {
+// newRESTMapper returns a REST mapper of the cluster's APIs as the operator
+// starts, through which it looks up the optional ones, such as
+// prometheus-operator's ServiceMonitor, and OpenShift's.
+func newRESTMapper(cfg *rest.Config) (meta.RESTMapper, error) {
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create an HTTP client: %w", err)
@@ -246,7 +265,7 @@ func lookUpAPIs(cfg *rest.Config) (controller.APIs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create a REST mapper: %w", err)
 	}
-	return controller.LookUpAPIs(mapper)
+	return mapper, nil
 }
 
 // inCluster reports whether the operator runs in a pod of a cluster.

@@ -82,6 +82,58 @@ var iconSVG []byte
 // OperatorGroup's target namespaces, empty with AllNamespaces.
 const watchNamespaceEnv = "WATCH_NAMESPACE"
 
+// memcachedUIDEnv is the operator's environment variable choosing the
+// memcached pods' user. The bundle sets it to "auto": the platform's uid on
+// OpenShift, whose restricted-v2 refuses the fixed one, and the fixed uid
+// elsewhere. A Subscription's spec.config.env overrides it.
+const (
+	memcachedUIDEnv   = "MEMCACHED_UID"
+	memcachedUIDValue = "auto"
+)
+
+// clusterScoped are the built-in cluster-scoped resources a rule may name,
+// as group/resource. A rule naming one, or "*", or non-resource URLs, is
+// granted cluster-wide (clusterPermissions); the other rules are namespaced
+// (permissions), which OLM grants in the OperatorGroup's target namespaces
+// only. The bundle's own CRDs add their cluster-scoped resources.
+var clusterScoped = []string{
+	"/namespaces",
+	"/nodes",
+	"/persistentvolumes",
+	"/componentstatuses",
+	"admissionregistration.k8s.io/mutatingadmissionpolicies",
+	"admissionregistration.k8s.io/mutatingadmissionpolicybindings",
+	"admissionregistration.k8s.io/mutatingwebhookconfigurations",
+	"admissionregistration.k8s.io/validatingadmissionpolicies",
+	"admissionregistration.k8s.io/validatingadmissionpolicybindings",
+	"admissionregistration.k8s.io/validatingwebhookconfigurations",
+	"apiextensions.k8s.io/customresourcedefinitions",
+	"apiregistration.k8s.io/apiservices",
+	"authentication.k8s.io/selfsubjectreviews",
+	"authentication.k8s.io/tokenreviews",
+	"authorization.k8s.io/selfsubjectaccessreviews",
+	"authorization.k8s.io/selfsubjectrulesreviews",
+	"authorization.k8s.io/subjectaccessreviews",
+	"certificates.k8s.io/certificatesigningrequests",
+	"certificates.k8s.io/clustertrustbundles",
+	"flowcontrol.apiserver.k8s.io/flowschemas",
+	"flowcontrol.apiserver.k8s.io/prioritylevelconfigurations",
+	"networking.k8s.io/ingressclasses",
+	"networking.k8s.io/ipaddresses",
+	"networking.k8s.io/servicecidrs",
+	"node.k8s.io/runtimeclasses",
+	"rbac.authorization.k8s.io/clusterrolebindings",
+	"rbac.authorization.k8s.io/clusterroles",
+	"resource.k8s.io/deviceclasses",
+	"resource.k8s.io/resourceslices",
+	"scheduling.k8s.io/priorityclasses",
+	"storage.k8s.io/csidrivers",
+	"storage.k8s.io/csinodes",
+	"storage.k8s.io/storageclasses",
+	"storage.k8s.io/volumeattachments",
+	"storage.k8s.io/volumeattributesclasses",
+}
+
 // relatedImages are the operand images the operator runs by default, read
 // from the manager's flags that set them (name, flag). Listed in
 // spec.relatedImages, they let a disconnected cluster mirror them.
@@ -101,6 +153,8 @@ type options struct {
 	channels       string
 	defaultChannel string
 	createdAt      string
+	replaces       string
+	skipRange      string
 	generate       bool
 	validate       bool
 }
@@ -126,6 +180,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.channels, "channels", "alpha", "the channels of the bundle, comma-separated")
 	fs.StringVar(&o.defaultChannel, "default-channel", "alpha", "the package's default channel")
 	fs.StringVar(&o.createdAt, "created-at", "", "the CSV's createdAt annotation (e.g. 2026-01-02T15:04:05Z); omitted when empty, to keep the output reproducible")
+	fs.StringVar(&o.replaces, "replaces", "", "the version (e.g. 0.1.0) or CSV name (<package>.v0.1.0) this bundle upgrades from: spec.replaces, the upgrade edge of the channel; none when empty, for the first version")
+	fs.StringVar(&o.skipRange, "skip-range", "", "the versions this bundle upgrades directly from (e.g. '<0.2.0'): the olm.skipRange annotation; none when empty")
 	fs.BoolVar(&o.generate, "generate", true, "write the bundle; --generate=false --validate only validates --out")
 	fs.BoolVar(&o.validate, "validate", false, "validate the bundle in --out with operator-framework/api's validators, failing on an error")
 	if err := fs.Parse(args); err != nil {
@@ -169,6 +225,14 @@ func generate(o options) error {
 	if o.createdAt != "" {
 		if _, err := time.Parse(time.RFC3339, o.createdAt); err != nil {
 			return fmt.Errorf("--created-at %q is not an RFC 3339 time: %w", o.createdAt, err)
+		}
+	}
+	if _, err := replacesName(o.packageName, o.replaces, ver); err != nil {
+		return err
+	}
+	if o.skipRange != "" {
+		if _, err := semver.ParseRange(o.skipRange); err != nil {
+			return fmt.Errorf("--skip-range %q is not a semantic version range: %w", o.skipRange, err)
 		}
 	}
 	channels := splitList(o.channels)
@@ -229,6 +293,10 @@ func buildBundle(o options, ver semver.Version, objs, samples []*unstructured.Un
 	if err != nil {
 		return nil, err
 	}
+	clusterRules, nsRules, err = scopeRules(clusterRules, nsRules, r.crds)
+	if err != nil {
+		return nil, err
+	}
 	strategy := operatorsv1alpha1.StrategyDetailsDeployment{
 		DeploymentSpecs: []operatorsv1alpha1.StrategyDeploymentSpec{{
 			Name:  deploy.Name,
@@ -263,6 +331,12 @@ func buildBundle(o options, ver semver.Version, objs, samples []*unstructured.Un
 	csv.Annotations["containerImage"] = o.image
 	if o.createdAt != "" {
 		csv.Annotations["createdAt"] = o.createdAt
+	}
+	if csv.Spec.Replaces, err = replacesName(o.packageName, o.replaces, ver); err != nil {
+		return nil, err
+	}
+	if o.skipRange != "" {
+		csv.Annotations["olm.skipRange"] = o.skipRange
 	}
 	if operatorNS != "" {
 		csv.Annotations["operatorframework.io/suggested-namespace"] = operatorNS
@@ -351,8 +425,8 @@ func classify(objs []*unstructured.Unstructured) (*rendered, error) {
 	return r, nil
 }
 
-// operatorDeployment is the rendered Deployment with the operator's image set
-// and WATCH_NAMESPACE taken from OLM's annotation.
+// operatorDeployment is the rendered Deployment with the operator's image set,
+// WATCH_NAMESPACE taken from OLM's annotation and MEMCACHED_UID set to auto.
 func operatorDeployment(obj *unstructured.Unstructured, image string) (*appsv1.Deployment, error) {
 	deploy := &appsv1.Deployment{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, deploy); err != nil {
@@ -369,6 +443,7 @@ func operatorDeployment(obj *unstructured.Unstructured, image string) (*appsv1.D
 			FieldPath: "metadata.annotations['olm.targetNamespaces']",
 		}},
 	})
+	setEnv(manager, corev1.EnvVar{Name: memcachedUIDEnv, Value: memcachedUIDValue})
 	return deploy, nil
 }
 
@@ -433,6 +508,73 @@ func permissions(r *rendered, saName, operatorNS string) (clusterRules, nsRules 
 		}
 	}
 	return clusterRules, nsRules, extras, nil
+}
+
+// scopeRules moves the namespaced rules of the roles granted cluster-wide
+// into the namespaced rules, after those of the namespaced roles' own, so
+// that OLM grants them in the OperatorGroup's target namespaces only (as
+// ClusterRoles with AllNamespaces). Only the rules that need the cluster
+// scope stay cluster-wide; a rule naming both kinds of resources is split.
+func scopeRules(clusterRules, nsRules []rbacv1.PolicyRule, crds []*unstructured.Unstructured) (cluster, namespaced []rbacv1.PolicyRule, err error) {
+	scoped := map[string]bool{}
+	for _, gr := range clusterScoped {
+		scoped[gr] = true
+	}
+	for _, obj := range crds {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, crd); err != nil {
+			return nil, nil, fmt.Errorf("CRD %s: %w", obj.GetName(), err)
+		}
+		if crd.Spec.Scope == apiextensionsv1.ClusterScoped {
+			scoped[crd.Spec.Group+"/"+crd.Spec.Names.Plural] = true
+		}
+	}
+	isClusterScoped := func(group, resource string) bool {
+		base, _, _ := strings.Cut(resource, "/") // a subresource is scoped as its resource
+		return group == "*" || base == "*" || scoped[group+"/"+base]
+	}
+	var movedRules []rbacv1.PolicyRule
+	for _, rule := range clusterRules {
+		if len(rule.NonResourceURLs) > 0 {
+			cluster = append(cluster, rule)
+			continue
+		}
+		var clusterRes, nsRes []string
+		for _, res := range rule.Resources {
+			if slices.ContainsFunc(rule.APIGroups, func(g string) bool { return isClusterScoped(g, res) }) {
+				clusterRes = append(clusterRes, res)
+			} else {
+				nsRes = append(nsRes, res)
+			}
+		}
+		if len(clusterRes) > 0 {
+			r := *rule.DeepCopy()
+			r.Resources = clusterRes
+			cluster = append(cluster, r)
+		}
+		if len(nsRes) > 0 {
+			r := *rule.DeepCopy()
+			r.Resources = nsRes
+			movedRules = append(movedRules, r)
+		}
+	}
+	return cluster, append(movedRules, nsRules...), nil
+}
+
+// replacesName is the CSV name of --replaces: a version is prefixed with
+// <package>.v; either must be an earlier version than the bundle's.
+func replacesName(packageName, replaces string, ver semver.Version) (string, error) {
+	if replaces == "" {
+		return "", nil
+	}
+	v, err := semver.Parse(strings.TrimPrefix(replaces, packageName+".v"))
+	if err != nil {
+		return "", fmt.Errorf("--replaces %q is neither a semantic version nor %s.v<version>: %w", replaces, packageName, err)
+	}
+	if !v.LT(ver) {
+		return "", fmt.Errorf("--replaces %s is not earlier than --version %s", v, ver)
+	}
+	return packageName + ".v" + v.String(), nil
 }
 
 // ownedCRDs describes the CRDs for the CSV.

@@ -212,6 +212,7 @@ func TestBundle(t *testing.T) {
 		{"deployment", checkDeployment},
 		{"clusterPermissions", checkClusterPermissions},
 		{"permissions", checkPermissions},
+		{"no cluster-wide Secrets", checkNoClusterWideSecrets},
 		{"CRD", checkCRD},
 		{"alm-examples", checkAlmExamples},
 		{"extra manifests", checkExtraManifests},
@@ -255,8 +256,25 @@ func checkCSVIdentity(t *testing.T, f *fixture) {
 	if _, ok := f.csv.Annotations["createdAt"]; ok {
 		t.Error("createdAt is set without --created-at")
 	}
-	if got := f.csv.Spec.MinKubeVersion; got != "1.30.0" {
+	// The CRD's CEL rules use two-variable comprehensions: Kubernetes 1.33
+	// is the first to accept them in a CRD.
+	if got := f.csv.Spec.MinKubeVersion; got != "1.33.0" {
 		t.Errorf("minKubeVersion %q", got)
+	}
+	if f.csv.Spec.Replaces != "" || f.csv.Annotations["olm.skipRange"] != "" {
+		t.Errorf("an upgrade edge without --replaces or --skip-range: replaces %q, skipRange %q",
+			f.csv.Spec.Replaces, f.csv.Annotations["olm.skipRange"])
+	}
+	// No made-up contact: no example.com maintainer, provider or link.
+	people, err := json.Marshal([]any{f.csv.Spec.Maintainers, f.csv.Spec.Provider, f.csv.Spec.Links})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(people), "example.com") {
+		t.Errorf("placeholder contacts in the CSV: %s", people)
+	}
+	if strings.Contains(f.csv.Spec.Description, "sidecar") {
+		t.Error("the description calls the exporter a sidecar; it is a Deployment of its own")
 	}
 	if len(f.csv.Spec.Icon) != 1 || f.csv.Spec.Icon[0].MediaType != "image/svg+xml" || f.csv.Spec.Icon[0].Data == "" {
 		t.Errorf("icon %+v", f.csv.Spec.Icon)
@@ -294,28 +312,42 @@ func checkDeployment(t *testing.T, f *fixture) {
 	if c.Image != testImage {
 		t.Errorf("the manager's image is %q, want the --image %q", c.Image, testImage)
 	}
-	wantEnv := corev1.EnvVar{Name: "WATCH_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['olm.targetNamespaces']"}}}
-	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return equality.Semantic.DeepEqual(e, wantEnv) }) {
-		t.Errorf("the manager has no %s from olm.targetNamespaces: %+v", wantEnv.Name, c.Env)
+	wantEnv := []corev1.EnvVar{
+		{Name: "WATCH_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['olm.targetNamespaces']"}}},
+		// Works on OpenShift's restricted-v2 and elsewhere; a Subscription's
+		// config.env can override it, which a flag would not allow.
+		{Name: "MEMCACHED_UID", Value: "auto"},
 	}
-	// Apart from the image and that variable, the spec is config/default's.
+	for _, env := range wantEnv {
+		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return equality.Semantic.DeepEqual(e, env) }) {
+			t.Errorf("the manager has no %+v: %+v", env, c.Env)
+		}
+	}
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--memcached-uid") }) {
+		t.Errorf("the manager's arguments %q set --memcached-uid, which a Subscription's config.env could not override", c.Args)
+	}
+	// Apart from the image and those variables, the spec is config/default's.
 	gotSpec := got.Spec.DeepCopy()
 	gc := &gotSpec.Template.Spec.Containers[manager]
 	gc.Image = want.Spec.Template.Spec.Containers[manager].Image
-	gc.Env = slices.DeleteFunc(gc.Env, func(e corev1.EnvVar) bool { return e.Name == wantEnv.Name })
+	gc.Env = slices.DeleteFunc(gc.Env, func(e corev1.EnvVar) bool {
+		return slices.ContainsFunc(wantEnv, func(w corev1.EnvVar) bool { return w.Name == e.Name })
+	})
 	if len(gc.Env) == 0 {
 		gc.Env = want.Spec.Template.Spec.Containers[manager].Env
 	}
 	if !equality.Semantic.DeepEqual(*gotSpec, want.Spec) {
-		t.Errorf("the CSV's deployment spec differs from config/default's beyond image and %s", wantEnv.Name)
+		t.Errorf("the CSV's deployment spec differs from config/default's beyond image and %+v", wantEnv)
 	}
 	if got.Spec.Template.Spec.ServiceAccountName != f.sa {
 		t.Errorf("service account %q, want %q", got.Spec.Template.Spec.ServiceAccountName, f.sa)
 	}
 }
 
+// checkClusterPermissions: only the metrics endpoint's token and access
+// reviews are granted cluster-wide.
 func checkClusterPermissions(t *testing.T, f *fixture) {
-	want, roleNames := boundRules(t, f.rendered, "ClusterRoleBinding", "ClusterRole", f.sa, f.ns)
+	_, roleNames := boundRules(t, f.rendered, "ClusterRoleBinding", "ClusterRole", f.sa, f.ns)
 	if len(roleNames) < 2 {
 		t.Fatalf("want the manager and metrics auth ClusterRoles bound to %s, found %v", f.sa, roleNames)
 	}
@@ -323,23 +355,24 @@ func checkClusterPermissions(t *testing.T, f *fixture) {
 	if len(perms) != 1 || perms[0].ServiceAccountName != f.sa {
 		t.Fatalf("clusterPermissions %+v, want one for %s", perms, f.sa)
 	}
+	want := fromUnstructured[rbacv1.ClusterRole](t, f.rendered.find(t, "ClusterRole", "memcached-operator-metrics-auth-role")).Rules
 	if !equality.Semantic.DeepEqual(perms[0].Rules, want) {
-		t.Errorf("clusterPermissions rules differ from those of the ClusterRoles %v\ngot:  %+v\nwant: %+v", roleNames, perms[0].Rules, want)
+		t.Errorf("clusterPermissions rules differ from those of the metrics auth ClusterRole\ngot:  %+v\nwant: %+v", perms[0].Rules, want)
 	}
-	// The manager's rules are config/rbac/role.yaml's (controller-gen's
-	// output), whatever they are today, in one block.
-	var role rbacv1.ClusterRole
-	readYAML(t, filepath.Join(configDir, "rbac", "role.yaml"), &role)
-	if len(role.Rules) == 0 {
-		t.Fatal("config/rbac/role.yaml has no rules")
-	}
-	if !containsRun(perms[0].Rules, role.Rules) {
-		t.Errorf("clusterPermissions do not contain the rules of config/rbac/role.yaml")
+	for _, rule := range perms[0].Rules {
+		for _, res := range rule.Resources {
+			if res != "tokenreviews" && res != "subjectaccessreviews" {
+				t.Errorf("clusterPermissions grant %s %v: only token and access reviews need the cluster scope", res, rule.Verbs)
+			}
+		}
 	}
 }
 
+// checkPermissions: the manager's rules (config/rbac/role.yaml, a
+// ClusterRole in config/default) and leader election's are namespaced
+// permissions, which OLM grants in the OperatorGroup's target namespaces.
 func checkPermissions(t *testing.T, f *fixture) {
-	want, roleNames := boundRules(t, f.rendered, "RoleBinding", "Role", f.sa, f.ns)
+	leaderElection, roleNames := boundRules(t, f.rendered, "RoleBinding", "Role", f.sa, f.ns)
 	if len(roleNames) == 0 {
 		t.Fatalf("no Role bound to %s (leader election)", f.sa)
 	}
@@ -347,8 +380,39 @@ func checkPermissions(t *testing.T, f *fixture) {
 	if len(perms) != 1 || perms[0].ServiceAccountName != f.sa {
 		t.Fatalf("permissions %+v, want one for %s", perms, f.sa)
 	}
+	// The manager's rules are config/rbac/role.yaml's (controller-gen's
+	// output), whatever they are today, in one block, then the Roles'.
+	var role rbacv1.ClusterRole
+	readYAML(t, filepath.Join(configDir, "rbac", "role.yaml"), &role)
+	if len(role.Rules) == 0 {
+		t.Fatal("config/rbac/role.yaml has no rules")
+	}
+	want := append(slices.Clone(role.Rules), leaderElection...)
 	if !equality.Semantic.DeepEqual(perms[0].Rules, want) {
-		t.Errorf("permissions rules differ from those of the Roles %v", roleNames)
+		t.Errorf("permissions rules differ from those of config/rbac/role.yaml and the Roles %v\ngot:  %+v\nwant: %+v", roleNames, perms[0].Rules, want)
+	}
+}
+
+// checkNoClusterWideSecrets: whatever the install mode, the Secrets the
+// operator may read are those of the namespaces OLM scopes it to.
+func checkNoClusterWideSecrets(t *testing.T, f *fixture) {
+	for _, perm := range f.csv.Spec.InstallStrategy.StrategySpec.ClusterPermissions {
+		for _, rule := range perm.Rules {
+			for _, res := range rule.Resources {
+				if res == "secrets" || res == "*" {
+					t.Errorf("clusterPermissions grant %q %v to %s", res, rule.Verbs, perm.ServiceAccountName)
+				}
+			}
+		}
+	}
+	granted := false
+	for _, perm := range f.csv.Spec.InstallStrategy.StrategySpec.Permissions {
+		for _, rule := range perm.Rules {
+			granted = granted || slices.Contains(rule.Resources, "secrets")
+		}
+	}
+	if !granted {
+		t.Error("no namespaced permission on Secrets: the operator could not check the Secrets a Memcached names")
 	}
 }
 
@@ -576,16 +640,6 @@ func jsonRoundTrip(t *testing.T, v any) map[string]any {
 	return m
 }
 
-// containsRun reports whether want appears in got as one contiguous run.
-func containsRun(got, want []rbacv1.PolicyRule) bool {
-	for i := 0; i+len(want) <= len(got); i++ {
-		if equality.Semantic.DeepEqual(got[i:i+len(want)], want) {
-			return true
-		}
-	}
-	return false
-}
-
 // checkDescriptors checks that the main fields have descriptors, with the
 // x-descriptors the console uses, and descriptions from the schema.
 func checkDescriptors(t *testing.T, o operatorsv1alpha1.CRDDescription, schema *apiextensionsv1.JSONSchemaProps) {
@@ -617,5 +671,102 @@ func checkDescriptors(t *testing.T, o operatorsv1alpha1.CRDDescription, schema *
 	}
 	if !slices.Contains(status["conditions"].XDescriptors, "urn:alm:descriptor:io.kubernetes.conditions") {
 		t.Errorf("conditions descriptor lacks io.kubernetes.conditions")
+	}
+}
+
+// TestScopeRules: a rule granted cluster-wide stays so only when it names a
+// cluster-scoped resource ("*", a built-in one or a cluster-scoped CRD's) or
+// non-resource URLs; a rule naming both kinds is split.
+func TestScopeRules(t *testing.T) {
+	rule := func(group string, verbs []string, resources ...string) rbacv1.PolicyRule {
+		return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs}
+	}
+	get := []string{"get"}
+	clusterCRD := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "widgets.example.com"},
+		"spec": map[string]any{"group": "example.com", "scope": "Cluster",
+			"names": map[string]any{"plural": "widgets", "kind": "Widget"}},
+	}}
+	metrics := rbacv1.PolicyRule{NonResourceURLs: []string{"/metrics"}, Verbs: get}
+	leases := rule("coordination.k8s.io", get, "leases")
+	cluster, namespaced, err := scopeRules([]rbacv1.PolicyRule{
+		rule("", get, "secrets", "namespaces"),
+		rule("authentication.k8s.io", []string{"create"}, "tokenreviews"),
+		rule("cache.example.com", get, "memcacheds", "memcacheds/status"),
+		rule("example.com", get, "widgets", "widgets/status"),
+		rule("apps", get, "*"),
+		metrics,
+	}, []rbacv1.PolicyRule{leases}, []*unstructured.Unstructured{clusterCRD})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCluster := []rbacv1.PolicyRule{
+		rule("", get, "namespaces"),
+		rule("authentication.k8s.io", []string{"create"}, "tokenreviews"),
+		rule("example.com", get, "widgets", "widgets/status"),
+		rule("apps", get, "*"),
+		metrics,
+	}
+	wantNamespaced := []rbacv1.PolicyRule{
+		rule("", get, "secrets"),
+		rule("cache.example.com", get, "memcacheds", "memcacheds/status"),
+		leases,
+	}
+	if !equality.Semantic.DeepEqual(cluster, wantCluster) {
+		t.Errorf("cluster-wide rules\ngot:  %+v\nwant: %+v", cluster, wantCluster)
+	}
+	if !equality.Semantic.DeepEqual(namespaced, wantNamespaced) {
+		t.Errorf("namespaced rules\ngot:  %+v\nwant: %+v", namespaced, wantNamespaced)
+	}
+}
+
+// TestUpgradeEdge: --replaces and --skip-range give the CSV its upgrade edge,
+// and the bundle stays valid; a replaced version not earlier than the
+// bundle's, or a malformed one, is refused.
+func TestUpgradeEdge(t *testing.T) {
+	kustomize := kustomizeBin(t)
+	dir := t.TempDir()
+	base := []string{"--config-dir", configDir, "--kustomize", kustomize, "--image", testImage, "--version", "0.2.0"}
+	var stdout, stderr bytes.Buffer
+	args := append(slices.Clone(base), "--out", filepath.Join(dir, "bundle"), "--replaces", "0.1.0", "--skip-range", "<0.2.0", "--validate")
+	if err := run(args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	csv := readCSV(t, filepath.Join(dir, "bundle"))
+	if csv.Spec.Replaces != "memcached-operator.v0.1.0" {
+		t.Errorf("replaces %q, want memcached-operator.v0.1.0", csv.Spec.Replaces)
+	}
+	if got := csv.Annotations["olm.skipRange"]; got != "<0.2.0" {
+		t.Errorf("olm.skipRange %q, want <0.2.0", got)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"a CSV name", []string{"--replaces", "memcached-operator.v0.1.5"}, ""},
+		{"the same version", []string{"--replaces", "0.2.0"}, "not earlier"},
+		{"a later version", []string{"--replaces", "memcached-operator.v0.3.0"}, "not earlier"},
+		{"another package's CSV", []string{"--replaces", "other-operator.v0.1.0"}, "neither a semantic version"},
+		{"a malformed skip range", []string{"--skip-range", "before 0.2.0"}, "--skip-range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "bundle")
+			err := run(append(append(slices.Clone(base), "--out", out), tc.args...), &stdout, &stderr)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := readCSV(t, out).Spec.Replaces; got != "memcached-operator.v0.1.5" {
+					t.Errorf("replaces %q", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error %v, want one saying %q", err, tc.wantErr)
+			}
+		})
 	}
 }
