@@ -326,10 +326,22 @@ func TestMonitoringReadySaysWhetherPrometheusScrapes(t *testing.T) {
 			c.ObservedGeneration, c.LastTransitionTime, c.Message, now)
 	}
 
-	// The API there: True.
+	// Both APIs missing: the message names both.
+	got = compute(mc, Observed{Deployment: rolledOut(1)}, Outcome{ServiceMonitorAPIMissing: true, PrometheusRuleAPIMissing: true}, now)
+	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, ReasonServiceMonitorAPIMissing, "")
+	if c := meta.FindStatusCondition(got.Conditions, cachev1alpha1.ConditionMonitoringReady); !strings.Contains(c.Message, "no PrometheusRule API") {
+		t.Errorf("MonitoringReady's message %q does not name the missing PrometheusRule API", c.Message)
+	}
+	// Only the PrometheusRule API missing: its own reason.
+	got = compute(mc, Observed{Deployment: rolledOut(1)}, Outcome{PrometheusRuleAPIMissing: true}, now)
+	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionFalse, ReasonPrometheusRuleAPIMissing, "")
+
+	// The APIs there: True, naming the PrometheusRule while alerts are on.
 	mc.Status = got
 	got = compute(mc, Observed{Deployment: rolledOut(1)}, Outcome{}, now)
-	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, ReasonServiceMonitorReady, "")
+	expectCondition(t, got, cachev1alpha1.ConditionMonitoringReady, metav1.ConditionTrue, ReasonServiceMonitorReady,
+		"ServiceMonitor cache has Prometheus scrape every memcached pod through the exporter cache-exporter; "+
+			"PrometheusRule cache holds its alert rules")
 
 	// A reconcile that could not apply the spec leaves it as it was.
 	mc.Status, mc.Generation = got, 4
