@@ -23,6 +23,11 @@ import (
 // argument ("-R"), its value in the next argument ("20", not starting with
 // "-"), or a long option written in full, with its value after "="
 // ("--max-reqs-per-event=20").
+//
+// The tables below are also the source of the CRD's validation rules
+// (cel.go, written into api/v1alpha1 by celgen), so that the API server
+// refuses at admission what CheckExtraArgs refuses: a change to a table
+// needs `make generate manifests`.
 
 // option is an option spec.extraArgs may set.
 type option struct {
