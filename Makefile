@@ -129,14 +129,19 @@ helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-
 		--set 'watchNamespaces={a,b}' --set metrics.serviceMonitor.enabled=true --set networkPolicy.enabled=true >/dev/null
 
 # The CRDs of other projects the end-to-end tests install: prometheus-operator's
-# ServiceMonitor, generated from its Go API types (pinned in hack/tools/monitoring).
+# ServiceMonitor and cert-manager's Issuer and Certificate, generated from their
+# Go API types (pinned in hack/tools/monitoring and hack/tools/certmanager).
 TEST_CRDS_DIR ?= $(LOCALBIN)/test-crds
 .PHONY: test-crds
-test-crds: controller-gen ## Generate the ServiceMonitor CRD for the end-to-end tests.
+test-crds: controller-gen ## Generate the ServiceMonitor, Issuer and Certificate CRDs for the end-to-end tests.
 	@rm -rf "$(TEST_CRDS_DIR)" "$(TEST_CRDS_DIR).all" && mkdir -p "$(TEST_CRDS_DIR)"
 	cd hack/tools/monitoring && "$(CONTROLLER_GEN)" crd \
 		paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$(TEST_CRDS_DIR).all"
-	mv "$(TEST_CRDS_DIR).all/monitoring.coreos.com_servicemonitors.yaml" "$(TEST_CRDS_DIR)/" && rm -rf "$(TEST_CRDS_DIR).all"
+	cd hack/tools/certmanager && "$(CONTROLLER_GEN)" crd \
+		paths=github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1 output:crd:dir="$(TEST_CRDS_DIR).all"
+	mv "$(TEST_CRDS_DIR).all/monitoring.coreos.com_servicemonitors.yaml" \
+		"$(TEST_CRDS_DIR).all/cert-manager.io_issuers.yaml" "$(TEST_CRDS_DIR).all/cert-manager.io_certificates.yaml" \
+		"$(TEST_CRDS_DIR)/" && rm -rf "$(TEST_CRDS_DIR).all"
 
 ##@ Real node (needs root)
 

@@ -146,10 +146,14 @@ type MemcachedSpec struct {
 
 	// resources are the memcached container's compute resources. When no
 	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
-	// request defaults to the limit. A memory limit below memoryMB + 10% + 32Mi
-	// is refused at admission; in a Memcached stored before, the operator
-	// reports it in the Degraded condition and leaves the running pods as
-	// they are.
+	// request defaults to the limit. When no CPU request is given, it is the
+	// CPU limit if one is given, else 50m: enough for a namespace whose
+	// ResourceQuota sets requests.cpu to admit the pods, and small because
+	// memcached's CPU use follows its traffic, not spec.threads; set it for a
+	// busy cache. There is no CPU limit unless given. A memory limit below
+	// memoryMB + 10% + 32Mi is refused at admission; in a Memcached stored
+	// before, the operator reports it in the Degraded condition and leaves
+	// the running pods as they are.
 	// +optional
 	Resources *ResourceRequirements `json:"resources,omitempty"`
 

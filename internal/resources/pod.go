@@ -256,9 +256,20 @@ func image(spec *cachev1alpha1.MemcachedSpec, in Inputs) string {
 	return cmp.Or(spec.Image, in.Images.Memcached, DefaultImage)
 }
 
+// DefaultCPURequest is the memcached container's CPU request when the spec
+// gives neither a CPU request nor a CPU limit. A namespace with a
+// ResourceQuota on requests.cpu refuses pods that request no CPU. memcached's
+// CPU use follows its traffic, not its threads (spec.threads is how many
+// cores it may use at most, and an idle cache uses almost none), so the
+// default is a small fixed share that reserves little on the node and leaves
+// the rest to the spec; there is no CPU limit by default, so a busy cache is
+// not throttled.
+const DefaultCPURequest = "50m"
+
 // containerResources returns spec.resources with the memory limit, when
-// missing, derived from memoryMB, and the memory request, when missing, equal
-// to the limit.
+// missing, derived from memoryMB, the memory request, when missing, equal to
+// the limit, and the CPU request, when missing, equal to the CPU limit if the
+// spec gives one (as Kubernetes would default it) or DefaultCPURequest.
 func containerResources(spec *cachev1alpha1.MemcachedSpec) *corev1.ResourceRequirements {
 	resources := &corev1.ResourceRequirements{}
 	if spec.Resources != nil {
@@ -282,6 +293,13 @@ func containerResources(spec *cachev1alpha1.MemcachedSpec) *corev1.ResourceRequi
 	}
 	if _, ok := resources.Requests[corev1.ResourceMemory]; !ok {
 		resources.Requests[corev1.ResourceMemory] = resources.Limits[corev1.ResourceMemory]
+	}
+	if _, ok := resources.Requests[corev1.ResourceCPU]; !ok {
+		if limit, ok := resources.Limits[corev1.ResourceCPU]; ok {
+			resources.Requests[corev1.ResourceCPU] = limit
+		} else {
+			resources.Requests[corev1.ResourceCPU] = resource.MustParse(DefaultCPURequest)
+		}
 	}
 	return resources
 }

@@ -92,6 +92,58 @@ func TestDerivedMemoryLimitIsNotBelowTheRequest(t *testing.T) {
 	}
 }
 
+// TestMemcachedRequestsCPUUnlessTheSpecSays checks that the memcached
+// container always requests CPU, so that a namespace whose ResourceQuota
+// limits requests.cpu admits its pods, and is given no CPU limit the spec
+// does not ask for.
+func TestMemcachedRequestsCPUUnlessTheSpecSays(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		resources            *cachev1alpha1.ResourceRequirements
+		wantRequest          string
+		wantLimit            string // empty: no CPU limit
+		wantMemoryLimitFixed string // empty: derived from memoryMB
+	}{
+		{name: "no resources", wantRequest: "50m"},
+		{name: "memory only", resources: &cachev1alpha1.ResourceRequirements{
+			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+		}, wantRequest: "50m", wantMemoryLimitFixed: "1Gi"},
+		{name: "a CPU request", resources: &cachev1alpha1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
+		}, wantRequest: "2"},
+		{name: "a CPU limit: the request is the limit, as Kubernetes defaults it", resources: &cachev1alpha1.ResourceRequirements{
+			Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m")},
+		}, wantRequest: "20m", wantLimit: "20m"},
+		{name: "both", resources: &cachev1alpha1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")},
+		}, wantRequest: "100m", wantLimit: "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) { s.Resources = tc.resources })
+			c := podOf(t, mc, inputsFor(mc)).Spec.Containers[0]
+			request, ok := c.Resources.Requests[corev1.ResourceCPU]
+			if !ok || request.Cmp(resource.MustParse(tc.wantRequest)) != 0 {
+				t.Errorf("CPU request %v (set: %v), want %s", request.String(), ok, tc.wantRequest)
+			}
+			limit, ok := c.Resources.Limits[corev1.ResourceCPU]
+			switch {
+			case tc.wantLimit == "" && ok:
+				t.Errorf("CPU limit %s, want none", limit.String())
+			case tc.wantLimit != "" && (!ok || limit.Cmp(resource.MustParse(tc.wantLimit)) != 0):
+				t.Errorf("CPU limit %s, want %s", limit.String(), tc.wantLimit)
+			}
+			wantMemory := memcached.MemoryLimit(&mc.Spec)
+			if tc.wantMemoryLimitFixed != "" {
+				wantMemory = resource.MustParse(tc.wantMemoryLimitFixed)
+			}
+			if got := c.Resources.Limits[corev1.ResourceMemory]; got.Cmp(wantMemory) != 0 {
+				t.Errorf("memory limit %s, want %s", got.String(), wantMemory.String())
+			}
+		})
+	}
+}
+
 func TestPodsWaitTheirPreStopDelayWithinTheGracePeriod(t *testing.T) {
 	tests := []struct {
 		name      string

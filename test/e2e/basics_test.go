@@ -17,11 +17,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
 	"example.com/memcached-operator/test/internal/invariants"
+	"example.com/memcached-operator/test/internal/localrun"
 )
 
 // newNamespace creates a namespace of its own for a test, with extra labels,
@@ -276,8 +278,52 @@ func TestEveryOverlayIsAccepted(t *testing.T) {
 				[]byte("namespace: memcached-operator-system\nresources:\n- base\n"), 0o644)).To(Succeed())
 			out, err := runKubectl("apply", "--server-side", "--dry-run=server", "-k", overlay)
 			g.Expect(err).NotTo(HaveOccurred(), "%s: %s", dir, out)
+			if filepath.Base(dir) == "metrics-tls" {
+				objects, err := localrun.Render(t.Context(), kubectl, overlay)
+				g.Expect(err).NotTo(HaveOccurred())
+				checkMetricsTLS(g, indexObjects(objects))
+			}
 		})
 	}
+	NewWithT(t).Expect(filepath.Join(repoRoot, "config", "metrics-tls", "kustomization.yaml")).To(BeAnExistingFile())
+}
+
+// checkMetricsTLS checks config/metrics-tls: cert-manager issues the metrics
+// Service's certificate into the Secret the manager serves, and the
+// ServiceMonitor verifies it with that Secret's CA under the Service's name.
+func checkMetricsTLS(g Gomega, byID map[string]*unstructured.Unstructured) {
+	const (
+		namespace  = "memcached-operator-system"
+		secret     = "metrics-server-cert"
+		serverName = "memcached-operator-controller-manager-metrics-service." + namespace + ".svc"
+	)
+	g.Expect(byID).To(HaveKey("Service/" + namespace + "/memcached-operator-controller-manager-metrics-service"))
+	issuer := byID["Issuer/"+namespace+"/memcached-operator-selfsigned-issuer"]
+	g.Expect(issuer).NotTo(BeNil(), "no Issuer")
+	certificate := byID["Certificate/"+namespace+"/memcached-operator-metrics-certs"]
+	g.Expect(certificate).NotTo(BeNil(), "no Certificate")
+	g.Expect(certificate.Object["spec"]).To(And(
+		HaveKeyWithValue("secretName", secret),
+		HaveKeyWithValue("dnsNames", ConsistOf(serverName, serverName+".cluster.local")),
+		HaveKeyWithValue("issuerRef", HaveKeyWithValue("name", issuer.GetName()))))
+
+	monitor := byID["ServiceMonitor/"+namespace+"/memcached-operator-controller-manager-metrics-monitor"]
+	g.Expect(monitor).NotTo(BeNil(), "no ServiceMonitor")
+	endpoints, _, _ := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
+	g.Expect(endpoints).To(HaveLen(1))
+	tlsConfig, _, _ := unstructured.NestedMap(endpoints[0].(map[string]any), "tlsConfig")
+	g.Expect(tlsConfig).To(HaveKeyWithValue("serverName", serverName))
+	g.Expect(tlsConfig).NotTo(HaveKeyWithValue("insecureSkipVerify", true))
+	g.Expect(tlsConfig).To(HaveKeyWithValue("ca", HaveKeyWithValue("secret", And(
+		HaveKeyWithValue("name", secret), HaveKeyWithValue("key", "ca.crt")))))
+
+	pod := deploymentOf(g, byID["Deployment/"+namespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec
+	manager := pod.Containers[0]
+	i := slices.IndexFunc(manager.Args, func(a string) bool { return strings.HasPrefix(a, "--metrics-cert-path=") })
+	g.Expect(i).NotTo(Equal(-1), "the manager has no --metrics-cert-path")
+	g.Expect(manager.VolumeMounts).To(ContainElement(And(
+		HaveField("MountPath", strings.TrimPrefix(manager.Args[i], "--metrics-cert-path=")), HaveField("Name", "metrics-certs"))))
+	g.Expect(pod.Volumes).To(ContainElement(And(HaveField("Name", "metrics-certs"), HaveField("Secret.SecretName", secret))))
 }
 
 func replicaSetUIDs(g Gomega, namespace string) []string {

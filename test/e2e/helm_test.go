@@ -117,6 +117,139 @@ networkPolicy:
 	checkNamespacedRendering(t, helm, chart, kubeVersion, namespacedValues)
 
 	checkInstallUpgradeUninstall(t, helm, own, chart)
+	checkUpgradeFromTheOldSelector(t, helm, own, chart)
+}
+
+// TestHelmChartHasWhatPlatformTeamsExpect renders the chart with the values
+// platform teams set: a values schema that refuses what the templates cannot
+// use, a PodDisruptionBudget and topology spread for the manager, helper roles
+// aggregated into admin, edit and view, a `helm test` hook, and the Kubernetes
+// versions the operator needs.
+func TestHelmChartHasWhatPlatformTeamsExpect(t *testing.T) {
+	binary := os.Getenv("HELM_BINARY")
+	if binary == "" {
+		t.Fatal("HELM_BINARY must name a Helm 3 binary: run this test with 'make test-e2e', which builds one with 'make helm'")
+	}
+	chart, err := filepath.Abs(filepath.Join(repoRoot, "charts", "memcached-operator"))
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	kubeVersion := controlPlaneVersion(t)
+	helm := &helmRun{t: t, binary: binary, kubeconfig: filepath.Join(t.TempDir(), "none"), home: t.TempDir()}
+	render := func(g Gomega, args ...string) map[string]*unstructured.Unstructured {
+		return indexObjects(decodeObjects(g, helm.must(append([]string{"template", helmRelease, chart,
+			"--namespace", helmNamespace, "--kube-version", kubeVersion}, args...)...)))
+	}
+	renderError := func(args ...string) error {
+		_, err := helm.run(append([]string{"template", helmRelease, chart, "--namespace", helmNamespace,
+			"--kube-version", kubeVersion}, args...)...)
+		return err
+	}
+	valuesFile := func(g Gomega, values string) string {
+		path := filepath.Join(t.TempDir(), "values.yaml")
+		g.Expect(os.WriteFile(path, []byte(values), 0o600)).To(Succeed())
+		return path
+	}
+	managerID := "Deployment/" + helmNamespace + "/memcached-operator-controller-manager"
+	pdbID := "PodDisruptionBudget/" + helmNamespace + "/memcached-operator-controller-manager"
+
+	t.Run("values schema", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(filepath.Join(chart, "values.schema.json")).To(BeAnExistingFile())
+		for values, want := range map[string]string{
+			`replicas: "3"`:                      "/replicas",
+			"replicaCount: 3":                    "replicaCount",
+			"image:\n  tag: 1.5\n":               "/image/tag",
+			"leaderElection:\n  enabled: yes!\n": "/leaderElection/enabled",
+			"metrics:\n  port: 70000\n":          "/metrics/port",
+			"watchNamespaces: a":                 "/watchNamespaces",
+			"extraArgs: --zap-log-level=debug":   "/extraArgs",
+		} {
+			g.Expect(renderError("-f", valuesFile(g, values))).To(MatchError(ContainSubstring(want)), "values %q", values)
+		}
+		// Every value of values.yaml, and the values the other tests set,
+		// pass.
+		render(g, "-f", filepath.Join(chart, "values.yaml"), "--set", "resources=null", "--set", "image.digest=sha256:0123",
+			"--set", "watchNamespaces={a,b}", "--set-json", `podDisruptionBudget={"enabled":true,"maxUnavailable":"50%"}`)
+	})
+
+	t.Run("PodDisruptionBudget with more than one replica", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(render(g)).NotTo(HaveKey(pdbID), "a PodDisruptionBudget of 1 replica blocks every drain")
+		rendered := render(g, "--set", "replicas=2")
+		pdb := rendered[pdbID]
+		g.Expect(pdb).NotTo(BeNil(), "no PodDisruptionBudget with 2 replicas")
+		g.Expect(pdb.Object["spec"]).To(HaveKeyWithValue("minAvailable", BeNumerically("==", 1)))
+		selector, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
+		g.Expect(selector).To(Equal(deploymentOf(g, rendered[managerID]).Spec.Selector.MatchLabels))
+		spec := render(g, "--set", "replicas=3", "--set", "podDisruptionBudget.maxUnavailable=1")[pdbID].Object["spec"]
+		g.Expect(spec).To(And(HaveKeyWithValue("maxUnavailable", BeNumerically("==", 1)), Not(HaveKey("minAvailable"))))
+		g.Expect(render(g, "--set", "replicas=2", "--set", "podDisruptionBudget.enabled=false")).NotTo(HaveKey(pdbID))
+	})
+
+	t.Run("topology spread", func(t *testing.T) {
+		g := NewWithT(t)
+		rendered := render(g, "-f", valuesFile(g, `topologySpreadConstraints:
+- maxSkew: 1
+  topologyKey: topology.kubernetes.io/zone
+  whenUnsatisfiable: ScheduleAnyway
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: DoNotSchedule
+  labelSelector:
+    matchLabels: {mine: "yes"}
+`))
+		deployment := deploymentOf(g, rendered[managerID])
+		constraints := deployment.Spec.Template.Spec.TopologySpreadConstraints
+		g.Expect(constraints).To(HaveLen(2))
+		g.Expect(constraints[0].TopologyKey).To(Equal("topology.kubernetes.io/zone"))
+		g.Expect(constraints[0].LabelSelector).To(Equal(deployment.Spec.Selector), "a constraint without a selector spreads the manager's pods")
+		g.Expect(constraints[1].LabelSelector.MatchLabels).To(Equal(map[string]string{"mine": "yes"}))
+		g.Expect(deploymentOf(g, render(g)[managerID]).Spec.Template.Spec.TopologySpreadConstraints).To(BeEmpty())
+	})
+
+	t.Run("helper roles aggregated into admin, edit and view", func(t *testing.T) {
+		g := NewWithT(t)
+		kustomized, err := localrun.Render(t.Context(), kubectl, filepath.Join(repoRoot, "config", "default"))
+		g.Expect(err).NotTo(HaveOccurred())
+		rendered := render(g)
+		for role, aggregate := range map[string]string{"admin": "admin", "editor": "edit", "viewer": "view"} {
+			id := "ClusterRole//memcached-operator-memcached-" + role + "-role"
+			label := HaveKeyWithValue("rbac.authorization.k8s.io/aggregate-to-"+aggregate, "true")
+			g.Expect(indexObjects(kustomized)[id]).NotTo(BeNil(), "config/default has no %s", id)
+			g.Expect(indexObjects(kustomized)[id].GetLabels()).To(label, "config/rbac's %s role", role)
+			g.Expect(rendered[id]).NotTo(BeNil(), "the chart has no %s", id)
+			g.Expect(rendered[id].GetLabels()).To(label, "the chart's %s role", role)
+			g.Expect(render(g, "--set", "rbac.helpers.aggregateToDefaultRoles=false")[id].GetLabels()).
+				NotTo(HaveKey(HavePrefix("rbac.authorization.k8s.io/aggregate-to-")))
+		}
+	})
+
+	t.Run("helm test hook", func(t *testing.T) {
+		g := NewWithT(t)
+		var hook *corev1.Pod
+		for _, obj := range render(g) {
+			if obj.GetKind() == "Pod" && obj.GetAnnotations()["helm.sh/hook"] == "test" {
+				hook = &corev1.Pod{}
+				g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, hook)).To(Succeed())
+			}
+		}
+		g.Expect(hook).NotTo(BeNil(), "no pod for helm test")
+		g.Expect(hook.Namespace).To(Equal(helmNamespace))
+		g.Expect(hook.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
+		g.Expect(hook.Spec.Containers).To(HaveLen(1))
+		g.Expect(hook.Spec.Containers[0].Command).To(ContainElements(
+			"memcached-operator-controller-manager-metrics-service."+helmNamespace+".svc", "8443"),
+			"the hook checks the metrics Service")
+		g.Expect(render(g, "--set", "tests.enabled=false")).NotTo(ContainElement(
+			WithTransform(func(o *unstructured.Unstructured) string { return o.GetAnnotations()["helm.sh/hook"] }, Equal("test"))))
+	})
+
+	t.Run("Kubernetes versions", func(t *testing.T) {
+		g := NewWithT(t)
+		// StatefulSet maxUnavailable is beta, on by default, from 1.35.
+		_, err := helm.run("template", helmRelease, chart, "--kube-version", "v1.34.9")
+		g.Expect(err).To(MatchError(ContainSubstring("incompatible with Kubernetes v1.34.9")))
+		render(g, "--kube-version", "v1.35.0")
+	})
 }
 
 // checkDefaultRendering renders the chart with its default values: the same
@@ -124,7 +257,7 @@ networkPolicy:
 // rules and CRD.
 func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion string) {
 	g := NewWithT(t)
-	rendered := decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace, "--kube-version", kubeVersion))
+	rendered := withoutHooks(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace, "--kube-version", kubeVersion)))
 	kustomized, err := localrun.Render(t.Context(), kubectl, filepath.Join(repoRoot, "config", "default"))
 	g.Expect(err).NotTo(HaveOccurred())
 	var want []string
@@ -162,9 +295,10 @@ func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion strin
 	g.Expect(manager.LivenessProbe).To(Equal(wantManager.LivenessProbe))
 	g.Expect(manager.ReadinessProbe).To(Equal(wantManager.ReadinessProbe))
 	g.Expect(manager.Image).To(Equal("controller:0.1.0"), "the tag defaults to the appVersion")
-	g.Expect(got.Spec.Selector.MatchLabels).To(Equal(map[string]string{
-		"app.kubernetes.io/name": "memcached-operator", "app.kubernetes.io/instance": helmRelease,
-		"control-plane": "controller-manager"}))
+	// The selector of config/manager: a Deployment's selector cannot change,
+	// so a kubectl install can become a release in place only with it.
+	g.Expect(got.Spec.Selector).To(Equal(wantDeployment.Spec.Selector))
+	g.Expect(got.Spec.Template.Labels).To(HaveKeyWithValue("app.kubernetes.io/instance", helmRelease))
 	g.Expect(got.Labels).To(And(HaveKeyWithValue("app.kubernetes.io/managed-by", "Helm"),
 		HaveKeyWithValue("app.kubernetes.io/version", "0.1.0")))
 
@@ -344,6 +478,11 @@ func checkInstallUpgradeUninstall(t *testing.T, helm *helmRun, own *simcluster.C
 	serviceAccount := "system:serviceaccount:" + helmNamespace + ":memcached-operator-controller-manager"
 	g.Expect(kubectlOn("auth", "can-i", "list", "memcacheds.cache.example.com", "--all-namespaces", "--as", serviceAccount)).
 		To(HavePrefix("yes"))
+	// The pod `helm test` runs is admitted where restricted is enforced (kwok
+	// would not run its command).
+	hooks := filepath.Join(t.TempDir(), "hooks.yaml")
+	g.Expect(os.WriteFile(hooks, []byte(helm.must("get", "hooks", helmRelease, "--namespace", helmNamespace)), 0o600)).To(Succeed())
+	g.Expect(kubectlOn("apply", "--server-side", "--dry-run=server", "-f", hooks)).To(ContainSubstring("pod/memcached-operator-test-connection"))
 
 	// A Memcached outlives the release: the CRD is kept.
 	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "cache"}, Spec: cachev1alpha1.MemcachedSpec{Size: 1}}
@@ -392,6 +531,46 @@ func checkInstallUpgradeUninstall(t *testing.T, helm *helmRun, own *simcluster.C
 	g.Expect(helm.must("list", "--all-namespaces", "--short")).To(BeEmpty())
 }
 
+// checkUpgradeFromTheOldSelector installs a release of the chart as it was
+// when its Deployment selected pods by app.kubernetes.io/instance too, and
+// upgrades it to this chart: the Deployment keeps the selector it has, which
+// cannot change, rather than the upgrade failing.
+func checkUpgradeFromTheOldSelector(t *testing.T, helm *helmRun, own *simcluster.Cluster, chart string) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	const release = "legacy"
+	oldChart := filepath.Join(t.TempDir(), "memcached-operator")
+	g.Expect(os.CopyFS(oldChart, os.DirFS(chart))).To(Succeed())
+	helpers := filepath.Join(oldChart, "templates", "_helpers.tpl")
+	data, err := os.ReadFile(helpers)
+	g.Expect(err).NotTo(HaveOccurred())
+	define := "{{- define \"memcached-operator.selectorLabels\" -}}\n"
+	g.Expect(string(data)).To(ContainSubstring(define))
+	data = []byte(strings.Replace(string(data), define, define+"app.kubernetes.io/instance: {{ .Release.Name }}\n", 1))
+	g.Expect(os.WriteFile(helpers, data, 0o600)).To(Succeed())
+
+	c, err := client.New(own.Config, client.Options{Scheme: k8sClient.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	values := []string{"--namespace", release, "--set", "crds.install=false", "--set", "rbac.helpers.enabled=false"}
+	helm.must(append([]string{"install", release, oldChart, "--create-namespace"}, values...)...)
+	key := client.ObjectKey{Namespace: release, Name: "legacy-memcached-operator-controller-manager"}
+	deployment := &appsv1.Deployment{}
+	g.Expect(c.Get(ctx, key, deployment)).To(Succeed())
+	oldSelector := deployment.Spec.Selector.DeepCopy()
+	g.Expect(oldSelector.MatchLabels).To(HaveKeyWithValue("app.kubernetes.io/instance", release))
+
+	helm.must(append([]string{"upgrade", release, chart}, values...)...)
+	g.Expect(c.Get(ctx, key, deployment)).To(Succeed())
+	g.Expect(deployment.Spec.Selector).To(Equal(oldSelector))
+	g.Expect(deployment.Labels).To(HaveKeyWithValue("helm.sh/chart", HavePrefix("memcached-operator-")))
+	g.Eventually(func(g Gomega) int32 {
+		g.Expect(c.Get(ctx, key, deployment)).To(Succeed())
+		g.Expect(deployment.Status.ObservedGeneration).To(Equal(deployment.Generation))
+		return deployment.Status.ReadyReplicas
+	}).Should(Equal(int32(1)))
+	helm.must("uninstall", release, "--namespace", release)
+}
+
 // controlPlaneVersion returns the Kubernetes version the control plane is
 // built from, as hack/tools/kube pins it.
 func controlPlaneVersion(t *testing.T) string {
@@ -422,6 +601,15 @@ func decodeObjects(g Gomega, manifests string) []*unstructured.Unstructured {
 			objects = append(objects, obj)
 		}
 	}
+}
+
+// withoutHooks returns the objects that are not Helm hooks: those that
+// helm install installs.
+func withoutHooks(objects []*unstructured.Unstructured) []*unstructured.Unstructured {
+	return slices.DeleteFunc(objects, func(obj *unstructured.Unstructured) bool {
+		_, hook := obj.GetAnnotations()["helm.sh/hook"]
+		return hook
+	})
 }
 
 // objectID identifies an object as Kind/namespace/name.

@@ -101,8 +101,9 @@ func run(m *testing.M) int {
 	}
 	adminKubeconfig = cluster.Kubeconfig
 
-	// prometheus-operator's ServiceMonitor API is there before the operator
-	// starts, as in a cluster with Prometheus.
+	// prometheus-operator's ServiceMonitor API (and cert-manager's Issuer
+	// and Certificate) are there before the operator starts, as in a
+	// cluster with Prometheus.
 	if out, err := runKubectl("apply", "--server-side", "-f", testCRDs); err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to install the CRDs of %s: %v\n%s", testCRDs, err, out)
 		return 1

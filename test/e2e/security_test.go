@@ -351,13 +351,13 @@ func TestPodsPassRestrictedWithAnyUID(t *testing.T) {
 	}
 }
 
-// TestMetricsServeTheCertificateOfConfigDefault runs the operator with the
-// argument config/default's cert_metrics_manager_patch.yaml adds, pointed at
+// TestMetricsServeTheCertificateOfConfigMetricsTLS runs the operator with the
+// argument config/metrics-tls's cert_metrics_manager_patch.yaml adds, pointed at
 // a certificate of the test's: the metrics endpoint serves that
 // certificate, so a Prometheus can verify it with its CA.
-func TestMetricsServeTheCertificateOfConfigDefault(t *testing.T) {
+func TestMetricsServeTheCertificateOfConfigMetricsTLS(t *testing.T) {
 	g := NewWithT(t)
-	patch, err := os.ReadFile(filepath.Join(repoRoot, "config", "default", "cert_metrics_manager_patch.yaml"))
+	patch, err := os.ReadFile(filepath.Join(repoRoot, "config", "metrics-tls", "cert_metrics_manager_patch.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
 	var ops []struct {
 		Path  string `json:"path"`

@@ -41,13 +41,32 @@ The chart label: "<name>-<version>".
 {{- end }}
 
 {{/*
-The labels that select the operator's pods. They never change with an upgrade,
-as a Deployment's selector cannot.
+The labels that select the operator's pods: those of config/manager's
+Deployment, so that a Deployment installed with kubectl can be taken over by
+a release in place (a Deployment's selector cannot change).
 */}}
 {{- define "memcached-operator.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "memcached-operator.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
 control-plane: controller-manager
+{{- end }}
+
+{{/*
+The selector of the operator's Deployment: selectorLabels; or, when the
+release's Deployment exists with the selector the chart gave it before
+selectorLabels equalled config/manager's (selectorLabels plus
+app.kubernetes.io/instance), that one, since a Deployment's selector cannot
+change and the pods carry both. lookup finds nothing without a cluster (helm
+template): there the selector is selectorLabels; README.md says how to move
+such a release.
+*/}}
+{{- define "memcached-operator.deploymentSelector" -}}
+{{- $selector := include "memcached-operator.selectorLabels" . | fromYaml }}
+{{- $old := merge (dict "app.kubernetes.io/instance" .Release.Name) $selector }}
+{{- $current := lookup "apps/v1" "Deployment" .Release.Namespace (include "memcached-operator.resourceName" (dict "suffix" "controller-manager" "context" .)) }}
+{{- if and $current (eq (toJson (($current.spec).selector).matchLabels) (toJson $old)) }}
+{{- $selector = $old }}
+{{- end }}
+{{- toYaml $selector }}
 {{- end }}
 
 {{/*
