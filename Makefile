@@ -97,9 +97,9 @@ lint-fix: golangci-lint ## Run golangci-lint and apply the fixes it can.
 	@for m in $(MODULES); do (cd $$m && "$(GOLANGCI_LINT)" run --fix ./...); done
 
 .PHONY: test
-test: manifests generate fmt vet k8s-bins memcached ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver) and the real-memcached tests, with the race detector.
+test: manifests generate fmt vet k8s-bins memcached promtool ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver), the real-memcached tests and promtool's tests of the alert rules, with the race detector.
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test -race ./... -coverprofile cover.out
-	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" go -C test test -race ./memcached/... ./ring/... ./bench/...
+	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" PROMTOOL="$(PROMTOOL)" go -C test test -race ./memcached/... ./ring/... ./bench/... ./alerts/...
 
 .PHONY: test-e2e
 test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
@@ -129,14 +129,15 @@ helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-
 		--set 'watchNamespaces={a,b}' --set metrics.serviceMonitor.enabled=true --set networkPolicy.enabled=true >/dev/null
 
 # The CRDs of other projects the end-to-end tests install: prometheus-operator's
-# ServiceMonitor and cert-manager's Issuer and Certificate, generated from their
+# ServiceMonitor (and PrometheusRule) and cert-manager's Issuer and Certificate, generated from their
 # Go API types (pinned in hack/tools/monitoring and hack/tools/certmanager).
 TEST_CRDS_DIR ?= $(LOCALBIN)/test-crds
 .PHONY: test-crds
-test-crds: controller-gen ## Generate the ServiceMonitor, Issuer and Certificate CRDs for the end-to-end tests.
+test-crds: controller-gen ## Generate the ServiceMonitor, PrometheusRule, Issuer and Certificate CRDs for the end-to-end tests.
 	@rm -rf "$(TEST_CRDS_DIR)" "$(TEST_CRDS_DIR).all" && mkdir -p "$(TEST_CRDS_DIR)"
 	cd hack/tools/monitoring && "$(CONTROLLER_GEN)" crd \
 		paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$(TEST_CRDS_DIR).all"
+	mv "$(TEST_CRDS_DIR).all/monitoring.coreos.com_prometheusrules.yaml" "$(TEST_CRDS_DIR)/"
 	cd hack/tools/certmanager && "$(CONTROLLER_GEN)" crd \
 		paths=github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1 output:crd:dir="$(TEST_CRDS_DIR).all"
 	mv "$(TEST_CRDS_DIR).all/monitoring.coreos.com_servicemonitors.yaml" \
@@ -276,6 +277,12 @@ CONTROL_PLANE_DIR ?= $(shell hack/build-control-plane.sh --print-dir)
 ## outside the repository, keyed by version; MEMCACHED_BINARY overrides it.
 MEMCACHED_BINARY ?= $(shell hack/fetch-memcached.sh --print-path)
 
+## promtool, built from Prometheus' Go module (pinned in hack/tools/promtool)
+## into a cache outside the repository, keyed by version.
+PROMTOOL_VERSION ?= $(shell sed -n 's#^\s*\(require \)\?github.com/prometheus/prometheus \(v[^ ]*\).*#\2#p' hack/tools/promtool/go.mod | head -n 1)
+TOOLS_CACHE ?= $(or $(MEMCACHED_OPERATOR_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/memcached-operator)
+PROMTOOL ?= $(TOOLS_CACHE)/promtool/promtool-$(PROMTOOL_VERSION)
+
 ## Tool Binaries
 ## kubectl: the one on the PATH, otherwise the one built with the control plane
 ## (then the targets that use it build the control plane first).
@@ -303,6 +310,17 @@ k8s-bins: ## Build the control-plane binaries from Go modules (cached; about 11 
 .PHONY: memcached
 memcached: ## Provide Debian's memcached for the tests (cached; a few seconds when cold).
 	@if [ "$(MEMCACHED_BINARY)" = "$$(hack/fetch-memcached.sh --print-path)" ]; then hack/fetch-memcached.sh >/dev/null; fi
+
+.PHONY: promtool
+promtool: ## Build promtool from Prometheus' Go module, pinned in hack/tools/promtool (cached; minutes when cold).
+	@[ -x "$(PROMTOOL)" ] || { \
+	echo "Building promtool $(PROMTOOL_VERSION) (minutes on a cold Go build cache)"; \
+	mkdir -p "$$(dirname "$(PROMTOOL)")"; \
+	CGO_ENABLED=0 go build -C hack/tools/promtool -trimpath \
+		-ldflags "-s -w -X github.com/prometheus/common/version.Version=$(PROMTOOL_VERSION:v%=%)" \
+		-o "$(PROMTOOL).partial" github.com/prometheus/prometheus/cmd/promtool; \
+	mv "$(PROMTOOL).partial" "$(PROMTOOL)"; \
+	}
 
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
