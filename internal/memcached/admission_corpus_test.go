@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
 // admissionCorpus returns the specs of TestAdmissionAgreesWithTheOperator:
@@ -347,7 +349,7 @@ func memoryCases(t *testing.T) []admissionCase {
 	for _, mb := range []int64{0, 1, 2, 63, 64, 100, 1000, 1024, 65536, 1048576} {
 		m := mb
 		if m == 0 {
-			m = DefaultMemoryMB
+			m = cachev1alpha1.DefaultMemoryMB
 		}
 		needMi := m + m/10 + 32
 		need := needMi << 20

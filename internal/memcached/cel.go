@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
 // This file turns the option tables of extraargs.go into the CEL validation
@@ -249,7 +251,7 @@ func memoryLimitRule() ValidationRule {
 	// q is the check of spec.resources.limits: what it refuses is left
 	// to it.
 	q := fmt.Sprintf("size(%[1]s) <= 32 && !%[1]s.startsWith('-') && (%[1]s.lowerAscii() + 'eeee').indexOf('e') >= size(%[1]s) - 4 && isQuantity(%[1]s)", limit)
-	mb := fmt.Sprintf("(has(self.memoryMB) ? self.memoryMB : %d)", DefaultMemoryMB)
+	mb := fmt.Sprintf("(has(self.memoryMB) ? self.memoryMB : %d)", cachev1alpha1.DefaultMemoryMB)
 	need := fmt.Sprintf("(%s + %s / %d + %d) * 1048576", mb, mb, memoryOverheadDivisor, memoryOverheadMi)
 	return ValidationRule{
 		Rule: fmt.Sprintf("!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || "+

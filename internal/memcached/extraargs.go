@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // extraArgs are the options spec.extraArgs may hold, decided from memcached's
@@ -106,53 +107,59 @@ var longNames = map[string]string{
 	"enable-largepages": "L", "napi-ids": "N", "help": "h", "license": "i", "version": "V",
 }
 
-// CheckExtraArgs returns an error naming the first argument of
+// extraArgsPath is the path of spec.extraArgs in messages.
+var extraArgsPath = field.NewPath("spec", "extraArgs")
+
+// CheckExtraArgs returns a *field.Error naming the first argument of
 // spec.extraArgs that is not accepted, and why.
 func CheckExtraArgs(spec *cachev1alpha1.MemcachedSpec) error {
 	seen := map[byte]bool{}
 	args := spec.ExtraArgs
+	invalid := func(i int, value, detail string) error {
+		return field.Invalid(extraArgsPath.Index(i), value, detail)
+	}
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		opt, value, hasValue, err := parseOption(arg)
 		if err != nil {
-			return fmt.Errorf("spec.extraArgs[%d] %q: %w", i, arg, err)
+			return invalid(i, arg, err.Error())
 		}
 		key := opt.short
 		if key == 0 {
 			key = opt.long[0]
 		}
 		if seen[key] {
-			return fmt.Errorf("spec.extraArgs[%d] %q: the option is given twice", i, arg)
+			return invalid(i, arg, "the option is given twice")
 		}
 		seen[key] = true
 		switch {
 		case opt.value == nil && hasValue:
-			return fmt.Errorf("spec.extraArgs[%d] %q: the option takes no value", i, arg)
+			return invalid(i, arg, "the option takes no value")
 		case opt.value == nil:
 			continue
 		case !hasValue && strings.HasPrefix(arg, "--"):
-			return fmt.Errorf("spec.extraArgs[%d] %q: give the value after \"=\", as in %s=VALUE", i, arg, arg)
+			return invalid(i, arg, fmt.Sprintf("give the value after \"=\", as in %s=VALUE", arg))
 		case !hasValue:
 			if i+1 == len(args) {
-				return fmt.Errorf("spec.extraArgs[%d] %q: the option needs a value, in the next element", i, arg)
+				return invalid(i, arg, "the option needs a value, in the next element")
 			}
 			i++
 			value = args[i]
 			if strings.HasPrefix(value, "-") {
-				return fmt.Errorf("spec.extraArgs[%d] %q: the value of %s may not start with \"-\"", i, value, arg)
+				return invalid(i, value, fmt.Sprintf("the value of %s may not start with \"-\"", arg))
 			}
 		}
 		if !printable(value) {
-			return fmt.Errorf("spec.extraArgs[%d] %q: values may only hold printable ASCII characters without spaces", i, value)
+			return invalid(i, value, "values may only hold printable ASCII characters without spaces")
 		}
 		if err := opt.value.check(value); err != nil {
-			return fmt.Errorf("spec.extraArgs[%d] %q: %w", i, value, err)
+			return invalid(i, value, err.Error())
 		}
 		if opt.spec == nil {
 			continue
 		}
 		if err := opt.spec.check(spec, value); err != nil {
-			return fmt.Errorf("spec.extraArgs[%d] %q: %w", i, value, err)
+			return invalid(i, value, err.Error())
 		}
 	}
 	return nil
@@ -384,7 +391,7 @@ const (
 func (subOptionsWithSpec) check(spec *cachev1alpha1.MemcachedSpec, value string) error {
 	for elem := range strings.SplitSeq(value, ",") {
 		if key, _, _ := strings.Cut(elem, "="); key == unchunkedKey &&
-			orDefault(spec.MaxItemSizeKB, DefaultMaxItemSizeKB)%unchunkedItemSizeKB != 0 {
+			spec.GetMaxItemSizeKB()%unchunkedItemSizeKB != 0 {
 			return fmt.Errorf("-o %s needs spec.maxItemSizeKB to be a multiple of %d", unchunkedKey, unchunkedItemSizeKB)
 		}
 	}

@@ -89,10 +89,10 @@ func checkGuarantees(t *testing.T, spec *cachev1alpha1.MemcachedSpec, p parsedCo
 	want := map[byte][]string{
 		'p': {strconv.Itoa(Port)},
 		'U': {"0"},
-		'm': {strconv.Itoa(int(orDefault(spec.MemoryMB, DefaultMemoryMB)))},
-		'c': {strconv.Itoa(int(orDefault(spec.MaxConnections, DefaultMaxConnections)))},
-		't': {strconv.Itoa(int(orDefault(spec.Threads, DefaultThreads)))},
-		'I': {strconv.Itoa(int(orDefault(spec.MaxItemSizeKB, DefaultMaxItemSizeKB))) + "k"},
+		'm': {strconv.Itoa(int(spec.GetMemoryMB()))},
+		'c': {strconv.Itoa(int(spec.GetMaxConnections()))},
+		't': {strconv.Itoa(int(spec.GetThreads()))},
+		'I': {strconv.Itoa(int(spec.GetMaxItemSizeKB())) + "k"},
 		'v': slices.Repeat([]string{""}, int(spec.Verbosity)),
 		'Y': nil, 'e': nil, 'Z': nil,
 		// Neither the extra arguments nor the operator may set these.
@@ -102,7 +102,7 @@ func checkGuarantees(t *testing.T, spec *cachev1alpha1.MemcachedSpec, p parsedCo
 	if spec.Auth != nil {
 		want['Y'] = []string{AuthDir + "/" + AuthFileKey}
 	}
-	if WarmRestart(spec) {
+	if spec.WarmRestartEnabled() {
 		want['e'] = []string{MemoryFileDir + "/" + MemoryFile}
 	}
 	if spec.TLS != nil {

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
@@ -43,15 +44,6 @@ const (
 // without a valid certificate.
 const sslVerifyRequire = 2
 
-// Defaults of the settings, as the CRD defaults them. They apply here too so
-// that a spec built in Go without the API server's defaulting renders the same.
-const (
-	DefaultMemoryMB       = 64
-	DefaultMaxConnections = 1024
-	DefaultThreads        = 4
-	DefaultMaxItemSizeKB  = 1024
-)
-
 // Args returns memcached's command-line arguments for spec.
 //
 // The port is always 11211 and UDP is always off (-U 0): memcached's UDP
@@ -64,10 +56,10 @@ func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	args := []string{
 		"-p", strconv.Itoa(Port),
 		"-U", "0",
-		"-m", strconv.Itoa(int(orDefault(spec.MemoryMB, DefaultMemoryMB))),
-		"-c", strconv.Itoa(int(orDefault(spec.MaxConnections, DefaultMaxConnections))),
-		"-t", strconv.Itoa(int(orDefault(spec.Threads, DefaultThreads))),
-		"-I", strconv.Itoa(int(orDefault(spec.MaxItemSizeKB, DefaultMaxItemSizeKB))) + "k",
+		"-m", strconv.Itoa(int(spec.GetMemoryMB())),
+		"-c", strconv.Itoa(int(spec.GetMaxConnections())),
+		"-t", strconv.Itoa(int(spec.GetThreads())),
+		"-I", strconv.Itoa(int(spec.GetMaxItemSizeKB())) + "k",
 	}
 	if spec.Verbosity > 0 {
 		args = append(args, "-"+strings.Repeat("v", int(spec.Verbosity)))
@@ -75,7 +67,7 @@ func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	if spec.Auth != nil {
 		args = append(args, "-Y", path.Join(AuthDir, AuthFileKey))
 	}
-	if WarmRestart(spec) {
+	if spec.WarmRestartEnabled() {
 		args = append(args, "-e", path.Join(MemoryFileDir, MemoryFile))
 	}
 	if spec.TLS != nil {
@@ -104,12 +96,12 @@ const (
 // memoryMB for items plus 10% and 32Mi for connections, threads and the hash
 // table. It is the container's limit when spec sets none.
 func MemoryLimit(spec *cachev1alpha1.MemcachedSpec) resource.Quantity {
-	mb := int64(orDefault(spec.MemoryMB, DefaultMemoryMB))
+	mb := int64(spec.GetMemoryMB())
 	return *resource.NewQuantity((mb+mb/memoryOverheadDivisor+memoryOverheadMi)*1024*1024, resource.BinarySI)
 }
 
-// CheckMemoryLimit returns an error if spec sets a memory limit smaller than
-// what memcached needs for spec.memoryMB.
+// CheckMemoryLimit returns a *field.Error if spec sets a memory limit smaller
+// than what memcached needs for spec.memoryMB.
 func CheckMemoryLimit(spec *cachev1alpha1.MemcachedSpec) error {
 	if spec.Resources == nil {
 		return nil
@@ -119,29 +111,18 @@ func CheckMemoryLimit(spec *cachev1alpha1.MemcachedSpec) error {
 		return nil
 	}
 	if need := MemoryLimit(spec); limit.Cmp(need) < 0 {
-		return fmt.Errorf("resources.limits.memory %s is too small for memoryMB %d: memcached needs memoryMB + 10%% + 32Mi = %s; "+
-			"raise the limit, or leave it out to have it derived", limit.String(), orDefault(spec.MemoryMB, DefaultMemoryMB), need.String())
+		return field.Invalid(field.NewPath("spec", "resources", "limits", "memory"), limit.String(), fmt.Sprintf(
+			"too small for memoryMB %d: memcached needs memoryMB + 10%% + 32Mi = %s; raise the limit, or leave it out to have it derived",
+			spec.GetMemoryMB(), need.String()))
 	}
 	return nil
-}
-
-// WarmRestart reports whether spec asks for warm restarts.
-func WarmRestart(spec *cachev1alpha1.MemcachedSpec) bool {
-	return spec.WarmRestart != nil && spec.WarmRestart.Enabled
 }
 
 // MemoryFileSize returns the size of the volume that holds the memory file of
 // spec.warmRestart: memoryMB, and room for memcached's metadata file.
 func MemoryFileSize(spec *cachev1alpha1.MemcachedSpec) resource.Quantity {
-	mb := int64(orDefault(spec.MemoryMB, DefaultMemoryMB))
+	mb := int64(spec.GetMemoryMB())
 	return *resource.NewQuantity((mb+mb/10+16)*1024*1024, resource.BinarySI)
-}
-
-func orDefault(v, def int32) int32 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // AuthFile renders memcached's auth file from the username/password pairs of

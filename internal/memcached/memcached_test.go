@@ -95,7 +95,7 @@ func TestCheckMemoryLimit(t *testing.T) {
 		{name: "exactly enough", spec: withLimit(64, "102Mi")},
 		{name: "plenty", spec: withLimit(64, "1Gi")},
 		{name: "too small", spec: withLimit(64, "64Mi"),
-			wantErr: "resources.limits.memory 64Mi is too small for memoryMB 64: memcached needs memoryMB + 10% + 32Mi = 102Mi"},
+			wantErr: `spec.resources.limits.memory: Invalid value: "64Mi": too small for memoryMB 64: memcached needs memoryMB + 10% + 32Mi = 102Mi`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

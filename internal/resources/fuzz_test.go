@@ -273,7 +273,7 @@ func checkWorkload(t *testing.T, mc *cachev1alpha1.Memcached, in Inputs, o Objec
 	for dir, wanted := range map[string]bool{
 		memcached.TLSDir:        mc.Spec.TLS != nil,
 		memcached.AuthDir:       mc.Spec.Auth != nil,
-		memcached.MemoryFileDir: memcached.WarmRestart(&mc.Spec),
+		memcached.MemoryFileDir: mc.Spec.WarmRestartEnabled(),
 	} {
 		if mounts[dir] != wanted {
 			t.Errorf("%s: %s is mounted: %v, want %v", ref, dir, mounts[dir], wanted)
