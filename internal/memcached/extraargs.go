@@ -5,8 +5,9 @@ import (
 	"strconv"
 	"strings"
 
-	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 )
 
 // extraArgs are the options spec.extraArgs may hold, decided from memcached's
