@@ -84,7 +84,7 @@ type MemcachedSpec struct {
 
 	// image is the memcached container image. When unset, the pods run the
 	// operator's image for Memcacheds that name none (its --memcached-image
-	// flag, memcached:1.6.39-alpine unless set, as clusters that pull from a
+	// flag, docker.io/library/memcached:1.6.39-alpine unless set, as clusters that pull from a
 	// mirror do), and an operator upgrade that changes it rolls the pods.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
@@ -399,7 +399,7 @@ type MonitoringSpec struct {
 
 	// exporterImage is the exporter's container image. When unset, the
 	// exporter runs the operator's image for Memcacheds that name none (its
-	// --exporter-image flag, prom/memcached-exporter:v0.15.4 unless set).
+	// --exporter-image flag, docker.io/prom/memcached-exporter:v0.15.4 unless set).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional

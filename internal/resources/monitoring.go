@@ -22,7 +22,7 @@ import (
 const (
 	// DefaultExporterImage is the exporter image unless
 	// spec.monitoring.exporterImage or the operator's Images say otherwise.
-	DefaultExporterImage = "prom/memcached-exporter:v0.15.4"
+	DefaultExporterImage = "docker.io/prom/memcached-exporter:v0.15.4"
 	// ExporterContainerName is the name of the exporter container.
 	ExporterContainerName = "exporter"
 	// ExporterComponent is the value of ComponentLabel on the exporter's

@@ -18,7 +18,7 @@ import (
 const (
 	// DefaultImage is the memcached image the pods run unless spec.image or
 	// the operator's Images say otherwise.
-	DefaultImage = "memcached:1.6.39-alpine"
+	DefaultImage = "docker.io/library/memcached:1.6.39-alpine"
 
 	// ContainerName is the name of the memcached container.
 	ContainerName = "memcached"

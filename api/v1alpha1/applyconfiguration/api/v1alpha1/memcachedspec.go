@@ -54,7 +54,7 @@ type MemcachedSpecApplyConfiguration struct {
 	WarmRestart *WarmRestartSpecApplyConfiguration `json:"warmRestart,omitempty"`
 	// image is the memcached container image. When unset, the pods run the
 	// operator's image for Memcacheds that name none (its --memcached-image
-	// flag, memcached:1.6.39-alpine unless set, as clusters that pull from a
+	// flag, docker.io/library/memcached:1.6.39-alpine unless set, as clusters that pull from a
 	// mirror do), and an operator upgrade that changes it rolls the pods.
 	Image *string `json:"image,omitempty"`
 	// memoryMB is the memory memcached uses for items, in megabytes (memcached -m).
@@ -85,10 +85,14 @@ type MemcachedSpecApplyConfiguration struct {
 	ExtraArgs *apiv1alpha1.ExtraArgs `json:"extraArgs,omitempty"`
 	// resources are the memcached container's compute resources. When no
 	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
-	// request defaults to the limit. A memory limit below memoryMB + 10% + 32Mi
-	// is refused at admission; in a Memcached stored before, the operator
-	// reports it in the Degraded condition and leaves the running pods as
-	// they are.
+	// request defaults to the limit. When no CPU request is given, it is the
+	// CPU limit if one is given, else 50m: enough for a namespace whose
+	// ResourceQuota sets requests.cpu to admit the pods, and small because
+	// memcached's CPU use follows its traffic, not spec.threads; set it for a
+	// busy cache. There is no CPU limit unless given. A memory limit below
+	// memoryMB + 10% + 32Mi is refused at admission; in a Memcached stored
+	// before, the operator reports it in the Degraded condition and leaves
+	// the running pods as they are.
 	Resources *ResourceRequirementsApplyConfiguration `json:"resources,omitempty"`
 	// nodeSelector constrains the memcached pods to nodes with these labels.
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`

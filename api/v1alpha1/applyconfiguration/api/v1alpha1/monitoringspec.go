@@ -36,7 +36,7 @@ type MonitoringSpecApplyConfiguration struct {
 	Enabled *bool `json:"enabled,omitempty"`
 	// exporterImage is the exporter's container image. When unset, the
 	// exporter runs the operator's image for Memcacheds that name none (its
-	// --exporter-image flag, prom/memcached-exporter:v0.15.4 unless set).
+	// --exporter-image flag, docker.io/prom/memcached-exporter:v0.15.4 unless set).
 	ExporterImage *string `json:"exporterImage,omitempty"`
 	// exporterResources are the exporter container's compute resources.
 	// Without them, it requests 10m CPU and 32Mi of memory, and is limited to
