@@ -80,11 +80,60 @@ func (f *ownedFields) match(desired resources.Object, live metav1.Object) (bool,
 	if err := have.FromJSON(bytes.NewReader(raw)); err != nil {
 		return false, fmt.Errorf("failed to read the managed fields of %s: %w", desired.Ref(), err)
 	}
+	if desired.Kind.Optional {
+		return f.matchDeduced(desired, have)
+	}
 	want, err := f.desiredDigest(desired, hash)
 	if err != nil {
 		return false, err
 	}
 	return digest(have) == want, nil
+}
+
+// matchDeduced compares, for a kind whose schema the operator does not
+// have, the fields the operator owns in the object, have, with those desired
+// sets. The API server records the fields of a list it merges by key, or of
+// a struct it holds as a whole (such as a label selector), differently from
+// the deduced schema: so both sides are compared by their leaves, a list
+// taken as a whole, and a field of desired counted as the field of have that
+// holds it as a whole.
+func (f *ownedFields) matchDeduced(desired resources.Object, have *fieldpath.Set) (bool, error) {
+	value, err := f.deduced.ObjectToTyped(desired.Unstructured, typed.AllowDuplicates)
+	if err != nil {
+		return false, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
+	}
+	want, err := value.ToFieldSet()
+	if err != nil {
+		return false, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
+	}
+	haveLeaves := wholeLists(have.Leaves())
+	covered := &fieldpath.Set{}
+	wholeLists(want.Leaves()).Iterate(func(p fieldpath.Path) {
+		for i := 1; i < len(p); i++ {
+			if haveLeaves.Has(p[:i]) {
+				covered.Insert(p[:i])
+				return
+			}
+		}
+		covered.Insert(p)
+	})
+	return digest(haveLeaves) == digest(covered), nil
+}
+
+// wholeLists returns the paths of set, each cut before its first element of
+// a list.
+func wholeLists(set *fieldpath.Set) *fieldpath.Set {
+	out := &fieldpath.Set{}
+	set.Iterate(func(p fieldpath.Path) {
+		for i, e := range p {
+			if e.FieldName == nil {
+				p = p[:i]
+				break
+			}
+		}
+		out.Insert(p)
+	})
+	return out
 }
 
 // desiredDigest returns the digest of the fields desired sets.

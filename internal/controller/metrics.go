@@ -11,6 +11,9 @@ import (
 	"example.com/memcached-operator/internal/status"
 )
 
+// namespaceLabel is the label of the gauges that holds a Memcached's namespace.
+const namespaceLabel = "namespace"
+
 // The operator's own gauges of each Memcached, served with controller-runtime's
 // metrics. They come from the status each reconcile computes, so that the
 // MemcachedRingDegraded alert works without the exporter.
@@ -18,15 +21,15 @@ var (
 	desiredServersGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "memcached_operator_memcached_desired_servers",
 		Help: "The memcached servers a Memcached asks for: its spec.size.",
-	}, []string{"namespace", resources.MemcachedLabel})
+	}, []string{namespaceLabel, resources.MemcachedLabel})
 	readyServersGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "memcached_operator_memcached_ready_servers",
 		Help: "The memcached servers of a Memcached that are ready: its status.readyReplicas.",
-	}, []string{"namespace", resources.MemcachedLabel})
+	}, []string{namespaceLabel, resources.MemcachedLabel})
 	conditionGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "memcached_operator_memcached_condition",
 		Help: "The conditions of a Memcached: 1 for the status each condition has, 0 for the others.",
-	}, []string{"namespace", resources.MemcachedLabel, "type", "status"})
+	}, []string{namespaceLabel, resources.MemcachedLabel, "type", "status"})
 )
 
 // conditionStatuses are the statuses a condition may have.
@@ -50,7 +53,7 @@ func recordMetrics(mc *cachev1alpha1.Memcached, newStatus *cachev1alpha1.Memcach
 		}
 		if current == nil {
 			conditionGauge.DeletePartialMatch(prometheus.Labels{
-				"namespace": mc.Namespace, resources.MemcachedLabel: mc.Name, "type": conditionType})
+				namespaceLabel: mc.Namespace, resources.MemcachedLabel: mc.Name, "type": conditionType})
 			continue
 		}
 		for _, s := range conditionStatuses {
@@ -65,7 +68,7 @@ func recordMetrics(mc *cachev1alpha1.Memcached, newStatus *cachev1alpha1.Memcach
 
 // forgetMetrics deletes the gauges of the Memcached at key, which is gone.
 func forgetMetrics(key types.NamespacedName) {
-	labels := prometheus.Labels{"namespace": key.Namespace, resources.MemcachedLabel: key.Name}
+	labels := prometheus.Labels{namespaceLabel: key.Namespace, resources.MemcachedLabel: key.Name}
 	desiredServersGauge.DeletePartialMatch(labels)
 	readyServersGauge.DeletePartialMatch(labels)
 	conditionGauge.DeletePartialMatch(labels)
