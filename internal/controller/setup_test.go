@@ -172,7 +172,11 @@ func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
 }
 
 func TestCacheHoldsOnlyTheOperatorsObjects(t *testing.T) {
-	withMonitor := CacheOptions(APIs{resources.ServiceMonitorGVK: true})
+	every := APIs{}
+	for _, kind := range resources.Kinds {
+		every[kind.GroupVersionKind] = kind.Optional
+	}
+	withMonitor := CacheOptions(every)
 	without := CacheOptions(APIs{})
 	kinds := func(opts cache.Options) map[string]bool {
 		out := map[string]bool{}
