@@ -236,6 +236,20 @@ func checkConditions(t *testing.T, mc *cachev1alpha1.Memcached, outcome Outcome,
 		(status.Replicas != mc.Spec.Size || status.ReadyReplicas != mc.Spec.Size) {
 		t.Errorf("Progressing is False with %d replicas, %d ready, of %d", status.Replicas, status.ReadyReplicas, mc.Spec.Size)
 	}
+	checkPublishedPlan(t, mc, failed, status)
+}
+
+// checkPublishedPlan checks the server list and drain the status publishes:
+// those last applied when the reconcile failed, else a drain under way.
+func checkPublishedPlan(t *testing.T, mc *cachev1alpha1.Memcached, failed bool, status cachev1alpha1.MemcachedStatus) {
+	t.Helper()
+	if failed {
+		// Nothing planned was applied: the list and the drain stay as they were.
+		if !slices.Equal(status.ServerList, mc.Status.ServerList) || status.DrainingSince != mc.Status.DrainingSince {
+			t.Errorf("with an error, the status publishes %q draining since %v, want those last applied", status.ServerList, status.DrainingSince)
+		}
+		return // the drain checks below are those of a status planned now
+	}
 	if status.DrainingSince != nil && mc.Spec.Workload != cachev1alpha1.WorkloadStatefulSet {
 		t.Errorf("a Deployment's status tells of a drain")
 	}

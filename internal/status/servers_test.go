@@ -245,3 +245,26 @@ func TestSwitchingWorkloadsKeepsTheOldListUntilTheNewWorkloadIsReady(t *testing.
 		t.Errorf("ready: list %q, retire %v; want the Deployment's pods' %q, and retire the StatefulSet", got.List, got.RetirePreviousWorkload, addresses)
 	}
 }
+
+// TestAPlanThatWasNotAppliedIsNotReported scales a ring down in the same
+// change that names a Secret that does not exist: nothing is applied, so the
+// status keeps the list the servers ConfigMap still publishes, and no drain
+// begins until the change can be applied.
+func TestAPlanThatWasNotAppliedIsNotReported(t *testing.T) {
+	mc := statefulMemcached(2, 3)
+	observed := Observed{StatefulSet: statefulSet(3, 3), Pods: statefulPods(true, true, true)}
+	plan := PlanServers(mc, observed, now)
+	if len(plan.List) != 2 || plan.DrainingSince == nil {
+		t.Fatalf("The plan %+v does not shrink the list and drain", plan)
+	}
+	refused := Outcome{SpecError: &SpecError{Reason: ReasonSecretNotFound, Message: "Secret users does not exist"}}
+	got := Compute(mc, observed, refused, plan, now)
+	if !slices.Equal(got.ServerList, mc.Status.ServerList) || got.DrainingSince != nil {
+		t.Errorf("With nothing applied, the status publishes %q draining since %v, want %q and no drain",
+			got.ServerList, got.DrainingSince, mc.Status.ServerList)
+	}
+	applied := Compute(mc, observed, Outcome{}, plan, now)
+	if len(applied.ServerList) != 2 || applied.DrainingSince == nil {
+		t.Errorf("Once applied, the status publishes %q draining since %v", applied.ServerList, applied.DrainingSince)
+	}
+}

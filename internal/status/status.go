@@ -155,8 +155,9 @@ func (o Observed) workload(mc *cachev1alpha1.Memcached) (current, previous metav
 }
 
 // Compute returns the status of mc given what was observed, what the
-// reconcile did and the servers planned for it. now stamps the conditions
-// whose status changes; the others keep their transition time.
+// reconcile did and the servers planned for it: the plan is reported only
+// once applied. now stamps the conditions whose status changes; the others
+// keep their transition time.
 func Compute(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome, servers resources.Servers, now metav1.Time) cachev1alpha1.MemcachedStatus {
 	status := cachev1alpha1.MemcachedStatus{
 		ObservedGeneration: mc.Status.ObservedGeneration,
@@ -167,6 +168,11 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome, se
 	}
 	if outcome.failed() == nil {
 		status.ObservedGeneration = mc.Generation
+	} else {
+		// What was planned was not applied, or not all of it: the list the
+		// servers ConfigMap publishes, and the drain it began, stay those
+		// last applied.
+		status.ServerList, status.DrainingSince = mc.Status.ServerList, mc.Status.DrainingSince
 	}
 
 	active := activePods(observed.Pods)

@@ -204,7 +204,7 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 			mc:       newMemcached(1, 5),
 			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}},
 			outcome:  Outcome{SpecError: errors.New("resources.limits.memory 64Mi is too small")},
-			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
+			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: nil, /* not applied: the last list applied stays */
 				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
 				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonInvalidSpec,
 				degradedMessage: "resources.limits.memory 64Mi is too small", observedGeneration: 4},
@@ -214,7 +214,7 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 			mc:       newMemcached(1, 5),
 			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}},
 			outcome:  Outcome{SpecError: fmt.Errorf("reading spec.auth: %w", &SpecError{Reason: ReasonSecretNotFound, Message: "Secret users does not exist"})},
-			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
+			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: nil, /* not applied: the last list applied stays */
 				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
 				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonSecretNotFound,
 				degradedMessage: "reading spec.auth: Secret users does not exist", observedGeneration: 4},
@@ -261,7 +261,7 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 			mc:       newMemcached(1, 2),
 			observed: Observed{Deployment: rolledOut(1), Pods: []corev1.Pod{pod("cache-a", "10.0.0.1", ready)}},
 			outcome:  Outcome{ApplyError: fmt.Errorf("applying: %w", &ConflictError{Object: "Service cache-headless", Owner: "Memcached cache-headless"})},
-			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: []string{"10.0.0.1:11211"},
+			want: want{replicas: 1, ready: 1, nodes: []string{"cache-a"}, serverList: nil, /* not applied: the last list applied stays */
 				available: "True", availableReason: ReasonAllReplicasReady, progressing: "False",
 				progressingReason: ReasonUpToDate, degraded: "True", degradedReason: ReasonOwnershipConflict,
 				degradedMessage: "Service cache-headless exists and is controlled by Memcached cache-headless: it is left as it is; " +
