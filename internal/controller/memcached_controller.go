@@ -140,12 +140,24 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}()
 
 	if err := r.readInputs(ctx, s); err != nil {
-		return ctrl.Result{}, err
+		return s.result(err)
 	}
 	if err := r.apply(ctx, s); err != nil {
-		return ctrl.Result{}, err
+		return s.result(err)
 	}
 	return ctrl.Result{RequeueAfter: s.servers.RequeueAfter}, nil
+}
+
+// result returns what a reconcile that stopped with err asks of the
+// controller. A terminal error is not retried; but while pods drain, the end
+// of the drain must still bring a reconcile, and controller-runtime ignores
+// the result that comes with an error: the drain's requeue wins, and the
+// status says why the spec is not applied.
+func (s *scope) result(err error) (ctrl.Result, error) {
+	if errors.Is(err, reconcile.TerminalError(nil)) && s.servers.RequeueAfter > 0 {
+		return ctrl.Result{RequeueAfter: s.servers.RequeueAfter}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // clock returns r.Clock, or the real clock.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -157,13 +158,18 @@ func (r *MemcachedReconciler) reportUndecodable(ctx context.Context, undecodable
 		// A status that does not decode either is written anew.
 		_ = runtime.DefaultUnstructuredConverter.FromUnstructured(content, &current)
 	}
-	newStatus := status.Undecodable(current, u.GetGeneration(), undecodable.err, metav1.Now())
+	newStatus := status.Undecodable(current, u.GetGeneration(), undecodable.err, metav1.NewTime(r.clock().Now()))
+	named := &cachev1alpha1.Memcached{}
+	named.Name, named.Namespace = u.GetName(), u.GetNamespace()
+	if size, found, err := unstructured.NestedInt64(u.Object, "spec", "size"); found && err == nil {
+		named.Spec.Size = int32(min(max(size, 0), math.MaxInt32))
+	}
+	// Its gauges say it is degraded; the servers are those last observed.
+	recordMetrics(named, &newStatus)
 	if equality.Semantic.DeepEqual(current, newStatus) {
 		return reconcile.TerminalError(undecodable)
 	}
 	r.Recorder.Eventf(u, nil, corev1.EventTypeWarning, status.ReasonInvalidSpec, "Decode", "%s", undecodable.Error())
-	named := &cachev1alpha1.Memcached{}
-	named.Name, named.Namespace = u.GetName(), u.GetNamespace()
 	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(status.ApplyConfiguration(named, newStatus))
 	if err != nil {
 		return fmt.Errorf("failed to encode status: %w", err)

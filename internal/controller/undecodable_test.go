@@ -123,6 +123,10 @@ func TestAMemcachedThatDoesNotDecodeStopsNoOther(t *testing.T) {
 		}
 		g.Expect(reasons).To(ContainElement(status.ReasonInvalidSpec))
 	}).Should(Succeed())
+	// Its gauges say so too, so that an alert on them fires.
+	g.Eventually(func(g Gomega) map[string]float64 {
+		return gauges(g, "memcached_operator_memcached_condition", badNS, bad.GetName())
+	}).Should(HaveKeyWithValue(cachev1alpha1.ConditionDegraded+"/True", 1.0))
 	// Reconciling it again, once its status is written, sends nothing.
 	g.Eventually(func(g Gomega) {
 		g.Expect(requests.during(badNS, func() {
