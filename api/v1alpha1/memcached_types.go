@@ -476,7 +476,7 @@ type AlertsSpec struct {
 	// MemcachedOutOfMemoryErrors and MemcachedEvictions must hold before they
 	// fire, as hours, minutes and seconds, e.g. 15m or 1h30m.
 	// +kubebuilder:validation:MaxLength=20
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+h)?([0-9]+m)?([0-9]+s)?)$') && self != ''",message="for must be a duration of hours, minutes and seconds, e.g. 15m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]{1,4}h)?([0-9]{1,6}m)?([0-9]{1,8}s)?)$') && self != ''",message="for must be a duration of hours, minutes and seconds, e.g. 15m or 1h30m"
 	// +kubebuilder:default="15m"
 	// +optional
 	For string `json:"for,omitempty"`
@@ -485,7 +485,7 @@ type AlertsSpec struct {
 	// ready before MemcachedRingDegraded fires, e.g. 15m. A rollout or a
 	// rescheduled pod takes a server out for less.
 	// +kubebuilder:validation:MaxLength=20
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+h)?([0-9]+m)?([0-9]+s)?)$') && self != ''",message="ringDegradedFor must be a duration of hours, minutes and seconds, e.g. 15m or 1h30m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]{1,4}h)?([0-9]{1,6}m)?([0-9]{1,8}s)?)$') && self != ''",message="ringDegradedFor must be a duration of hours, minutes and seconds, e.g. 15m or 1h30m"
 	// +kubebuilder:default="15m"
 	// +optional
 	RingDegradedFor string `json:"ringDegradedFor,omitempty"`
@@ -496,6 +496,7 @@ type AlertsSpec struct {
 	// +kubebuilder:validation:MaxProperties=16
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$') && !k.startsWith('__'))",message="labels must be Prometheus label names: letters, digits and underscores, not starting with a digit nor with __"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['alertname', 'severity', 'namespace', 'memcached']))",message="labels cannot set alertname, severity, namespace nor memcached: the operator sets them"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !self[k].contains('{{'))",message="label values cannot hold {{: Prometheus reads them as templates, and a value that is not a valid one drops every alert of the rule"
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
 }
