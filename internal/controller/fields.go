@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/applyconfigurations"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/structured-merge-diff/v6/typed"
+	smdvalue "sigs.k8s.io/structured-merge-diff/v6/value"
 
 	"example.com/memcached-operator/internal/resources"
 )
@@ -106,6 +107,9 @@ func (f *ownedFields) matchDeduced(desired resources.Object, have *fieldpath.Set
 	if err != nil {
 		return false, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
 	}
+	if !ownsEveryFieldOfTheKeyedElements(desired.Object, have) {
+		return false, nil
+	}
 	haveLeaves := wholeLists(have.Leaves())
 	covered := &fieldpath.Set{}
 	wholeLists(want.Leaves()).Iterate(func(p fieldpath.Path) {
@@ -118,6 +122,82 @@ func (f *ownedFields) matchDeduced(desired resources.Object, have *fieldpath.Set
 		covered.Insert(p)
 	})
 	return digest(haveLeaves) == digest(covered), nil
+}
+
+// ownsEveryFieldOfTheKeyedElements reports whether, in each element of a list
+// that the API server merges by key (the groups of a PrometheusRule, say),
+// the operator owns every field that desired sets in it. The API server
+// records the fields of such an element one by one, and another writer that
+// edits one takes it over; the comparison by whole lists that follows would
+// not see it.
+func ownsEveryFieldOfTheKeyedElements(desired map[string]any, have *fieldpath.Set) bool {
+	owns := true
+	have.Iterate(func(p fieldpath.Path) {
+		if !owns || len(p) == 0 || p[len(p)-1].Key == nil {
+			return
+		}
+		element := desiredElement(desired, p)
+		if element == nil {
+			return
+		}
+		children := have
+		for _, e := range p {
+			children = children.WithPrefix(e)
+		}
+		if children.Empty() {
+			// An element held as a whole, such as an owner reference.
+			return
+		}
+		for name := range element {
+			if !children.Has(fieldpath.Path{fieldpath.PathElement{FieldName: &name}}) {
+				owns = false
+				return
+			}
+		}
+	})
+	return owns
+}
+
+// desiredElement returns the element of desired at p, a path of field names
+// that ends with an element of a list selected by its key, nil when desired
+// has none there.
+func desiredElement(desired map[string]any, p fieldpath.Path) map[string]any {
+	last := len(p) - 1
+	node := any(desired)
+	for _, e := range p[:last] {
+		fields, ok := node.(map[string]any)
+		if !ok || e.FieldName == nil {
+			return nil
+		}
+		node = fields[*e.FieldName]
+	}
+	list, ok := node.([]any)
+	if !ok {
+		return nil
+	}
+	return elementWithKey(list, *p[last].Key)
+}
+
+// elementWithKey returns the element of list whose fields have the values
+// of key.
+func elementWithKey(list []any, key smdvalue.FieldList) map[string]any {
+	for _, item := range list {
+		element, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		matches := true
+		for _, f := range key {
+			if !smdvalue.Equals(smdvalue.NewValueInterface(element[f.Name]), f.Value) {
+				matches = false
+				break
+			}
+		}
+		if matches {
+			return element
+		}
+	}
+	return nil
 }
 
 // wholeLists returns the paths of set, each cut before its first element of

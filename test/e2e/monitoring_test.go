@@ -183,6 +183,21 @@ func TestMonitoringPrometheusRuleFollowsTheSpec(t *testing.T) {
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Monitoring.Alerts.ConnectionsWarningPercent = 70 })
 	g.Eventually(expr("MemcachedConnectionLimitApproaching/warning")).Should(HaveSuffix("> 70"))
 
+	// A rule someone else edits is put back: the API server merges the
+	// groups by name, so the rules of the group become the editor's.
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), rule)).To(Succeed())
+		groups, _, err := unstructured.NestedSlice(rule.Object, "spec", "groups")
+		g.Expect(err).NotTo(HaveOccurred())
+		group := groups[0].(map[string]any)
+		for _, r := range group["rules"].([]any) {
+			r.(map[string]any)["expr"] = "vector(0)"
+		}
+		g.Expect(unstructured.SetNestedSlice(rule.Object, groups, "spec", "groups")).To(Succeed())
+		g.Expect(k8sClient.Update(t.Context(), rule, client.FieldOwner("someone-else"))).To(Succeed())
+	}).Should(Succeed())
+	g.Eventually(expr("MemcachedConnectionLimitApproaching/warning")).Should(HaveSuffix("> 70"))
+
 	// Turning alerts off removes the rule, and leaves the ServiceMonitor.
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Monitoring.Alerts.Enabled = ptr.To(false) })
 	g.Eventually(func() error {
