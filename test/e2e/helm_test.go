@@ -321,8 +321,12 @@ func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion strin
 		"--memcached-image=mirror.example.com/memcached:1.6.39-alpine", "--exporter-image=mirror.example.com/memcached-exporter:v0.15.4"}))
 	g.Expect(other).NotTo(HaveKey("CustomResourceDefinition//" + crdName))
 	g.Expect(other).NotTo(HaveKey("Service/" + helmNamespace + "/memcached-operator-controller-manager-metrics-service"))
+	auto := indexObjects(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace,
+		"--kube-version", kubeVersion, "--set", "memcachedPodUID=auto")))
+	g.Expect(deploymentOf(g, auto["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec.Containers[0].Args).
+		To(ContainElement("--memcached-uid=auto"))
 	_, err = helm.run("template", helmRelease, chart, "--kube-version", kubeVersion, "--set", "memcachedPodUID=root")
-	g.Expect(err).To(MatchError(ContainSubstring(`memcachedPodUID must be "fixed" or "platform"`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`memcachedPodUID must be "fixed", "platform" or "auto"`)))
 	_, err = helm.run("template", helmRelease, chart, "--kube-version", kubeVersion,
 		"--set", "replicas=3", "--set", "leaderElection.enabled=false")
 	g.Expect(err).To(MatchError(ContainSubstring("every replica would act at once")))

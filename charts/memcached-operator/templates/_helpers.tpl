@@ -139,8 +139,8 @@ files/manager-rules.yaml.
 Fails on values the operator would refuse.
 */}}
 {{- define "memcached-operator.validate" -}}
-{{- if not (has (toString .Values.memcachedPodUID) (list "fixed" "platform")) }}
-{{- fail (printf "memcachedPodUID must be \"fixed\" or \"platform\", not %q" (toString .Values.memcachedPodUID)) }}
+{{- if not (has (toString .Values.memcachedPodUID) (list "fixed" "platform" "auto")) }}
+{{- fail (printf "memcachedPodUID must be \"fixed\", \"platform\" or \"auto\", not %q" (toString .Values.memcachedPodUID)) }}
 {{- end }}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
 {{- fail (printf "replicas is %d with leaderElection.enabled false: every replica would act at once; enable leader election or run 1 replica" (int .Values.replicas)) }}
