@@ -283,6 +283,11 @@ PROMTOOL_VERSION ?= $(shell sed -n 's#^\s*\(require \)\?github.com/prometheus/pr
 TOOLS_CACHE ?= $(or $(MEMCACHED_OPERATOR_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/memcached-operator)
 PROMTOOL ?= $(TOOLS_CACHE)/promtool/promtool-$(PROMTOOL_VERSION)
 
+## memcached_exporter, built from its Go module (pinned in hack/tools/exporter)
+## into a cache outside the repository, keyed by version.
+EXPORTER_VERSION ?= $(shell sed -n 's#^\s*\(require \)\?github.com/prometheus/memcached_exporter \(v[^ ]*\).*#\2#p' hack/tools/exporter/go.mod | head -n 1)
+EXPORTER_BINARY ?= $(TOOLS_CACHE)/memcached_exporter/memcached_exporter-$(EXPORTER_VERSION)
+
 ## Tool Binaries
 ## kubectl: the one on the PATH, otherwise the one built with the control plane
 ## (then the targets that use it build the control plane first).
@@ -320,6 +325,17 @@ promtool: ## Build promtool from Prometheus' Go module, pinned in hack/tools/pro
 		-ldflags "-s -w -X github.com/prometheus/common/version.Version=$(PROMTOOL_VERSION:v%=%)" \
 		-o "$(PROMTOOL).partial" github.com/prometheus/prometheus/cmd/promtool; \
 	mv "$(PROMTOOL).partial" "$(PROMTOOL)"; \
+	}
+
+.PHONY: exporter
+exporter: ## Build memcached_exporter from its Go module, pinned in hack/tools/exporter (cached; a minute when cold).
+	@[ -x "$(EXPORTER_BINARY)" ] || { \
+	echo "Building memcached_exporter $(EXPORTER_VERSION)"; \
+	mkdir -p "$$(dirname "$(EXPORTER_BINARY)")"; \
+	CGO_ENABLED=0 go build -C hack/tools/exporter -trimpath \
+		-ldflags "-s -w -X github.com/prometheus/common/version.Version=$(EXPORTER_VERSION:v%=%)" \
+		-o "$(EXPORTER_BINARY).partial" github.com/prometheus/memcached_exporter/cmd/memcached_exporter; \
+	mv "$(EXPORTER_BINARY).partial" "$(EXPORTER_BINARY)"; \
 	}
 
 .PHONY: kustomize
