@@ -28,8 +28,9 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="self.maxItemSizeKB * 2 <= self.memoryMB * 1024",message="maxItemSizeKB may be at most half of memoryMB"
 // +kubebuilder:validation:XValidation:rule="!has(self.preStopDelaySeconds) || !has(self.terminationGracePeriodSeconds) || self.preStopDelaySeconds < self.terminationGracePeriodSeconds",message="preStopDelaySeconds must be shorter than terminationGracePeriodSeconds"
-// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.auth))",message="monitoring.enabled cannot be combined with auth: the exporter cannot authenticate to memcached"
-// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.tls) && has(self.tls.clientCASecretName))",message="monitoring.enabled cannot be combined with tls.clientCASecretName: the exporter has no client certificate"
+// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.auth))",message="monitoring.enabled cannot be combined with auth: memcached_exporter cannot authenticate with SASL (prometheus/memcached_exporter#240)"
+// +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.tls) && has(self.tls.clientCASecretName)) || has(self.monitoring.tls)",message="monitoring.enabled with tls.clientCASecretName needs monitoring.tls.clientCertificateSecretName: memcached refuses the exporter without a client certificate"
+// +kubebuilder:validation:XValidation:rule="!has(self.monitoring) || !has(self.monitoring.tls) || has(self.tls)",message="monitoring.tls needs tls: the exporter presents a client certificate only to a memcached that serves TLS"
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || self.workload == 'StatefulSet'",message="warmRestart needs workload: StatefulSet: the memory file lives on a volume of each pod's own"
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || !has(self.terminationGracePeriodSeconds) || !has(self.preStopDelaySeconds) || self.terminationGracePeriodSeconds >= self.preStopDelaySeconds + 10 + self.memoryMB / 1024",message="with warmRestart, terminationGracePeriodSeconds must be at least preStopDelaySeconds + 10 + 1 per GiB of memoryMB, so that memcached has time to save its memory file"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.warmRestart) || !has(oldSelf.warmRestart.enabled) || !oldSelf.warmRestart.enabled || !has(self.warmRestart) || !has(self.warmRestart.enabled) || !self.warmRestart.enabled || self.memoryMB == oldSelf.memoryMB",message="memoryMB cannot change while warmRestart is enabled: each pod's memory file volume is sized for it; turn warmRestart off first"
@@ -424,6 +425,12 @@ type MonitoringSpec struct {
 	// +optional
 	ServiceMonitorLabels map[string]string `json:"serviceMonitorLabels,omitempty"`
 
+	// tls configures the exporter's TLS connections to memcached, which it
+	// makes whenever spec.tls is set. It is needed when memcached asks
+	// clients for a certificate (spec.tls.clientCASecretName).
+	// +optional
+	TLS *MonitoringTLSSpec `json:"tls,omitempty"`
+
 	// alerts configures the alert rules of this Memcached. With monitoring
 	// enabled and alerts not turned off, and when the cluster has the
 	// monitoring.coreos.com/v1 PrometheusRule API, the operator creates a
@@ -431,6 +438,23 @@ type MonitoringSpec struct {
 	// each alert means and what to do.
 	// +optional
 	Alerts *AlertsSpec `json:"alerts,omitempty"`
+}
+
+// MonitoringTLSSpec configures how the exporter connects to memcached over
+// TLS. The exporter encrypts its connections but does not verify memcached's
+// certificate, whose names seldom list the pods' addresses it dials.
+type MonitoringTLSSpec struct {
+	// clientCertificateSecretName is the name of a kubernetes.io/tls Secret
+	// in the Memcached's namespace whose certificate (tls.crt) and key
+	// (tls.key) the exporter presents to memcached. The certificate must be
+	// signed by a certificate authority of spec.tls.clientCASecretName; it
+	// may be the one the applications use. Changing the Secret restarts the
+	// exporter, never memcached.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	ClientCertificateSecretName string `json:"clientCertificateSecretName"`
 }
 
 // AlertsSpec configures the alert rules of a Memcached. Each alert covers the

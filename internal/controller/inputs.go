@@ -15,22 +15,24 @@ import (
 // The inputs of a reconcile besides what it observes: the checks of the spec
 // that only the operator can make, and the Secrets the spec names.
 
-// secretUse is what the memcached pods read a Secret for.
+// secretUse is what the pods read a Secret for.
 type secretUse int
 
 const (
-	authUsers secretUse = iota // spec.auth.secretName
-	tlsPair                    // spec.tls.secretName
-	clientCA                   // spec.tls.clientCASecretName
+	authUsers         secretUse = iota // spec.auth.secretName
+	tlsPair                            // spec.tls.secretName
+	clientCA                           // spec.tls.clientCASecretName
+	exporterClientTLS                  // spec.monitoring.tls.clientCertificateSecretName
 )
 
 // field returns the spec field that names a Secret of this use.
 func (u secretUse) field() string {
-	return [...]string{"spec.auth.secretName", "spec.tls.secretName", "spec.tls.clientCASecretName"}[u]
+	return [...]string{"spec.auth.secretName", "spec.tls.secretName", "spec.tls.clientCASecretName",
+		"spec.monitoring.tls.clientCertificateSecretName"}[u]
 }
 
 // secretUses are the uses of Secrets, in the order they are read.
-var secretUses = []secretUse{authUsers, tlsPair, clientCA}
+var secretUses = []secretUse{authUsers, tlsPair, clientCA, exporterClientTLS}
 
 // name returns the name of the Secret spec names for this use, "" when it
 // names none.
@@ -42,6 +44,8 @@ func (u secretUse) name(spec *cachev1alpha1.MemcachedSpec) string {
 		return spec.TLS.SecretName
 	case u == clientCA && spec.TLS != nil:
 		return spec.TLS.ClientCASecretName
+	case u == exporterClientTLS && spec.MonitoringEnabled() && spec.TLS != nil && spec.Monitoring.TLS != nil:
+		return spec.Monitoring.TLS.ClientCertificateSecretName
 	}
 	return ""
 }
@@ -80,9 +84,12 @@ func (r *MemcachedReconciler) readInputs(ctx context.Context, s *scope) error {
 				name, use.field(), err)
 			return s.outcome.ReadError
 		}
-		if use == authUsers {
+		switch use {
+		case authUsers:
 			s.digests.Auth = digest
-		} else {
+		case exporterClientTLS:
+			s.digests.ExporterTLS = digest
+		default:
 			s.digests.TLS += digest
 		}
 	}

@@ -210,7 +210,12 @@ func randomSpec(rng *rand.Rand) map[string]any {
 			return choose(rng, list(map[string]any{"secretName": "tls"}, map[string]any{"secretName": "tls", "clientCASecretName": "users"},
 				map[string]any{"secretName": "missing"}), list(map[string]any{"secretName": "Cert"}))
 		},
-		"monitoring":    func() any { return map[string]any{"enabled": rng.IntN(2) == 0} },
+		"monitoring": func() any {
+			return choose(rng, list(map[string]any{"enabled": rng.IntN(2) == 0},
+				map[string]any{"enabled": true, "tls": map[string]any{"clientCertificateSecretName": "tls"}},
+				map[string]any{"enabled": true, "tls": map[string]any{"clientCertificateSecretName": "missing"}}),
+				list(map[string]any{"enabled": true, "tls": map[string]any{}}))
+		},
 		"warmRestart":   func() any { return map[string]any{"enabled": rng.IntN(2) == 0} },
 		"networkPolicy": func() any { return choose(rng, list(map[string]any{}, map[string]any{"allowedFrom": []any{}}), nil) },
 		"podLabels": func() any {

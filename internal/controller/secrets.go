@@ -94,7 +94,7 @@ func usable(secret *corev1.Secret, use secretUse) ([][]byte, error) {
 			return nil, fmt.Errorf("cannot be used: %w", err)
 		}
 		return [][]byte{file}, nil
-	case tlsPair:
+	case tlsPair, exporterClientTLS:
 		if secret.Type != corev1.SecretTypeTLS {
 			return nil, fmt.Errorf("has type %q: it must be a %s Secret", secret.Type, corev1.SecretTypeTLS)
 		}

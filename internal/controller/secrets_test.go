@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -115,6 +116,57 @@ func TestTLSSecretsAreCheckedAndRotationRollsPods(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	updateSecretData(t, serving, map[string][]byte{"tls.crt": cert, "tls.key": otherKey})
 	expectDegraded(t, mc, status.ReasonInvalidSecret, "has no valid certificate and key")
+}
+
+func TestExporterClientCertificateIsCheckedAndRenewalRestartsOnlyTheExporter(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 1)
+	cert, key, err := certutil.GenerateSelfSignedCertKey("cache", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	createSecret(t, ns, "serving", corev1.SecretTypeTLS, map[string][]byte{"tls.crt": cert, "tls.key": key})
+	caCert, _, err := certutil.GenerateSelfSignedCertKey("client-ca", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	createSecret(t, ns, "client-ca", corev1.SecretTypeOpaque, map[string][]byte{"ca.crt": caCert})
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
+		s.TLS = &cachev1alpha1.TLSSpec{SecretName: "serving", ClientCASecretName: "client-ca"}
+	})
+	converged(t, mc)
+	before := deploymentOf(t, mc)
+
+	// A missing client certificate is reported, and nothing changes.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true,
+			TLS: &cachev1alpha1.MonitoringTLSSpec{ClientCertificateSecretName: "scraper"}}
+	})
+	expectDegraded(t, mc, status.ReasonSecretNotFound,
+		"Secret scraper named by spec.monitoring.tls.clientCertificateSecretName does not exist")
+	expectUnchanged(t, before)
+
+	// Once it exists, the exporter presents it.
+	clientCert, clientKey, err := certutil.GenerateSelfSignedCertKey("scraper", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	scraper := createSecret(t, ns, "scraper", corev1.SecretTypeTLS, map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey})
+	exporterDigest := func(g Gomega) string {
+		exporter := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: resources.ExporterName(mc)}, exporter)).To(Succeed())
+		return exporter.Spec.Template.Annotations[resources.ExporterTLSDigestAnnotation]
+	}
+	g.Eventually(exporterDigest).ShouldNot(BeEmpty())
+	first := exporterDigest(g)
+	g.Eventually(func(g Gomega) {
+		current := getMemcached(t, g, mc)
+		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
+		g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
+	}).Should(Succeed())
+	memcachedPods := deploymentOf(t, mc)
+
+	// A renewed client certificate restarts the exporter, not memcached.
+	clientCert, clientKey, err = certutil.GenerateSelfSignedCertKey("scraper-renewed", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	updateSecretData(t, scraper, map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey})
+	g.Eventually(exporterDigest).ShouldNot(Equal(first))
+	expectUnchanged(t, memcachedPods)
 }
 
 func TestSecretsNoMemcachedNamesAreForgotten(t *testing.T) {

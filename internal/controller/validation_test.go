@@ -80,10 +80,19 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			s.Auth = &cachev1alpha1.AuthSpec{SecretName: "users"}
 			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
 		}, "monitoring.enabled cannot be combined with auth"},
-		{"monitoring with client certificates", func(s *cachev1alpha1.MemcachedSpec) {
+		{"monitoring of a memcached asking for client certificates, without one", func(s *cachev1alpha1.MemcachedSpec) {
 			s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert", ClientCASecretName: "ca"}
 			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true}
-		}, "monitoring.enabled cannot be combined with tls.clientCASecretName"},
+		}, "monitoring.enabled with tls.clientCASecretName needs monitoring.tls.clientCertificateSecretName"},
+		{"exporter client certificate without TLS", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true,
+				TLS: &cachev1alpha1.MonitoringTLSSpec{ClientCertificateSecretName: "scraper"}}
+		}, "monitoring.tls needs tls"},
+		{"exporter client certificate Secret name that is no name", func(s *cachev1alpha1.MemcachedSpec) {
+			s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert"}
+			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true,
+				TLS: &cachev1alpha1.MonitoringTLSSpec{ClientCertificateSecretName: "Scraper"}}
+		}, "spec.monitoring.tls.clientCertificateSecretName"},
 		{"scrape interval that is no duration", func(s *cachev1alpha1.MemcachedSpec) {
 			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true, Interval: "often"}
 		}, "spec.monitoring.interval"},

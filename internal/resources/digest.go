@@ -14,13 +14,16 @@ const (
 	TLSDigestAnnotation  = "cache.example.com/tls-digest"
 )
 
-// SecretDigests are digests of the Secret contents the memcached pods read,
-// empty for what the spec does not ask for.
+// SecretDigests are digests of the Secret contents the pods read, empty for
+// what the spec does not ask for.
 type SecretDigests struct {
 	// Auth is the digest of the auth file rendered from spec.auth's Secret.
 	Auth string
 	// TLS is the digest of the certificate, key and client CA.
 	TLS string
+	// ExporterTLS is the digest of the exporter's client certificate and
+	// key, which only the exporter's pods read.
+	ExporterTLS string
 }
 
 // Digest returns a digest of contents, in order, keyed with key: a pod

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"path"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,15 @@ const (
 	// ScrapePath is where the exporter serves the metrics of the memcached
 	// given by its target parameter.
 	ScrapePath = "/scrape"
+	// ExporterTLSDir holds tls.crt and tls.key of
+	// spec.monitoring.tls.clientCertificateSecretName in the exporter's
+	// container.
+	ExporterTLSDir = "/etc/memcached-exporter/tls"
+	// ExporterTLSDigestAnnotation is the annotation of the exporter's pod
+	// template that changes when its client certificate does.
+	ExporterTLSDigestAnnotation = "cache.example.com/exporter-tls-digest"
+
+	exporterTLSVolume = "client-certificate"
 )
 
 // ServiceMonitorGVK is the kind of the ServiceMonitor of prometheus-operator.
@@ -65,7 +75,8 @@ func exporterLabels(mc *cachev1alpha1.Memcached) map[string]string {
 // memcached pod of mc, each at /scrape?target=<pod address>:11211, so that
 // the memcached pods need no sidecar and monitoring changes never restart
 // them. With TLS, it connects over TLS without checking memcached's
-// certificate, whose names need not include the pods' addresses.
+// certificate, whose names need not include the pods' addresses, and
+// presents the client certificate of spec.monitoring.tls if any.
 func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.DeploymentApplyConfiguration {
 	if !mc.Spec.MonitoringEnabled() {
 		return nil
@@ -77,8 +88,15 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 		"--memcached.address=",
 		"--web.listen-address=:" + strconv.Itoa(MetricsPort),
 	}
+	var clientCertificate string
 	if mc.Spec.TLS != nil {
 		args = append(args, "--memcached.tls.enable", "--memcached.tls.insecure-skip-verify")
+		if m.TLS != nil {
+			clientCertificate = m.TLS.ClientCertificateSecretName
+			args = append(args,
+				"--memcached.tls.cert-file="+path.Join(ExporterTLSDir, corev1.TLSCertKey),
+				"--memcached.tls.key-file="+path.Join(ExporterTLSDir, corev1.TLSPrivateKeyKey))
+		}
 	}
 	container := corev1ac.Container().
 		WithName(ExporterContainerName).
@@ -97,12 +115,18 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}).
 			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}))
 	}
-	// The exporter runs on the nodes the memcached pods may run on; the
-	// pod (anti-)affinity of the memcached pods is about them, not it.
 	podSpec := corev1ac.PodSpec().
 		WithAutomountServiceAccountToken(false).
-		WithSecurityContext(podSecurityContext(in)).
-		WithContainers(container)
+		WithSecurityContext(podSecurityContext(in))
+	template := corev1ac.PodTemplateSpec().WithLabels(exporterLabels(mc))
+	if clientCertificate != "" {
+		container.WithVolumeMounts(readOnlyMount(exporterTLSVolume, ExporterTLSDir))
+		podSpec.WithVolumes(secretVolume(exporterTLSVolume, clientCertificate, corev1.TLSCertKey, corev1.TLSPrivateKeyKey))
+		template.WithAnnotations(map[string]string{ExporterTLSDigestAnnotation: in.Digests.ExporterTLS})
+	}
+	podSpec.WithContainers(container)
+	// The exporter runs on the nodes the memcached pods may run on; the
+	// pod (anti-)affinity of the memcached pods is about them, not it.
 	withNodePlacement(podSpec, &mc.Spec)
 	withImagePullSecrets(podSpec, &mc.Spec)
 	if a := mc.Spec.Affinity; a != nil && a.NodeAffinity != nil {
@@ -114,9 +138,7 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 		WithSpec(appsv1ac.DeploymentSpec().
 			WithReplicas(1).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(exporterSelectorLabels(mc))).
-			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(exporterLabels(mc)).
-				WithSpec(podSpec)))
+			WithTemplate(template.WithSpec(podSpec)))
 }
 
 // exporterService returns the Service of the exporter of mc, nil when

@@ -60,6 +60,58 @@ func TestExporterRunsAsARestrictedDeploymentOfItsOwn(t *testing.T) {
 	}
 }
 
+func TestExporterPresentsTheClientCertificateOfItsSecret(t *testing.T) {
+	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+		s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert", ClientCASecretName: "clients-ca"}
+		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true,
+			TLS: &cachev1alpha1.MonitoringTLSSpec{ClientCertificateSecretName: "scraper"}}
+	})
+	in := inputsFor(mc)
+	in.Digests.ExporterTLS = "digest-1"
+	exporter := object[appsv1.Deployment](t, Build(mc, in), DeploymentKind, "mc-exporter")
+	pod := exporter.Spec.Template.Spec
+	c := pod.Containers[0]
+	for _, arg := range []string{"--memcached.tls.enable",
+		"--memcached.tls.cert-file=" + ExporterTLSDir + "/tls.crt", "--memcached.tls.key-file=" + ExporterTLSDir + "/tls.key"} {
+		if !slices.Contains(c.Args, arg) {
+			t.Errorf("exporter args %q lack %s", c.Args, arg)
+		}
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != ExporterTLSDir || !c.VolumeMounts[0].ReadOnly {
+		t.Fatalf("exporter mounts %+v, want the client certificate read-only at %s", c.VolumeMounts, ExporterTLSDir)
+	}
+	if len(pod.Volumes) != 1 || pod.Volumes[0].Name != c.VolumeMounts[0].Name ||
+		pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != "scraper" {
+		t.Fatalf("exporter volumes %+v, want Secret scraper", pod.Volumes)
+	}
+	if got := exporter.Spec.Template.Annotations[ExporterTLSDigestAnnotation]; got != "digest-1" {
+		t.Errorf("exporter pod template annotation %s = %q, want the certificate's digest", ExporterTLSDigestAnnotation, got)
+	}
+
+	// A renewed client certificate restarts the exporter, never memcached.
+	renewed := in
+	renewed.Digests.ExporterTLS = "digest-2"
+	if !reflect.DeepEqual(deploymentOf(t, mc, in).Spec.Template, deploymentOf(t, mc, renewed).Spec.Template) {
+		t.Errorf("the memcached pod template changes with the exporter's client certificate")
+	}
+	after := object[appsv1.Deployment](t, Build(mc, renewed), DeploymentKind, "mc-exporter")
+	if reflect.DeepEqual(exporter.Spec.Template, after.Spec.Template) {
+		t.Errorf("the exporter's pod template stays the same when its client certificate changes")
+	}
+}
+
+func TestExporterWithoutTLSIgnoresAClientCertificate(t *testing.T) {
+	mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
+		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true,
+			TLS: &cachev1alpha1.MonitoringTLSSpec{ClientCertificateSecretName: "scraper"}}
+	})
+	exporter := object[appsv1.Deployment](t, Build(mc, inputsFor(mc)), DeploymentKind, "mc-exporter")
+	if pod := exporter.Spec.Template.Spec; len(pod.Volumes) != 0 || slices.ContainsFunc(pod.Containers[0].Args,
+		func(a string) bool { return a == "--memcached.tls.enable" }) {
+		t.Errorf("exporter of a memcached without TLS has volumes %+v and args %q", pod.Volumes, pod.Containers[0].Args)
+	}
+}
+
 func TestExporterRunsWhereTheMemcachedPodsMay(t *testing.T) {
 	nodeAffinity := &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{

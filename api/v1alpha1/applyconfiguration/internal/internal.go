@@ -278,6 +278,15 @@ var schemaYAML = typed.YAMLObject(`types:
         map:
           elementType:
             scalar: string
+    - name: tls
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.MonitoringTLSSpec
+- name: com.example.memcached-operator.api.v1alpha1.MonitoringTLSSpec
+  map:
+    fields:
+    - name: clientCertificateSecretName
+      type:
+        scalar: string
 - name: com.example.memcached-operator.api.v1alpha1.NetworkPolicySpec
   map:
     fields:

@@ -49,6 +49,10 @@ type MonitoringSpecApplyConfiguration struct {
 	// ones a Prometheus selects ServiceMonitors by, and to the
 	// PrometheusRule's, which a Prometheus usually selects by the same ones.
 	ServiceMonitorLabels map[string]string `json:"serviceMonitorLabels,omitempty"`
+	// tls configures the exporter's TLS connections to memcached, which it
+	// makes whenever spec.tls is set. It is needed when memcached asks
+	// clients for a certificate (spec.tls.clientCASecretName).
+	TLS *MonitoringTLSSpecApplyConfiguration `json:"tls,omitempty"`
 	// alerts configures the alert rules of this Memcached. With monitoring
 	// enabled and alerts not turned off, and when the cluster has the
 	// monitoring.coreos.com/v1 PrometheusRule API, the operator creates a
@@ -106,6 +110,14 @@ func (b *MonitoringSpecApplyConfiguration) WithServiceMonitorLabels(entries map[
 	for k, v := range entries {
 		b.ServiceMonitorLabels[k] = v
 	}
+	return b
+}
+
+// WithTLS sets the TLS field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the TLS field is set to the value of the last call.
+func (b *MonitoringSpecApplyConfiguration) WithTLS(value *MonitoringTLSSpecApplyConfiguration) *MonitoringSpecApplyConfiguration {
+	b.TLS = value
 	return b
 }
 
