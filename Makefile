@@ -47,9 +47,13 @@ simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goe
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CustomResourceDefinition and ClusterRole objects, and copy them into the Helm chart.
+manifests: controller-gen dashboard ## Generate the CustomResourceDefinition and ClusterRole objects and the Grafana dashboard, and copy them into the Helm chart.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 	hack/sync-chart.sh
+
+.PHONY: dashboard
+dashboard: ## Generate config/components/dashboard/memcached-dashboard.json, the Grafana dashboard, with hack/tools/dashboard.
+	go -C hack/tools/dashboard run . -o "$(CURDIR)/config/components/dashboard/memcached-dashboard.json"
 
 .PHONY: generate
 generate: controller-gen cel-rules api-docs ## Generate the CEL rules of spec.extraArgs, DeepCopy methods and server-side apply configurations for the API types, and docs/api.md.
@@ -72,8 +76,8 @@ verify-gen: manifests generate ## Fail if a generated file is not up to date, or
 	fi
 
 # The Go modules of this repository: the operator, and the tests and tools
-# that run it (simulated cluster, end-to-end tests, benchmark).
-MODULES = . test hack/tools/image hack/tools/bundle
+# that run it (simulated cluster, end-to-end tests, benchmark, dashboard).
+MODULES = . test hack/tools/image hack/tools/bundle hack/tools/dashboard
 
 .PHONY: fmt
 fmt: ## Format the Go code of every module.
