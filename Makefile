@@ -131,6 +131,7 @@ helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-
 	"$(HELM)" template memcached-operator charts/memcached-operator --namespace memcached-operator-system >/dev/null
 	"$(HELM)" template memcached-operator charts/memcached-operator --namespace memcached-operator-system \
 		--set 'watchNamespaces={a,b}' --set metrics.serviceMonitor.enabled=true --set networkPolicy.enabled=true >/dev/null
+	HELM="$(HELM)" go -C hack/tools/dashboard test -count=1 ./...
 
 # The CRDs of other projects the end-to-end tests install: prometheus-operator's
 # ServiceMonitor (and PrometheusRule) and cert-manager's Issuer and Certificate, generated from their

@@ -4,16 +4,19 @@
 # hand-copied version of them:
 #   - manager-rules.yaml: the `rules:` of the manager's ClusterRole, from
 #     config/rbac/role.yaml (controller-gen's +kubebuilder:rbac markers);
-#   - crd.yaml: the Memcached CRD, from config/crd/bases/.
+#   - crd.yaml: the Memcached CRD, from config/crd/bases/;
+#   - memcached-dashboard.json: the Grafana dashboard, from
+#     config/components/dashboard/ (hack/tools/dashboard generates it).
 # `make manifests` runs it after controller-gen. It only needs bash and awk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 role=config/rbac/role.yaml
 crd=config/crd/bases/cache.example.com_memcacheds.yaml
+dashboard=config/components/dashboard/memcached-dashboard.json
 out=charts/memcached-operator/files
 
-for f in "${role}" "${crd}"; do
+for f in "${role}" "${crd}" "${dashboard}"; do
 	[[ -f "${f}" ]] || { echo "sync-chart: ${f} is missing; run 'make manifests'" >&2; exit 1; }
 done
 mkdir -p "${out}"
@@ -52,3 +55,5 @@ fi
 
 mv "${tmp}/manager-rules.yaml" "${out}/manager-rules.yaml"
 mv "${tmp}/crd.yaml" "${out}/crd.yaml"
+# JSON has no comments: templates/grafana/dashboard.yaml says where it comes from.
+cp "${dashboard}" "${out}/memcached-dashboard.json"
