@@ -16,6 +16,9 @@ const (
 	DefaultEvictionsPerSecond         = 10
 	DefaultAlertFor                   = "15m"
 	DefaultRingDegradedFor            = "15m"
+
+	DefaultProxyReplicas       = 2
+	DefaultProxyMaxConnections = 4096
 )
 
 // GetWorkload returns the kind of workload that runs the memcached pods.
@@ -100,4 +103,17 @@ func orDefault(v, def int32) int32 {
 		return def
 	}
 	return v
+}
+
+// ProxyEnabled reports whether the Memcached asks for the proxy tier.
+func (s *MemcachedSpec) ProxyEnabled() bool {
+	return s.Proxy != nil && s.Proxy.Enabled
+}
+
+// GetReplicas returns how many proxies run.
+func (p *ProxySpec) GetReplicas() int32 { return orDefault(p.Replicas, DefaultProxyReplicas) }
+
+// GetMaxConnections returns how many client connections each proxy accepts.
+func (p *ProxySpec) GetMaxConnections() int32 {
+	return orDefault(p.MaxConnections, DefaultProxyMaxConnections)
 }

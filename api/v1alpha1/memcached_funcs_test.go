@@ -34,6 +34,19 @@ func TestDefaultsAreTheOnesTheCRDDeclares(t *testing.T) {
 			t.Errorf("The CRD declares spec.%s default %v, the Go code falls back to %s", field, declared, want)
 		}
 	}
+	proxy := spec.Properties["proxy"].Properties
+	for field, want := range map[string]string{
+		"replicas":       strconv.Itoa(DefaultProxyReplicas),
+		"maxConnections": strconv.Itoa(DefaultProxyMaxConnections),
+	} {
+		declared := proxy[field].Default
+		if declared == nil || string(declared.Raw) != want {
+			t.Errorf("The CRD declares spec.proxy.%s default %v, the Go code falls back to %s", field, declared, want)
+		}
+	}
+	if p := (&ProxySpec{}); p.GetReplicas() != DefaultProxyReplicas || p.GetMaxConnections() != DefaultProxyMaxConnections {
+		t.Errorf("An empty proxy spec does not read as the defaults")
+	}
 	budget := spec.Properties["podDisruptionBudget"].Properties["enabled"].Default
 	if budget == nil || string(budget.Raw) != "true" || !(&MemcachedSpec{PodDisruptionBudget: &PodDisruptionBudgetSpec{}}).PodDisruptionBudgetEnabled() {
 		t.Errorf("The CRD declares podDisruptionBudget.enabled default %v, the Go code falls back to true", budget)

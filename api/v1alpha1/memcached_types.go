@@ -31,6 +31,9 @@ import (
 // +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.auth))",message="monitoring.enabled cannot be combined with auth: memcached_exporter cannot authenticate with SASL (prometheus/memcached_exporter#240)"
 // +kubebuilder:validation:XValidation:rule="!(has(self.monitoring) && has(self.monitoring.enabled) && self.monitoring.enabled && has(self.tls) && has(self.tls.clientCASecretName)) || has(self.monitoring.tls)",message="monitoring.enabled with tls.clientCASecretName needs monitoring.tls.clientCertificateSecretName: memcached refuses the exporter without a client certificate"
 // +kubebuilder:validation:XValidation:rule="!has(self.monitoring) || !has(self.monitoring.tls) || has(self.tls)",message="monitoring.tls needs tls: the exporter presents a client certificate only to a memcached that serves TLS"
+// +kubebuilder:validation:XValidation:rule="!(has(self.proxy) && has(self.proxy.enabled) && self.proxy.enabled) || self.workload == 'StatefulSet'",message="proxy needs workload: StatefulSet: the proxies' routes name each server, and only a StatefulSet's pods keep their names"
+// +kubebuilder:validation:XValidation:rule="!(has(self.proxy) && has(self.proxy.enabled) && self.proxy.enabled && has(self.tls))",message="proxy cannot be combined with tls: the official memcached image's proxy is built without TLS (--enable-proxy-tls), so it can neither serve TLS nor reach servers that require it"
+// +kubebuilder:validation:XValidation:rule="!(has(self.proxy) && has(self.proxy.enabled) && self.proxy.enabled && has(self.auth))",message="proxy cannot be combined with auth: memcached's proxy cannot log in to the servers with SASL"
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || self.workload == 'StatefulSet'",message="warmRestart needs workload: StatefulSet: the memory file lives on a volume of each pod's own"
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || !has(self.terminationGracePeriodSeconds) || !has(self.preStopDelaySeconds) || self.terminationGracePeriodSeconds >= self.preStopDelaySeconds + 10 + self.memoryMB / 1024",message="with warmRestart, terminationGracePeriodSeconds must be at least preStopDelaySeconds + 10 + 1 per GiB of memoryMB, so that memcached has time to save its memory file"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.warmRestart) || !has(oldSelf.warmRestart.enabled) || !oldSelf.warmRestart.enabled || !has(self.warmRestart) || !has(self.warmRestart.enabled) || !self.warmRestart.enabled || self.memoryMB == oldSelf.memoryMB",message="memoryMB cannot change while warmRestart is enabled: each pod's memory file volume is sized for it; turn warmRestart off first"
@@ -246,6 +249,16 @@ type MemcachedSpec struct {
 	// monitoring runs a Prometheus exporter next to memcached.
 	// +optional
 	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
+
+	// proxy runs a tier of memcached proxies in front of the servers, so that
+	// a client that takes one address gets the whole cache: with it, the
+	// Service <name> sends clients to the proxies, which route each key to
+	// its server; <name>-headless and the server list stay for clients that
+	// spread keys over the servers themselves. It needs workload StatefulSet,
+	// and an image of memcached 1.6.38 or later built with the proxy, as the
+	// official image is.
+	// +optional
+	Proxy *ProxySpec `json:"proxy,omitempty"`
 }
 
 // WorkloadKind is the kind of workload that runs the memcached pods.
@@ -440,6 +453,52 @@ type MonitoringSpec struct {
 	Alerts *AlertsSpec `json:"alerts,omitempty"`
 }
 
+// ProxySpec configures the proxy tier of a Memcached.
+type ProxySpec struct {
+	// enabled runs the proxies: a Deployment <name>-proxy of memcached in
+	// proxy mode, with routes rendered from status.serverList into the
+	// ConfigMap <name>-proxy. When the server list changes, the proxies are
+	// replaced one at a time, each new one ready before an old one goes.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// replicas is how many proxies run.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// maxConnections is how many client connections each proxy accepts.
+	// +kubebuilder:default=4096
+	// +kubebuilder:validation:Minimum=16
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	MaxConnections int32 `json:"maxConnections,omitempty"`
+
+	// resources are the proxy container's compute resources. Without them,
+	// it requests 50m CPU and 64Mi of memory, and is limited to 128Mi of
+	// memory.
+	// +optional
+	Resources *ResourceRequirements `json:"resources,omitempty"`
+}
+
+// ProxyStatus is what the operator observes of the proxy tier.
+type ProxyStatus struct {
+	// address is where clients that take one address connect: the Service
+	// <name>, in front of the proxies.
+	// +optional
+	Address string `json:"address,omitempty"`
+
+	// replicas is how many proxies exist.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// readyReplicas is how many proxies are ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+}
+
 // MonitoringTLSSpec configures how the exporter connects to memcached over
 // TLS. The exporter encrypts its connections but does not verify memcached's
 // certificate, whose names seldom list the pods' addresses it dials.
@@ -594,6 +653,10 @@ type MemcachedStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// proxy is the state of the proxy tier, with spec.proxy enabled.
+	// +optional
+	Proxy *ProxyStatus `json:"proxy,omitempty"`
 }
 
 // +kubebuilder:object:root=true

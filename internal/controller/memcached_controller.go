@@ -186,6 +186,15 @@ func (r *MemcachedReconciler) observe(ctx context.Context, mc *cachev1alpha1.Mem
 	case err != nil && !apierrors.IsNotFound(err):
 		return observed, fmt.Errorf("failed to get StatefulSet: %w", err)
 	}
+	if mc.Spec.ProxyEnabled() {
+		proxy := &appsv1.Deployment{}
+		switch err := r.Get(ctx, client.ObjectKey{Namespace: mc.Namespace, Name: resources.ProxyName(mc)}, proxy); {
+		case err == nil && metav1.IsControlledBy(proxy, mc):
+			observed.ProxyDeployment = proxy
+		case err != nil && !apierrors.IsNotFound(err):
+			return observed, fmt.Errorf("failed to get the proxies' Deployment: %w", err)
+		}
+	}
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {
 		return observed, fmt.Errorf("failed to list pods: %w", err)

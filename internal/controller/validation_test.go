@@ -96,6 +96,23 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		{"scrape interval that is no duration", func(s *cachev1alpha1.MemcachedSpec) {
 			s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true, Interval: "often"}
 		}, "spec.monitoring.interval"},
+		{"proxy in front of a Deployment", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Proxy = &cachev1alpha1.ProxySpec{Enabled: true}
+		}, "proxy needs workload: StatefulSet"},
+		{"proxy with TLS", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Proxy = &cachev1alpha1.ProxySpec{Enabled: true}
+			s.TLS = &cachev1alpha1.TLSSpec{SecretName: "cert"}
+		}, "proxy cannot be combined with tls"},
+		{"proxy with auth", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Proxy = &cachev1alpha1.ProxySpec{Enabled: true}
+			s.Auth = &cachev1alpha1.AuthSpec{SecretName: "users"}
+		}, "proxy cannot be combined with auth"},
+		{"no proxy at all", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Proxy = &cachev1alpha1.ProxySpec{Enabled: true, Replicas: -1}
+		}, "spec.proxy.replicas"},
 		{"warm restart of a Deployment", func(s *cachev1alpha1.MemcachedSpec) {
 			s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
 		}, "warmRestart needs workload: StatefulSet"},

@@ -135,6 +135,11 @@ func Build(mc *cachev1alpha1.Memcached, in Inputs) Desired {
 	add(NetworkPolicyKind, ExporterName(mc), orNil(exporterNetworkPolicy(mc)))
 	add(DeploymentKind, ExporterName(mc), orNil(exporterDeployment(mc, in)))
 	add(ServiceKind, ExporterName(mc), orNil(exporterService(mc)))
+	routes := proxyRoutes(in.Servers.List)
+	add(ConfigMapKind, ProxyName(mc), orNil(proxyConfigMap(mc, routes)))
+	add(DeploymentKind, ProxyName(mc), orNil(proxyDeployment(mc, in, routes)))
+	add(PDBKind, ProxyName(mc), orNil(proxyDisruptionBudget(mc)))
+	add(NetworkPolicyKind, ProxyName(mc), orNil(proxyNetworkPolicy(mc)))
 	add(ServiceMonitorKind, mc.Name, orNil(serviceMonitor(mc)))
 	add(PrometheusRuleKind, mc.Name, orNil(prometheusRule(mc, in.RunbookBaseURL)))
 	return d

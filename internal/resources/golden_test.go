@@ -83,6 +83,27 @@ var goldenCases = []goldenCase{
 		budget := intstr.FromInt32(2)
 		s.PodDisruptionBudget = &cachev1alpha1.PodDisruptionBudgetSpec{MinAvailable: &budget}
 	}},
+	{name: "monitoring-client-certificate", spec: func(s *cachev1alpha1.MemcachedSpec) {
+		s.TLS = &cachev1alpha1.TLSSpec{SecretName: "server-cert", ClientCASecretName: "client-ca"}
+		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true,
+			TLS: &cachev1alpha1.MonitoringTLSSpec{ClientCertificateSecretName: "scraper"}}
+	}, in: func(in *Inputs) {
+		in.Digests = SecretDigests{TLS: "tls-digest", ExporterTLS: "exporter-tls-digest"}
+	}},
+	{name: "proxy", spec: func(s *cachev1alpha1.MemcachedSpec) {
+		s.Workload = cachev1alpha1.WorkloadStatefulSet
+		s.Proxy = &cachev1alpha1.ProxySpec{Enabled: true, Replicas: 3}
+		s.NetworkPolicy = &cachev1alpha1.NetworkPolicySpec{
+			AllowedFrom: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"app": "web"}}}},
+		}
+	}, in: func(in *Inputs) {
+		in.Servers = Servers{StatefulSetReplicas: 3, List: []string{
+			"example-memcached-0.example-memcached-headless.default.svc:11211",
+			"example-memcached-1.example-memcached-headless.default.svc:11211",
+			"example-memcached-2.example-memcached-headless.default.svc:11211",
+		}}
+	}},
 	{name: "extra-args", spec: func(s *cachev1alpha1.MemcachedSpec) {
 		s.MaxConnections = 4096
 		s.Threads = 8

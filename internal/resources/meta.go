@@ -61,7 +61,7 @@ func Labels(mc *cachev1alpha1.Memcached) map[string]string {
 // the Memcached named instance: the labels every such object carries.
 func IsManagedBy(labels map[string]string, instance string) bool {
 	return labels[ManagedByLabel] == ManagerName && labels[InstanceLabel] == instance &&
-		(labels[NameLabel] == AppName || labels[NameLabel] == ExporterAppName)
+		(labels[NameLabel] == AppName || labels[NameLabel] == ExporterAppName || labels[NameLabel] == ProxyAppName)
 }
 
 // ownerReference makes mc the controller of an object, so that deleting mc

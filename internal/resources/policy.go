@@ -44,7 +44,8 @@ func podDisruptionBudget(mc *cachev1alpha1.Memcached) *policyv1ac.PodDisruptionB
 // networkPolicy returns the NetworkPolicy of mc, named after it, or nil when
 // spec.networkPolicy is not set. It admits connections to memcached's port
 // from the peers of spec.networkPolicy.allowedFrom, the other memcached pods
-// of mc and, with monitoring, its exporter only.
+// of mc and, with monitoring, its exporter and, with spec.proxy, its proxies
+// only.
 func networkPolicy(mc *cachev1alpha1.Memcached) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	np := mc.Spec.NetworkPolicy
 	if np == nil {
@@ -56,6 +57,10 @@ func networkPolicy(mc *cachev1alpha1.Memcached) *networkingv1ac.NetworkPolicyApp
 	if mc.Spec.MonitoringEnabled() {
 		rule.WithFrom(networkingv1ac.NetworkPolicyPeer().
 			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(exporterSelectorLabels(mc))))
+	}
+	if mc.Spec.ProxyEnabled() {
+		rule.WithFrom(networkingv1ac.NetworkPolicyPeer().
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(ProxySelectorLabels(mc))))
 	}
 	return networkingv1ac.NetworkPolicy(mc.Name, mc.Namespace).
 		WithLabels(Labels(mc)).

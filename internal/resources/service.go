@@ -16,12 +16,18 @@ import (
 const DiscoveryComponent = "discovery"
 
 // service returns the ClusterIP Service of mc, named after it: one stable
-// address in front of every ready memcached pod.
+// address in front of every ready memcached pod or, with spec.proxy, in
+// front of the proxies, so that a client with one address reaches the whole
+// cache.
 func service(mc *cachev1alpha1.Memcached) *corev1ac.ServiceApplyConfiguration {
+	spec := memcachedServiceSpec(mc).WithType(corev1.ServiceTypeClusterIP)
+	if mc.Spec.ProxyEnabled() {
+		spec.Selector = ProxySelectorLabels(mc)
+	}
 	return corev1ac.Service(mc.Name, mc.Namespace).
 		WithLabels(Labels(mc)).
 		WithOwnerReferences(ownerReference(mc)).
-		WithSpec(memcachedServiceSpec(mc).WithType(corev1.ServiceTypeClusterIP))
+		WithSpec(spec)
 }
 
 // HeadlessServiceName returns the name of the headless Service of mc.

@@ -5,7 +5,9 @@ package status
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +18,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	cacheac "example.com/memcached-operator/api/v1alpha1/applyconfiguration/api/v1alpha1"
+	"example.com/memcached-operator/internal/memcached"
 	"example.com/memcached-operator/internal/resources"
 )
 
@@ -102,6 +105,9 @@ type Observed struct {
 	StatefulSet *appsv1.StatefulSet
 	// Pods are the pods that carry the Memcached's selector labels.
 	Pods []corev1.Pod
+	// ProxyDeployment is the Deployment of the Memcached's proxies, nil if
+	// there is none.
+	ProxyDeployment *appsv1.Deployment
 }
 
 // Outcome is what one reconcile did with a Memcached, or why it could not.
@@ -184,6 +190,8 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome, se
 		}
 	}
 
+	status.Proxy = proxy(mc, observed.ProxyDeployment)
+
 	conditions := []metav1.Condition{
 		available(mc, status.ReadyReplicas),
 		progressing(mc, observed, outcome, servers, active, status.ReadyReplicas),
@@ -200,6 +208,23 @@ func Compute(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome, se
 		meta.SetStatusCondition(&status.Conditions, c)
 	}
 	return status
+}
+
+// proxy returns the status of the proxies of mc, nil without spec.proxy.
+func proxy(mc *cachev1alpha1.Memcached, deployment *appsv1.Deployment) *cachev1alpha1.ProxyStatus {
+	if !mc.Spec.ProxyEnabled() {
+		return nil
+	}
+	p := &cachev1alpha1.ProxyStatus{Address: ServiceAddress(mc)}
+	if deployment != nil {
+		p.Replicas, p.ReadyReplicas = deployment.Status.Replicas, deployment.Status.ReadyReplicas
+	}
+	return p
+}
+
+// ServiceAddress returns the DNS name and port of the Service of mc.
+func ServiceAddress(mc *cachev1alpha1.Memcached) string {
+	return net.JoinHostPort(fmt.Sprintf("%s.%s.svc", mc.Name, mc.Namespace), strconv.Itoa(memcached.Port))
 }
 
 func available(mc *cachev1alpha1.Memcached, ready int32) metav1.Condition {
@@ -358,6 +383,9 @@ func ApplyConfiguration(mc *cachev1alpha1.Memcached, status cachev1alpha1.Memcac
 		WithServerList(status.ServerList...)
 	if status.DrainingSince != nil {
 		s.WithDrainingSince(*status.DrainingSince)
+	}
+	if p := status.Proxy; p != nil {
+		s.WithProxy(cacheac.ProxyStatus().WithAddress(p.Address).WithReplicas(p.Replicas).WithReadyReplicas(p.ReadyReplicas))
 	}
 	for _, c := range status.Conditions {
 		if !slices.Contains(Conditions, c.Type) {

@@ -51,6 +51,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.NetworkPolicySpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PodDisruptionBudgetSpec"):
 		return &apiv1alpha1.PodDisruptionBudgetSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ProxySpec"):
+		return &apiv1alpha1.ProxySpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ProxyStatus"):
+		return &apiv1alpha1.ProxyStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ResourceRequirements"):
 		return &apiv1alpha1.ResourceRequirementsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("TLSSpec"):

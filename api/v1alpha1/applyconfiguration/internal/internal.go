@@ -173,6 +173,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: priorityClassName
       type:
         scalar: string
+    - name: proxy
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.ProxySpec
     - name: resources
       type:
         namedType: com.example.memcached-operator.api.v1alpha1.ResourceRequirements
@@ -240,6 +243,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: observedGeneration
       type:
         scalar: numeric
+    - name: proxy
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.ProxyStatus
     - name: readyReplicas
       type:
         scalar: numeric
@@ -315,6 +321,35 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: minAvailable
       type:
         namedType: io.k8s.apimachinery.pkg.util.intstr.IntOrString
+- name: com.example.memcached-operator.api.v1alpha1.ProxySpec
+  map:
+    fields:
+    - name: enabled
+      type:
+        scalar: boolean
+    - name: maxConnections
+      type:
+        scalar: numeric
+      default: 4096
+    - name: replicas
+      type:
+        scalar: numeric
+      default: 2
+    - name: resources
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.ResourceRequirements
+- name: com.example.memcached-operator.api.v1alpha1.ProxyStatus
+  map:
+    fields:
+    - name: address
+      type:
+        scalar: string
+    - name: readyReplicas
+      type:
+        scalar: numeric
+    - name: replicas
+      type:
+        scalar: numeric
 - name: com.example.memcached-operator.api.v1alpha1.ResourceRequirements
   map:
     fields:

@@ -138,6 +138,14 @@ type MemcachedSpecApplyConfiguration struct {
 	NetworkPolicy *NetworkPolicySpecApplyConfiguration `json:"networkPolicy,omitempty"`
 	// monitoring runs a Prometheus exporter next to memcached.
 	Monitoring *MonitoringSpecApplyConfiguration `json:"monitoring,omitempty"`
+	// proxy runs a tier of memcached proxies in front of the servers, so that
+	// a client that takes one address gets the whole cache: with it, the
+	// Service <name> sends clients to the proxies, which route each key to
+	// its server; <name>-headless and the server list stay for clients that
+	// spread keys over the servers themselves. It needs workload StatefulSet,
+	// and an image of memcached 1.6.38 or later built with the proxy, as the
+	// official image is.
+	Proxy *ProxySpecApplyConfiguration `json:"proxy,omitempty"`
 }
 
 // MemcachedSpecApplyConfiguration constructs a declarative configuration of the MemcachedSpec type for use with
@@ -394,5 +402,13 @@ func (b *MemcachedSpecApplyConfiguration) WithNetworkPolicy(value *NetworkPolicy
 // If called multiple times, the Monitoring field is set to the value of the last call.
 func (b *MemcachedSpecApplyConfiguration) WithMonitoring(value *MonitoringSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
 	b.Monitoring = value
+	return b
+}
+
+// WithProxy sets the Proxy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Proxy field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithProxy(value *ProxySpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.Proxy = value
 	return b
 }

@@ -55,6 +55,8 @@ type MemcachedStatusApplyConfiguration struct {
 	// conditions are Available, Progressing and Degraded, and MonitoringReady
 	// when monitoring is enabled.
 	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	// proxy is the state of the proxy tier, with spec.proxy enabled.
+	Proxy *ProxyStatusApplyConfiguration `json:"proxy,omitempty"`
 }
 
 // MemcachedStatusApplyConfiguration constructs a declarative configuration of the MemcachedStatus type for use with
@@ -133,5 +135,13 @@ func (b *MemcachedStatusApplyConfiguration) WithConditions(values ...*metav1.Con
 		}
 		b.Conditions = append(b.Conditions, *values[i])
 	}
+	return b
+}
+
+// WithProxy sets the Proxy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Proxy field is set to the value of the last call.
+func (b *MemcachedStatusApplyConfiguration) WithProxy(value *ProxyStatusApplyConfiguration) *MemcachedStatusApplyConfiguration {
+	b.Proxy = value
 	return b
 }
