@@ -101,9 +101,10 @@ lint-fix: golangci-lint ## Run golangci-lint and apply the fixes it can.
 	@for m in $(MODULES); do (cd $$m && "$(GOLANGCI_LINT)" run --fix ./...); done
 
 .PHONY: test
-test: manifests generate fmt vet k8s-bins memcached promtool ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver), the real-memcached tests and promtool's tests of the alert rules, with the race detector.
+test: manifests generate fmt vet k8s-bins memcached memcached-proxy promtool ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver), the real-memcached and proxy tests and promtool's tests of the alert rules, with the race detector.
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test -race ./... -coverprofile cover.out
-	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" PROMTOOL="$(PROMTOOL)" go -C test test -race ./memcached/... ./ring/... ./bench/... ./alerts/...
+	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" MEMCACHED_PROXY_BINARY="$(MEMCACHED_PROXY_BINARY)" PROMTOOL="$(PROMTOOL)" \
+		go -C test test -race ./memcached/... ./ring/... ./proxy/... ./bench/... ./alerts/...
 
 .PHONY: test-e2e
 test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
@@ -282,6 +283,11 @@ CONTROL_PLANE_DIR ?= $(shell hack/build-control-plane.sh --print-dir)
 ## outside the repository, keyed by version; MEMCACHED_BINARY overrides it.
 MEMCACHED_BINARY ?= $(shell hack/fetch-memcached.sh --print-path)
 
+## Debian trixie's memcached, built with the proxy, for the proxy tests:
+## unpacked without root, with its own glibc, into the same cache;
+## MEMCACHED_PROXY_BINARY overrides it.
+MEMCACHED_PROXY_BINARY ?= $(shell hack/fetch-memcached-proxy.sh --print-path)
+
 ## promtool, built from Prometheus' Go module (pinned in hack/tools/promtool)
 ## into a cache outside the repository, keyed by version.
 PROMTOOL_VERSION ?= $(shell sed -n 's#^\s*\(require \)\?github.com/prometheus/prometheus \(v[^ ]*\).*#\2#p' hack/tools/promtool/go.mod | head -n 1)
@@ -320,6 +326,10 @@ k8s-bins: ## Build the control-plane binaries from Go modules (cached; about 11 
 .PHONY: memcached
 memcached: ## Provide Debian's memcached for the tests (cached; a few seconds when cold).
 	@if [ "$(MEMCACHED_BINARY)" = "$$(hack/fetch-memcached.sh --print-path)" ]; then hack/fetch-memcached.sh >/dev/null; fi
+
+.PHONY: memcached-proxy
+memcached-proxy: ## Provide Debian trixie's memcached, built with the proxy, for the proxy tests (cached; a few seconds when cold).
+	@if [ "$(MEMCACHED_PROXY_BINARY)" = "$$(hack/fetch-memcached-proxy.sh --print-path)" ]; then hack/fetch-memcached-proxy.sh >/dev/null; fi
 
 .PHONY: promtool
 promtool: ## Build promtool from Prometheus' Go module, pinned in hack/tools/promtool (cached; minutes when cold).
