@@ -26,6 +26,14 @@ var (
 		Name: "memcached_operator_memcached_ready_servers",
 		Help: "The memcached servers of a Memcached that are ready: its status.readyReplicas.",
 	}, []string{namespaceLabel, resources.MemcachedLabel})
+	desiredProxiesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "memcached_operator_memcached_desired_proxies",
+		Help: "The proxies a Memcached with spec.proxy asks for: spec.proxy.replicas.",
+	}, []string{namespaceLabel, resources.MemcachedLabel})
+	readyProxiesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "memcached_operator_memcached_ready_proxies",
+		Help: "The proxies of a Memcached with spec.proxy that are ready: its status.proxy.readyReplicas.",
+	}, []string{namespaceLabel, resources.MemcachedLabel})
 	conditionGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "memcached_operator_memcached_condition",
 		Help: "The conditions of a Memcached: 1 for the status each condition has, 0 for the others.",
@@ -36,7 +44,7 @@ var (
 var conditionStatuses = []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown}
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(desiredServersGauge, readyServersGauge, conditionGauge)
+	ctrlmetrics.Registry.MustRegister(desiredServersGauge, readyServersGauge, desiredProxiesGauge, readyProxiesGauge, conditionGauge)
 }
 
 // recordMetrics sets the gauges of mc from newStatus, the status computed for
@@ -44,6 +52,13 @@ func init() {
 func recordMetrics(mc *cachev1alpha1.Memcached, newStatus *cachev1alpha1.MemcachedStatus) {
 	desiredServersGauge.WithLabelValues(mc.Namespace, mc.Name).Set(float64(mc.Spec.Size))
 	readyServersGauge.WithLabelValues(mc.Namespace, mc.Name).Set(float64(newStatus.ReadyReplicas))
+	if p := newStatus.Proxy; p != nil && mc.Spec.ProxyEnabled() {
+		desiredProxiesGauge.WithLabelValues(mc.Namespace, mc.Name).Set(float64(mc.Spec.Proxy.GetReplicas()))
+		readyProxiesGauge.WithLabelValues(mc.Namespace, mc.Name).Set(float64(p.ReadyReplicas))
+	} else {
+		desiredProxiesGauge.DeleteLabelValues(mc.Namespace, mc.Name)
+		readyProxiesGauge.DeleteLabelValues(mc.Namespace, mc.Name)
+	}
 	for _, conditionType := range status.Conditions {
 		var current *metav1.Condition
 		for i := range newStatus.Conditions {
@@ -71,5 +86,7 @@ func forgetMetrics(key types.NamespacedName) {
 	labels := prometheus.Labels{namespaceLabel: key.Namespace, resources.MemcachedLabel: key.Name}
 	desiredServersGauge.DeletePartialMatch(labels)
 	readyServersGauge.DeletePartialMatch(labels)
+	desiredProxiesGauge.DeletePartialMatch(labels)
+	readyProxiesGauge.DeletePartialMatch(labels)
 	conditionGauge.DeletePartialMatch(labels)
 }

@@ -80,6 +80,12 @@ func TestProxiesRouteToTheServerListAndTakeTheService(t *testing.T) {
 	g.Eventually(func(g Gomega) *cachev1alpha1.ProxyStatus { return getMemcached(t, g, mc).Status.Proxy }).Should(Equal(
 		&cachev1alpha1.ProxyStatus{Address: "ring." + ns + ".svc:11211", Replicas: 2, ReadyReplicas: 2}))
 
+	// The operator's gauges of the proxies follow.
+	g.Eventually(func(g Gomega) map[string]float64 {
+		return gauges(g, "memcached_operator_memcached_ready_proxies", ns, "ring")
+	}).Should(Equal(map[string]float64{"": 2}))
+	g.Expect(gauges(g, "memcached_operator_memcached_desired_proxies", ns, "ring")).To(Equal(map[string]float64{"": 2}))
+
 	// Steady state: nothing is written.
 	expectNoOpReconcile(t, mc)
 
@@ -93,4 +99,5 @@ func TestProxiesRouteToTheServerListAndTakeTheService(t *testing.T) {
 		return apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: resources.ProxyName(mc)}, &corev1.ConfigMap{}))
 	}).Should(BeTrue())
 	g.Eventually(func(g Gomega) *cachev1alpha1.ProxyStatus { return getMemcached(t, g, mc).Status.Proxy }).Should(BeNil())
+	g.Expect(gauges(g, "memcached_operator_memcached_ready_proxies", ns, "ring")).To(BeEmpty())
 }

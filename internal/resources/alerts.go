@@ -48,6 +48,7 @@ const (
 	AlertEvictions                  = "MemcachedEvictions"
 	AlertRestarted                  = "MemcachedRestarted"
 	AlertRingDegraded               = "MemcachedRingDegraded"
+	AlertProxiesDown                = "MemcachedProxiesDown"
 )
 
 // AlertRule is one alerting rule, as Prometheus' rule files and
@@ -121,6 +122,12 @@ func AlertRuleGroups(mc *cachev1alpha1.Memcached, runbookBaseURL string) []Alert
 				MemcachedLabel, sel, MemcachedLabel, sel), a.RingDegradedFor,
 			"Memcached has fewer ready servers than its size.",
 			who+" has {{ $value }} ready servers, fewer than its size, as the operator reports."),
+	}
+	if mc.Spec.ProxyEnabled() {
+		rules = append(rules, rule(AlertProxiesDown, SeverityCritical,
+			fmt.Sprintf(`max by (namespace, %s) (memcached_operator_memcached_ready_proxies{%s}) == 0`, MemcachedLabel, sel), a.For,
+			"No proxy of Memcached is ready.",
+			who+" has no ready proxy: clients of its Service "+mc.Name+" cannot reach the cache, as the operator reports."))
 	}
 	return []AlertRuleGroup{{Name: alertRuleGroup, Rules: rules}}
 }

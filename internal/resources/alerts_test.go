@@ -49,6 +49,17 @@ func TestAlertRulesTakeTheSettingsAndSelectTheMemcached(t *testing.T) {
 		t.Errorf("%d rules, want 7: %v", len(seen), seen)
 	}
 
+	if _, ok := seen[AlertProxiesDown+"/critical"]; ok {
+		t.Errorf("a Memcached without proxies has %s", AlertProxiesDown)
+	}
+	mc.Spec.Workload = cachev1alpha1.WorkloadStatefulSet
+	mc.Spec.Proxy = &cachev1alpha1.ProxySpec{Enabled: true}
+	proxied := AlertRuleGroups(mc, "")[0].Rules
+	if last := proxied[len(proxied)-1]; last.Alert != AlertProxiesDown ||
+		!strings.Contains(last.Expr, `memcached_operator_memcached_ready_proxies{namespace="cache",memcached="mc"}`) {
+		t.Errorf("with spec.proxy, the last rule is %+v, want %s on the ready proxies", last, AlertProxiesDown)
+	}
+
 	mc.Spec.Monitoring.Alerts.Enabled = ptr.To(false)
 	if AlertRuleGroups(mc, "") != nil || prometheusRule(mc, "") != nil {
 		t.Errorf("alerts turned off still give rules")
