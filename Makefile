@@ -131,8 +131,10 @@ helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-
 	"$(HELM)" lint --strict charts/memcached-operator
 	"$(HELM)" template memcached-operator charts/memcached-operator --namespace memcached-operator-system >/dev/null
 	"$(HELM)" template memcached-operator charts/memcached-operator --namespace memcached-operator-system \
-		--set 'watchNamespaces={a,b}' --set metrics.serviceMonitor.enabled=true --set networkPolicy.enabled=true >/dev/null
+		--set 'watchNamespaces={a,b}' --set metrics.serviceMonitor.enabled=true --set networkPolicy.enabled=true \
+		--set prometheusRule.enabled=true >/dev/null
 	HELM="$(HELM)" go -C hack/tools/dashboard test -count=1 ./...
+	HELM_BINARY="$(HELM)" go -C test test -count=1 -run '^TestChartRendersTheOperatorAlerts$$' ./alerts/
 
 # The CRDs of other projects the end-to-end tests install: prometheus-operator's
 # ServiceMonitor (and PrometheusRule) and cert-manager's Issuer and Certificate, generated from their

@@ -1,6 +1,7 @@
-// Package alerts checks the alert rules the operator writes with promtool,
-// built from Prometheus' Go module: the rules load, and each alert fires on
-// the series of its Memcached, and only on them.
+// Package alerts checks with promtool, built from Prometheus' Go module, the
+// alert rules the operator writes, and those of the operator itself
+// (config/components/operator-alerts, operator_test.go): the rules load, and
+// each alert fires on the series it is about, and only on them.
 package alerts
 
 import (
