@@ -101,10 +101,11 @@ lint-fix: golangci-lint ## Run golangci-lint and apply the fixes it can.
 	@for m in $(MODULES); do (cd $$m && "$(GOLANGCI_LINT)" run --fix ./...); done
 
 .PHONY: test
-test: manifests generate fmt vet k8s-bins memcached memcached-proxy promtool ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver), the real-memcached and proxy tests and promtool's tests of the alert rules, with the race detector.
+test: manifests generate fmt vet k8s-bins memcached memcached-proxy promtool exporter ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver), the real-memcached and proxy tests, promtool's tests of the alert rules and the check of their metric names against real scrapes, with the race detector.
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test -race ./... -coverprofile cover.out
 	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" MEMCACHED_PROXY_BINARY="$(MEMCACHED_PROXY_BINARY)" PROMTOOL="$(PROMTOOL)" \
-		go -C test test -race ./memcached/... ./ring/... ./proxy/... ./bench/... ./alerts/...
+		EXPORTER_BINARY="$(EXPORTER_BINARY)" KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" \
+		go -C test test -race ./memcached/... ./ring/... ./proxy/... ./bench/... ./alerts/... ./scrape/...
 
 .PHONY: test-e2e
 test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
