@@ -103,7 +103,8 @@ func main() {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "If set, HTTP/2 will be enabled for the metrics server.")
 	flag.StringVar(&metricsCertPath, "metrics-cert-path", "",
 		"The directory of the metrics server's certificate and key, such as a mounted cert-manager Secret. "+
-			"Without it, the metrics server makes itself a self-signed certificate. Changes to the files are picked up.")
+			"Without it, the metrics server makes itself a self-signed certificate. Changes to the files are picked up. "+
+			"Without this flag, the environment variable "+metricsCertPathEnv+" sets it.")
 	flag.StringVar(&metricsCertName, "metrics-cert-name", "tls.crt", "The file name of the metrics server's certificate in --metrics-cert-path.")
 	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "The file name of the metrics server's key in --metrics-cert-path.")
 	flag.IntVar(&concurrentReconciles, "max-concurrent-reconciles", 16,
@@ -137,9 +138,10 @@ func main() {
 		debug.SetMemoryLimit(memoryLimit)
 		setupLog.Info("Set the Go runtime's soft memory limit from the container's", "bytes", memoryLimit)
 	}
-	uidModeFlagGiven := false
-	flag.Visit(func(f *flag.Flag) { uidModeFlagGiven = uidModeFlagGiven || f.Name == "memcached-uid" })
-	uidModeValue, uidModeSource, err := uidMode(memcachedUID, uidModeFlagGiven, os.Getenv)
+	given := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	metricsCertPath = flagOrEnv(metricsCertPath, given["metrics-cert-path"], metricsCertPathEnv, os.Getenv)
+	uidModeValue, uidModeSource, err := uidMode(memcachedUID, given["memcached-uid"], os.Getenv)
 	if err != nil {
 		setupLog.Error(err, "Invalid UID mode of the memcached pods")
 		os.Exit(1)

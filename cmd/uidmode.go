@@ -23,9 +23,25 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// memcachedUIDEnv names the variable that sets the UID mode when the
-// --memcached-uid flag is not given, as an OLM Subscription's config.env can.
-const memcachedUIDEnv = "MEMCACHED_UID"
+// Environment variables that set a flag that is not given, as an OLM
+// Subscription's config.env can: OLM installs the manager with the flags of
+// its ClusterServiceVersion, which a Subscription cannot change.
+const (
+	// memcachedUIDEnv sets --memcached-uid.
+	memcachedUIDEnv = "MEMCACHED_UID"
+	// metricsCertPathEnv sets --metrics-cert-path, e.g. to where a
+	// Subscription's config.volumeMounts mounts a certificate's Secret.
+	metricsCertPathEnv = "METRICS_CERT_PATH"
+)
+
+// flagOrEnv returns the value of a flag when it was given on the command
+// line, else the environment variable env when set, else the flag's default.
+func flagOrEnv(flagValue string, flagGiven bool, env string, getenv func(string) string) string {
+	if v := getenv(env); !flagGiven && v != "" {
+		return v
+	}
+	return flagValue
+}
 
 // The UID modes of the memcached pods.
 const (

@@ -76,6 +76,34 @@ func TestUIDModeFromFlagOrEnvironment(t *testing.T) {
 	}
 }
 
+func TestMetricsCertPathFromFlagOrEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		flag      string
+		flagGiven bool
+		env       string
+		want      string
+	}{
+		{name: "neither: the self-signed certificate", want: ""},
+		{name: "the environment, as a Subscription sets it", env: "/etc/metrics-cert", want: "/etc/metrics-cert"},
+		{name: "the flag", flag: "/certs", flagGiven: true, want: "/certs"},
+		{name: "the flag given wins over the environment", flag: "/certs", flagGiven: true, env: "/etc/metrics-cert", want: "/certs"},
+		{name: "the flag given empty wins too", flagGiven: true, env: "/etc/metrics-cert", want: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := func(key string) string {
+				if key == metricsCertPathEnv {
+					return tc.env
+				}
+				return ""
+			}
+			if got := flagOrEnv(tc.flag, tc.flagGiven, metricsCertPathEnv, getenv); got != tc.want {
+				t.Errorf("metrics certificate path %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // failingMapper fails every lookup, as an unreachable API server would.
 type failingMapper struct{ meta.RESTMapper }
 
