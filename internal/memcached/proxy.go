@@ -45,7 +45,8 @@ type ProxyOptions struct {
 // ProxyArgs returns the proxy's memcached command-line arguments: port 11211,
 // UDP off, the least item memory, the connection and thread counts of opts,
 // and the built-in route library reading the routes file in ProxyConfigDir.
-// memcached reloads the routes file when it gets SIGHUP.
+// memcached reloads the routes file when it gets SIGHUP, serving throughout;
+// if the file does not load, it exits (1.6.38), as it does at start.
 func ProxyArgs(opts ProxyOptions) []string {
 	maxConnections, threads := opts.MaxConnections, opts.Threads
 	if maxConnections <= 0 {

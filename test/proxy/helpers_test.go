@@ -53,6 +53,7 @@ func serverBinary(tb testing.TB) string {
 type process struct {
 	addr string
 	args []string
+	log  string
 	p    *proc.Process
 }
 
@@ -84,7 +85,7 @@ func start(tb testing.TB, name, binary string, args []string, port int) *process
 		tb.Fatal(err)
 	}
 	tb.Cleanup(p.Kill)
-	s := &process{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), args: args, p: p}
+	s := &process{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), args: args, log: logPath, p: p}
 	if err := waitAccepting(s.addr, p, 10*time.Second); err != nil {
 		out, _ := os.ReadFile(logPath)
 		tb.Fatalf("%s %q: %v\n%s", name, args, err, out)
