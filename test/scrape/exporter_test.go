@@ -360,8 +360,14 @@ func checkExporterNames(t *testing.T, families map[string]*dto.MetricFamily) {
 			len(absent), len(names), u.report(absent))
 		return
 	}
-	t.Logf("all %d exporter metric names the alerts and dashboard use are in the scrape (%d families): %s",
-		len(names), len(families), strings.Join(names, ", "))
+	if unmatched := u.unmatched(names, families); len(unmatched) > 0 {
+		t.Errorf("no series of a real scrape of memcached_exporter has the label values these selectors ask for:\n  %s",
+			strings.Join(unmatched, "\n  "))
+		return
+	}
+	t.Logf("all %d exporter metric names the alerts and dashboard use are in the scrape (%d families), "+
+		"with the label values of the %d selectors that ask for some: %s",
+		len(names), len(families), u.checked(names), strings.Join(names, ", "))
 }
 
 // memoryMB is the memory of the memcached of the tests: little, so that a

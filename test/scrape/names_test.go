@@ -113,9 +113,17 @@ type usage struct {
 	users map[string][]string
 	// recorded are the names the sources' recording rules define.
 	recorded map[string]bool
+	// selectors are the selectors that ask for label values.
+	selectors []sourced
 	// errs are the sources that could not be read, and the expressions
 	// that do not parse.
 	errs []error
+}
+
+// sourced is a selector of a source.
+type sourced struct {
+	selector
+	source string
 }
 
 // names returns the names used whose series come from o, sorted.
@@ -155,14 +163,17 @@ func collect(sources []source) *usage {
 			u.recorded[r] = true
 		}
 		for _, expr := range s.exprs {
-			names, err := metricNames(expr)
+			sels, err := selectors(expr)
 			if err != nil {
 				u.errs = append(u.errs, fmt.Errorf("%s: %w", s.name, err))
 				continue
 			}
-			for _, name := range names {
-				if !slices.Contains(u.users[name], s.name) {
-					u.users[name] = append(u.users[name], s.name)
+			for _, sel := range sels {
+				if !slices.Contains(u.users[sel.name], s.name) {
+					u.users[sel.name] = append(u.users[sel.name], s.name)
+				}
+				if len(sel.labels) > 0 {
+					u.selectors = append(u.selectors, sourced{selector: sel, source: s.name})
 				}
 			}
 		}
@@ -173,35 +184,75 @@ func collect(sources []source) *usage {
 // promql parses PromQL as Prometheus does by default.
 var promql = parser.NewParser(parser.Options{})
 
-// metricNames returns the metric names that expr selects, sorted.
-func metricNames(expr string) ([]string, error) {
+// selector is a selector of series of one metric name.
+type selector struct {
+	name string
+	// labels are the label values it asks for with =, but those of
+	// uncheckedLabels and of dashboard variables.
+	labels map[string]string
+}
+
+func (s selector) String() string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(s.labels)) {
+		if b.Len() > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%s=%q", name, s.labels[name])
+	}
+	return s.name + "{" + b.String() + "}"
+}
+
+// uncheckedLabels are the labels whose values are not checked: those that
+// say whose a series is, set by the scrape (job, instance, pod...) or by the
+// operator for each Memcached (namespace, memcached), whose values depend on
+// where the sources run, not on the metric; and the buckets and quantiles
+// of histograms and summaries.
+var uncheckedLabels = map[string]bool{
+	"job": true, "instance": true, "namespace": true, "pod": true, "service": true, "endpoint": true,
+	"container": true, resources.MemcachedLabel: true, model.BucketLabel: true, model.QuantileLabel: true,
+}
+
+// selectors returns the series selectors of expr.
+func selectors(expr string) ([]selector, error) {
 	parsed, err := promql.ParseExpr(expr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse %q: %w", expr, err)
 	}
-	seen := map[string]bool{}
+	var out []selector
 	var errs []error
 	parser.Inspect(parsed, func(node parser.Node, _ []parser.Node) error {
 		vs, ok := node.(*parser.VectorSelector)
 		if !ok {
 			return nil
 		}
-		name := vs.Name
+		s := selector{name: vs.Name, labels: map[string]string{}}
 		for _, m := range vs.LabelMatchers {
-			if m.Name != model.MetricNameLabel {
-				continue
-			}
-			if m.Type != labels.MatchEqual {
+			switch {
+			case m.Name == model.MetricNameLabel && m.Type != labels.MatchEqual:
 				errs = append(errs, fmt.Errorf("%q selects metric names by %s: name each metric", expr, m))
+			case m.Name == model.MetricNameLabel:
+				s.name = m.Value
+			case m.Type == labels.MatchEqual && !uncheckedLabels[m.Name] && !strings.HasPrefix(m.Value, variablePrefix):
+				s.labels[m.Name] = m.Value
 			}
-			name = m.Value
 		}
-		if name != "" {
-			seen[name] = true
+		if s.name != "" {
+			out = append(out, s)
 		}
 		return nil
 	})
-	return slices.Sorted(maps.Keys(seen)), errors.Join(errs...)
+	return out, errors.Join(errs...)
+}
+
+// metricNames returns the metric names that expr selects, sorted.
+func metricNames(expr string) ([]string, error) {
+	sels, err := selectors(expr)
+	names := map[string]bool{}
+	for _, s := range sels {
+		names[s.name] = true
+	}
+	return slices.Sorted(maps.Keys(names)), err
 }
 
 // rulesMemcached is a Memcached with monitoring and every alert on: those
@@ -406,23 +457,26 @@ func call(query, fn string) (string, bool) {
 // ${name:format} and [[name]].
 var grafanaVariable = regexp.MustCompile(`\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]`)
 
+// variablePrefix starts the value that stands in for a dashboard variable.
+const variablePrefix = "grafana_variable_"
+
 // substitute replaces the variables of a dashboard's expression with values:
 // durations for Grafana's intervals and ranges, numbers for those in
-// seconds or milliseconds, and a plain word for the others, which stand in
-// label values.
+// seconds or milliseconds, and variablePrefix and their name for the others,
+// which stand in label values.
 func substitute(expr string) string {
 	return grafanaVariable.ReplaceAllStringFunc(expr, func(v string) string {
 		m := grafanaVariable.FindStringSubmatch(v)
 		name := m[1] + m[2] + m[3]
 		switch {
 		case !strings.HasPrefix(name, "__"):
-			return "value"
+			return variablePrefix + name
 		case strings.HasSuffix(name, "_ms"), strings.HasSuffix(name, "_s"):
 			return "300"
 		case strings.Contains(name, "interval"), strings.Contains(name, "range"):
 			return "5m"
 		default:
-			return "value"
+			return variablePrefix + name
 		}
 	})
 }
@@ -438,6 +492,51 @@ func missing(want []string, families map[string]*dto.MetricFamily) []string {
 		}
 	}
 	return out
+}
+
+// unmatched returns the selectors of the sources, of the metric names of
+// want, that ask for label values no series of families has.
+func (u *usage) unmatched(want []string, families map[string]*dto.MetricFamily) []string {
+	var out []string
+	for _, s := range u.selectors {
+		if !slices.Contains(want, s.name) {
+			continue
+		}
+		f := families[s.name]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(s.name, suffix); ok && f == nil {
+				f = families[base]
+			}
+		}
+		if !slices.ContainsFunc(f.GetMetric(), func(m *dto.Metric) bool { return hasLabels(m, s.labels) }) {
+			out = append(out, fmt.Sprintf("%s (used by %s)", s.selector, s.source))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// checked returns how many selectors of the names of want ask for label
+// values.
+func (u *usage) checked(want []string) int {
+	n := 0
+	for _, s := range u.selectors {
+		if slices.Contains(want, s.name) {
+			n++
+		}
+	}
+	return n
+}
+
+// hasLabels reports whether m has the labels of want.
+func hasLabels(m *dto.Metric, want map[string]string) bool {
+	found := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+			found++
+		}
+	}
+	return found == len(want)
 }
 
 func scraped(name string, families map[string]*dto.MetricFamily) bool {
@@ -521,7 +620,7 @@ func TestMetricNames(t *testing.T) {
 
 func TestSubstitute(t *testing.T) {
 	in := `rate(memcached_commands_total{namespace="$namespace",memcached=~"${memcached:regex}",pod="[[pod]]"}[$__rate_interval]) * $__range_s`
-	want := `rate(memcached_commands_total{namespace="value",memcached=~"value",pod="value"}[5m]) * 300`
+	want := `rate(memcached_commands_total{namespace="grafana_variable_namespace",memcached=~"grafana_variable_memcached",pod="grafana_variable_pod"}[5m]) * 300`
 	if got := substitute(in); got != want {
 		t.Errorf("substitute(%q) = %q, want %q", in, got, want)
 	}
@@ -543,5 +642,31 @@ func TestMissingMapsSuffixesToFamilies(t *testing.T) {
 	got := missing([]string{"h_bucket", "h_sum", "h_count", "s_sum", "s_count", "s_bucket", "g", "g_count", "e", "x"}, families)
 	if want := []string{"s_bucket", "g_count", "e", "x"}; !slices.Equal(got, want) {
 		t.Errorf("missing = %q, want %q", got, want)
+	}
+}
+
+func TestSelectorsAskForLabelValues(t *testing.T) {
+	sels, err := selectors(`rate(x_bucket{namespace="a",controller="memcached",le="0.1",pod=~"p"}[5m]) / y{status="hit",command="grafana_variable_command"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range sels {
+		got = append(got, s.String())
+	}
+	if want := []string{`x_bucket{controller="memcached"}`, `y{status="hit"}`}; !slices.Equal(got, want) {
+		t.Errorf("selectors = %q, want %q", got, want)
+	}
+	label := func(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }
+	families := map[string]*dto.MetricFamily{
+		"x": {Type: dto.MetricType_HISTOGRAM.Enum(), Metric: []*dto.Metric{{Label: []*dto.LabelPair{label("controller", "memcached")}}}},
+		"y": {Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Label: []*dto.LabelPair{label("status", "miss")}}}},
+	}
+	u := &usage{}
+	for _, s := range sels {
+		u.selectors = append(u.selectors, sourced{selector: s, source: "test"})
+	}
+	if got, want := u.unmatched([]string{"x_bucket", "y"}, families), []string{`y{status="hit"} (used by test)`}; !slices.Equal(got, want) {
+		t.Errorf("unmatched = %q, want %q", got, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,18 +85,7 @@ func startAPIServer(t *testing.T) (client.Client, string) {
 // hasSeries reports whether the family name has a series with the labels
 // of want.
 func hasSeries(families map[string]*dto.MetricFamily, name string, want map[string]string) bool {
-	for _, m := range families[name].GetMetric() {
-		found := 0
-		for _, l := range m.GetLabel() {
-			if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
-				found++
-			}
-		}
-		if found == len(want) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(families[name].GetMetric(), func(m *dto.Metric) bool { return hasLabels(m, want) })
 }
 
 // TestOperatorScrapeHasEveryName runs the manager against a real API
@@ -143,11 +133,12 @@ func TestOperatorScrapeHasEveryName(t *testing.T) {
 		}
 		families, scrapeErr = operator.Metrics(ctx)
 		return scrapeErr == nil && hasSeries(families, "memcached_operator_memcached_desired_servers", ours) &&
-			len(missing(names, families)) == 0, nil
+			len(missing(names, families)) == 0 && len(u.unmatched(names, families)) == 0, nil
 	})
 	if err == nil {
-		t.Logf("all %d operator metric names the alerts and dashboard use are in the scrape of the operator (%d families): %s",
-			len(names), len(families), strings.Join(names, ", "))
+		t.Logf("all %d operator metric names the alerts and dashboard use are in the scrape of the operator (%d families), "+
+			"with the label values of the %d selectors that ask for some: %s",
+			len(names), len(families), u.checked(names), strings.Join(names, ", "))
 		return
 	}
 	log, _ := os.ReadFile(logPath)
@@ -156,9 +147,12 @@ func TestOperatorScrapeHasEveryName(t *testing.T) {
 		t.Fatalf("failed to scrape the operator's metrics at %s: %v, %v\n%s", operator.MetricsURL, err, scrapeErr, log)
 	case !hasSeries(families, "memcached_operator_memcached_desired_servers", ours):
 		t.Fatalf("the operator never reported the gauges of Memcached %s/%s: %v\n%s", mc.Namespace, mc.Name, err, log)
-	default:
+	case len(missing(names, families)) > 0:
 		absent := missing(names, families)
 		t.Errorf("%d of the %d operator metric names the alerts and dashboard use are not in a real scrape of the operator:%s",
 			len(absent), len(names), u.report(absent))
+	default:
+		t.Errorf("no series of a real scrape of the operator has the label values these selectors ask for:\n  %s",
+			strings.Join(u.unmatched(names, families), "\n  "))
 	}
 }
