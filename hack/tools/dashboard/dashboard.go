@@ -19,7 +19,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
@@ -282,57 +281,4 @@ func Generate() ([]byte, error) {
 		return nil, fmt.Errorf("encoding the dashboard: %w", err)
 	}
 	return append(out, '\n'), nil
-}
-
-// model is the part of Grafana's dashboard JSON model that the tests and the
-// picture read back.
-type model struct {
-	UID        string `json:"uid"`
-	Title      string `json:"title"`
-	Templating struct {
-		List []struct {
-			Name  string `json:"name"`
-			Type  string `json:"type"`
-			Query any    `json:"query"`
-		} `json:"list"`
-	} `json:"templating"`
-	Panels []struct {
-		ID          int    `json:"id"`
-		Title       string `json:"title"`
-		Type        string `json:"type"`
-		Description string `json:"description"`
-		FieldConfig struct {
-			Defaults struct {
-				Unit string   `json:"unit"`
-				Min  *float64 `json:"min"`
-				Max  *float64 `json:"max"`
-			} `json:"defaults"`
-		} `json:"fieldConfig"`
-		Targets []struct {
-			RefID        string `json:"refId"`
-			Expr         string `json:"expr"`
-			LegendFormat string `json:"legendFormat"`
-		} `json:"targets"`
-	} `json:"panels"`
-}
-
-// parseModel reads the dashboard JSON model in data.
-func parseModel(data []byte) (*model, error) {
-	var m model
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("decoding the dashboard: %w", err)
-	}
-	return &m, nil
-}
-
-// expand replaces the dashboard's variables in expr with the values given,
-// and Grafana's $__rate_interval with rateInterval, which makes expr a
-// PromQL expression Prometheus can evaluate.
-func expand(expr string, values map[string]string, rateInterval string) string {
-	pairs := make([]string, 0, 2+4*len(values))
-	pairs = append(pairs, "$__rate_interval", rateInterval)
-	for name, value := range values {
-		pairs = append(pairs, "${"+name+"}", value, "$"+name, value)
-	}
-	return strings.NewReplacer(pairs...).Replace(expr)
 }

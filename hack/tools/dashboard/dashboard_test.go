@@ -10,19 +10,21 @@ import (
 
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v2"
+
+	"example.com/memcached-operator/hack/tools/dashboard/internal/model"
 )
 
 // committed is the dashboard as the repository holds it.
 var committed = filepath.Join("..", "..", "..", "config", "components", "dashboard", "memcached-dashboard.json")
 
 // generated returns the dashboard's model as Generate writes it.
-func generated(t *testing.T) (*model, []byte) {
+func generated(t *testing.T) (*model.Dashboard, []byte) {
 	t.Helper()
 	data, err := Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := parseModel(data)
+	m, err := model.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func TestEveryPanelQueriesValidPromQL(t *testing.T) {
 			t.Errorf("panel %q has no query", panel.Title)
 		}
 		for _, target := range panel.Targets {
-			expr, err := p.ParseExpr(expand(target.Expr, values, "5m"))
+			expr, err := p.ParseExpr(model.Expand(target.Expr, values, "5m"))
 			if err != nil {
 				t.Errorf("panel %q, query %s: %v", panel.Title, target.RefID, err)
 				continue
