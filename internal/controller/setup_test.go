@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -220,6 +221,41 @@ func TestRoleCannotWriteSecrets(t *testing.T) {
 		for _, verb := range rule.Verbs {
 			if !slices.Contains([]string{"get", "list", "watch"}, verb) {
 				t.Errorf("the operator may %s Secrets: it only reads the ones Memcacheds name", verb)
+			}
+		}
+	}
+}
+
+// Every kind of object the operator creates, it must also be able to read,
+// change and delete: an object a Memcached no longer asks for is deleted,
+// and one the operator cannot delete stops every reconcile of its Memcached.
+func TestRoleCoversEveryKindTheOperatorCreates(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, role); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range resources.Kinds {
+		resource, _ := meta.UnsafeGuessKindToResource(kind.GroupVersionKind)
+		granted := map[string]bool{}
+		for _, rule := range role.Rules {
+			group := kind.Group
+			if group == "" {
+				group = "core"
+			}
+			if (slices.Contains(rule.APIGroups, kind.Group) || slices.Contains(rule.APIGroups, group)) &&
+				slices.Contains(rule.Resources, resource.Resource) {
+				for _, verb := range rule.Verbs {
+					granted[verb] = true
+				}
+			}
+		}
+		for _, verb := range []string{"get", "list", "watch", "create", "patch", "delete"} {
+			if !granted[verb] {
+				t.Errorf("the operator's role does not grant %s on %s, which it creates", verb, resource.GroupResource())
 			}
 		}
 	}
