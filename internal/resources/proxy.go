@@ -38,6 +38,11 @@ const (
 	ProxyRoutesDigestAnnotation = "cache.example.com/proxy-routes-digest"
 
 	proxyRoutesVolume = "routes"
+
+	// ProxyPreStopSeconds is how long a proxy that is asked to stop keeps
+	// serving, so that the Service stops sending it connections before it
+	// closes those it has.
+	ProxyPreStopSeconds = 5
 )
 
 // The proxy container's resources when spec.proxy.resources is unset. The
@@ -95,7 +100,10 @@ func proxyConfigMap(mc *cachev1alpha1.Memcached, routes []byte) *corev1ac.Config
 // proxyDeployment returns the Deployment of the proxies, nil without
 // spec.proxy. The proxies read their routes at start; the digest of the
 // routes in their pod template replaces them when the server list changes,
-// a new proxy ready before an old one goes, so that some proxy always serves.
+// a new proxy ready before an old one goes, so that some proxy always serves,
+// and an old one serving ProxyPreStopSeconds more while the Service forgets
+// it. A reload in place (SIGHUP) is not used: memcached's proxy exits when
+// the file it reloads does not load, which would stop every proxy at once.
 // They run where the memcached pods may (node selector, tolerations, priority,
 // node affinity), spread over the nodes.
 func proxyDeployment(mc *cachev1alpha1.Memcached, in Inputs, routes []byte) *appsv1ac.DeploymentApplyConfiguration {
@@ -113,6 +121,8 @@ func proxyDeployment(mc *cachev1alpha1.Memcached, in Inputs, routes []byte) *app
 			WithProtocol(corev1.ProtocolTCP)).
 		WithReadinessProbe(tcpProbe(PortName).WithPeriodSeconds(5)).
 		WithLivenessProbe(tcpProbe(PortName).WithPeriodSeconds(10).WithFailureThreshold(3)).
+		WithLifecycle(corev1ac.Lifecycle().
+			WithPreStop(corev1ac.LifecycleHandler().WithSleep(corev1ac.SleepAction().WithSeconds(ProxyPreStopSeconds)))).
 		WithVolumeMounts(readOnlyMount(proxyRoutesVolume, memcached.ProxyConfigDir)).
 		WithSecurityContext(restrictedContainer())
 	if r := p.Resources; r != nil {
