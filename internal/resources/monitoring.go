@@ -90,7 +90,12 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 	}
 	var clientCertificate string
 	if mc.Spec.TLS != nil {
-		args = append(args, "--memcached.tls.enable", "--memcached.tls.insecure-skip-verify")
+		// Without a server name, memcached_exporter takes one from
+		// --memcached.address, which is empty, and exits. The name is
+		// only sent, not checked: the headless Service's, which names the
+		// pods it dials.
+		args = append(args, "--memcached.tls.enable", "--memcached.tls.insecure-skip-verify",
+			"--memcached.tls.server-name="+HeadlessServiceName(mc)+"."+mc.Namespace+".svc")
 		if m.TLS != nil {
 			clientCertificate = m.TLS.ClientCertificateSecretName
 			args = append(args,

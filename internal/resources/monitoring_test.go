@@ -21,7 +21,7 @@ func TestExporterRunsAsARestrictedDeploymentOfItsOwn(t *testing.T) {
 	}{
 		{"plain", false, []string{"--memcached.address=", "--web.listen-address=:9150"}},
 		{"tls", true, []string{"--memcached.address=", "--web.listen-address=:9150",
-			"--memcached.tls.enable", "--memcached.tls.insecure-skip-verify"}},
+			"--memcached.tls.enable", "--memcached.tls.insecure-skip-verify", "--memcached.tls.server-name=mc-headless.cache.svc"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			mc := withSpec(func(s *cachev1alpha1.MemcachedSpec) {
