@@ -107,11 +107,12 @@ lint-fix: golangci-lint ## Run golangci-lint and apply the fixes it can.
 	@for m in $(MODULES); do (cd $$m && "$(GOLANGCI_LINT)" run --fix ./...); done
 
 .PHONY: test
-test: manifests generate fmt vet k8s-bins memcached memcached-proxy promtool exporter ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver), the real-memcached and proxy tests, promtool's tests of the alert rules and the check of their metric names against real scrapes, with the race detector.
+test: manifests generate fmt vet k8s-bins memcached memcached-proxy promtool exporter helm ## Run the unit tests (also the benchmark's), the envtest tests (real kube-apiserver), the real-memcached and proxy tests, promtool's tests of the alert rules and the check of their metric names against real scrapes, with the race detector.
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" go test -race ./... -coverprofile cover.out
 	MEMCACHED_BINARY="$(MEMCACHED_BINARY)" MEMCACHED_PROXY_BINARY="$(MEMCACHED_PROXY_BINARY)" PROMTOOL="$(PROMTOOL)" \
-		EXPORTER_BINARY="$(EXPORTER_BINARY)" KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" \
+		EXPORTER_BINARY="$(EXPORTER_BINARY)" KUBEBUILDER_ASSETS="$(CONTROL_PLANE_DIR)" HELM_BINARY="$(HELM)" \
 		go -C test test -race ./memcached/... ./ring/... ./proxy/... ./bench/... ./alerts/... ./scrape/...
+	HELM="$(HELM)" go -C hack/tools/dashboard test ./...
 
 .PHONY: test-e2e
 test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
@@ -140,8 +141,6 @@ helm-lint: manifests helm ## Lint and render the Helm chart in charts/memcached-
 	"$(HELM)" template memcached-operator charts/memcached-operator --namespace memcached-operator-system \
 		--set 'watchNamespaces={a,b}' --set metrics.serviceMonitor.enabled=true --set networkPolicy.enabled=true \
 		--set prometheusRule.enabled=true >/dev/null
-	HELM="$(HELM)" go -C hack/tools/dashboard test -count=1 ./...
-	HELM_BINARY="$(HELM)" go -C test test -count=1 -run '^TestChartRendersTheOperatorAlerts$$' ./alerts/
 
 # The CRDs of other projects the end-to-end tests install: prometheus-operator's
 # ServiceMonitor (and PrometheusRule) and cert-manager's Issuer and Certificate, generated from their
