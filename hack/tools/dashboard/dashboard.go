@@ -169,6 +169,25 @@ var panels = []panel{
 		},
 	},
 	{
+		title: "Ready proxies",
+		description: "With spec.proxy, the proxies of each Memcached that are ready (status.proxy.readyReplicas) " +
+			"against spec.proxy.replicas, as the operator reports them " +
+			"(memcached_operator_memcached_ready_proxies and memcached_operator_memcached_desired_proxies; " +
+			"alert MemcachedProxiesDown). The Service <name> sends clients to these proxies. Empty without " +
+			"spec.proxy, or unless Prometheus scrapes the operator.",
+		unit: unitShort, min: cog.ToPtr(0.0),
+		targets: []target{
+			{
+				expr:   `max by (namespace, memcached) (memcached_operator_memcached_ready_proxies{` + operatorSelector + `})`,
+				legend: "{{memcached}} ready",
+			},
+			{
+				expr:   `max by (namespace, memcached) (memcached_operator_memcached_desired_proxies{` + operatorSelector + `})`,
+				legend: "{{memcached}} replicas",
+			},
+		},
+	},
+	{
 		title: "Uptime",
 		description: "How long each server has been running (memcached_uptime_seconds). A drop to zero is a " +
 			"restart, after which the server's cache is empty (alert MemcachedRestarted).",
