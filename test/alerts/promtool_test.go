@@ -24,12 +24,13 @@ import (
 
 const runbooks = "https://runbooks.example/memcached.md"
 
-// sample is the Memcached whose rules are tested: shop/cache, with a routing
-// label, the default thresholds and a shorter ringDegradedFor.
+// sample is the Memcached whose rules are tested: shop/cache, with proxies,
+// a routing label, the default thresholds and a shorter ringDegradedFor.
 func sample() *cachev1alpha1.Memcached {
 	return &cachev1alpha1.Memcached{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cache", UID: types.UID("cache-uid")},
-		Spec: cachev1alpha1.MemcachedSpec{Size: 3, Monitoring: &cachev1alpha1.MonitoringSpec{
+		Spec: cachev1alpha1.MemcachedSpec{Size: 3, Workload: cachev1alpha1.WorkloadStatefulSet,
+			Proxy: &cachev1alpha1.ProxySpec{Enabled: true}, Monitoring: &cachev1alpha1.MonitoringSpec{
 			Enabled: true,
 			Alerts: &cachev1alpha1.AlertsSpec{Enabled: ptr.To(true), RingDegradedFor: "10m",
 				Labels: map[string]string{"team": "cache"}},
@@ -163,6 +164,12 @@ func cases() []testGroup {
 				{operatorSeries("memcached_operator_memcached_desired_servers", ns, name), "3x30"}}
 		}
 	}
+	proxies := func(ready string) func(ns, name string) []inputSeries {
+		return func(ns, name string) []inputSeries {
+			return []inputSeries{{operatorSeries("memcached_operator_memcached_ready_proxies", ns, name), ready},
+				{operatorSeries("memcached_operator_memcached_desired_proxies", ns, name), "2x30"}}
+		}
+	}
 	connectionsAlert := func(severity string, percent int, value string) expAlert {
 		return alert(resources.AlertConnectionLimitApproaching, severity,
 			fmt.Sprintf("Memcached is using more than %d%% of its connection limit.", percent),
@@ -172,7 +179,17 @@ func cases() []testGroup {
 		"Memcached shop/cache has 2 ready servers, fewer than its size, as the operator reports.")
 	ringAlert.ExpLabels = map[string]string{"alertname": resources.AlertRingDegraded, "severity": "warning", "team": "cache", "namespace": "shop", "memcached": "cache"}
 
+	proxiesAlert := alert(resources.AlertProxiesDown, "critical", "No proxy of Memcached is ready.",
+		"Memcached shop/cache has no ready proxy: clients of its Service cache cannot reach the cache, as the operator reports.")
+	proxiesAlert.ExpLabels = map[string]string{"alertname": resources.AlertProxiesDown, "severity": "critical", "team": "cache", "namespace": "shop", "memcached": "cache"}
+
 	return []testGroup{
+		fires(resources.AlertProxiesDown, "16m", proxies("0x30")("shop", "cache"), proxiesAlert),
+		// One proxy of two ready serves every client; none for less than
+		// 15 minutes is not yet an alert.
+		quiet(resources.AlertProxiesDown, "16m", withForeign(proxies("1x30")("shop", "cache"), proxies("0x30"))),
+		quiet(resources.AlertProxiesDown, "16m", proxies("2x5 0x25")("shop", "cache")),
+
 		fires(resources.AlertDown, "16m", up("0x20")("shop", "cache"),
 			alert(resources.AlertDown, "critical", "Memcached is down.", server+" cannot be reached by its exporter.")),
 		// Down for less than 15 minutes is not yet an alert.
