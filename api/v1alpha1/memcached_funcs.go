@@ -117,3 +117,67 @@ func (p *ProxySpec) GetReplicas() int32 { return orDefault(p.Replicas, DefaultPr
 func (p *ProxySpec) GetMaxConnections() int32 {
 	return orDefault(p.MaxConnections, DefaultProxyMaxConnections)
 }
+
+// The defaults of spec.extstore, the settings Grafana Loki recommends for
+// its chunk caches.
+const (
+	DefaultExtstoreSize                 = "10Gi"
+	DefaultExtstoreWriteBufferMB        = 32
+	DefaultExtstoreIOThreads            = 10
+	DefaultExtstoreItemSizeBytes        = 512
+	DefaultExtstoreRecacheRate          = 0
+	DefaultExtstoreMaxSleepMicroseconds = 10000
+	DefaultExtstoreFreeMemoryPercent    = 10
+)
+
+// ExtstoreEnabled reports whether the memcached pods have a flash tier.
+func (s *MemcachedSpec) ExtstoreEnabled() bool {
+	return s.Extstore != nil && s.Extstore.Enabled
+}
+
+// GetSize returns the size of each pod's extstore volume.
+func (e *ExtstoreSpec) GetSize() string {
+	if e.Size == "" {
+		return DefaultExtstoreSize
+	}
+	return e.Size
+}
+
+// GetWriteBufferMB returns the size of each of memcached's write buffers, in
+// megabytes.
+func (e *ExtstoreSpec) GetWriteBufferMB() int32 {
+	return orDefault(e.WriteBufferMB, DefaultExtstoreWriteBufferMB)
+}
+
+// GetIOThreads returns how many threads read and write the extstore file.
+func (e *ExtstoreSpec) GetIOThreads() int32 { return orDefault(e.IOThreads, DefaultExtstoreIOThreads) }
+
+// GetItemSizeBytes returns the size above which an item's value may go to
+// the extstore file.
+func (e *ExtstoreSpec) GetItemSizeBytes() int32 {
+	return orDefault(e.ItemSizeBytes, DefaultExtstoreItemSizeBytes)
+}
+
+// GetRecacheRate returns how many reads of a value on the file bring it back
+// into memory once; 0 never does.
+func (e *ExtstoreSpec) GetRecacheRate() int32 {
+	if e.RecacheRate == nil {
+		return DefaultExtstoreRecacheRate
+	}
+	return *e.RecacheRate
+}
+
+// GetMaxSleepMicroseconds returns the longest that extstore's background
+// threads sleep.
+func (e *ExtstoreSpec) GetMaxSleepMicroseconds() int32 {
+	return orDefault(e.MaxSleepMicroseconds, DefaultExtstoreMaxSleepMicroseconds)
+}
+
+// GetFreeMemoryPercent returns the share of memoryMB that memcached keeps
+// free by moving values to the file.
+func (e *ExtstoreSpec) GetFreeMemoryPercent() int32 {
+	if e.FreeMemoryPercent == nil {
+		return DefaultExtstoreFreeMemoryPercent
+	}
+	return *e.FreeMemoryPercent
+}

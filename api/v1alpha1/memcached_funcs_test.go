@@ -47,6 +47,27 @@ func TestDefaultsAreTheOnesTheCRDDeclares(t *testing.T) {
 	if p := (&ProxySpec{}); p.GetReplicas() != DefaultProxyReplicas || p.GetMaxConnections() != DefaultProxyMaxConnections {
 		t.Errorf("An empty proxy spec does not read as the defaults")
 	}
+	extstore := spec.Properties["extstore"].Properties
+	for field, want := range map[string]string{
+		"size":                 strconv.Quote(DefaultExtstoreSize),
+		"writeBufferMB":        strconv.Itoa(DefaultExtstoreWriteBufferMB),
+		"ioThreads":            strconv.Itoa(DefaultExtstoreIOThreads),
+		"itemSizeBytes":        strconv.Itoa(DefaultExtstoreItemSizeBytes),
+		"recacheRate":          strconv.Itoa(DefaultExtstoreRecacheRate),
+		"maxSleepMicroseconds": strconv.Itoa(DefaultExtstoreMaxSleepMicroseconds),
+		"freeMemoryPercent":    strconv.Itoa(DefaultExtstoreFreeMemoryPercent),
+	} {
+		declared := extstore[field].Default
+		if declared == nil || string(declared.Raw) != want {
+			t.Errorf("The CRD declares spec.extstore.%s default %v, the Go code falls back to %s", field, declared, want)
+		}
+	}
+	if e := (&ExtstoreSpec{}); e.GetSize() != DefaultExtstoreSize || e.GetWriteBufferMB() != DefaultExtstoreWriteBufferMB ||
+		e.GetIOThreads() != DefaultExtstoreIOThreads || e.GetItemSizeBytes() != DefaultExtstoreItemSizeBytes ||
+		e.GetRecacheRate() != DefaultExtstoreRecacheRate || e.GetMaxSleepMicroseconds() != DefaultExtstoreMaxSleepMicroseconds ||
+		e.GetFreeMemoryPercent() != DefaultExtstoreFreeMemoryPercent {
+		t.Errorf("An empty extstore spec does not read as the defaults")
+	}
 	budget := spec.Properties["podDisruptionBudget"].Properties["enabled"].Default
 	if budget == nil || string(budget.Raw) != "true" || !(&MemcachedSpec{PodDisruptionBudget: &PodDisruptionBudgetSpec{}}).PodDisruptionBudgetEnabled() {
 		t.Errorf("The CRD declares podDisruptionBudget.enabled default %v, the Go code falls back to true", budget)

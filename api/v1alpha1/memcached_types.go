@@ -36,10 +36,13 @@ import (
 // +kubebuilder:validation:XValidation:rule="!(has(self.proxy) && has(self.proxy.enabled) && self.proxy.enabled && has(self.auth))",message="proxy cannot be combined with auth: memcached's proxy cannot log in to the servers with SASL"
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || self.workload == 'StatefulSet'",message="warmRestart needs workload: StatefulSet: the memory file lives on a volume of each pod's own"
 // +kubebuilder:validation:XValidation:rule="!(has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled) || !has(self.terminationGracePeriodSeconds) || !has(self.preStopDelaySeconds) || self.terminationGracePeriodSeconds >= self.preStopDelaySeconds + 10 + self.memoryMB / 1024",message="with warmRestart, terminationGracePeriodSeconds must be at least preStopDelaySeconds + 10 + 1 per GiB of memoryMB, so that memcached has time to save its memory file"
+// +kubebuilder:validation:XValidation:rule="!(has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled) || self.workload == 'StatefulSet'",message="extstore needs workload: StatefulSet: its file lives on a volume of each pod's own"
+// +kubebuilder:validation:XValidation:rule="!(has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled && has(self.warmRestart) && has(self.warmRestart.enabled) && self.warmRestart.enabled)",message="extstore cannot be combined with warmRestart: memcached does not restore its memory file when extstore is on"
+// +kubebuilder:validation:XValidation:rule="!(has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled) || self.maxItemSizeKB <= (has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : 32) * 1024",message="with extstore, maxItemSizeKB may be at most extstore.writeBufferMB * 1024: memcached refuses items larger than its write buffers"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.warmRestart) || !has(oldSelf.warmRestart.enabled) || !oldSelf.warmRestart.enabled || !has(self.warmRestart) || !has(self.warmRestart.enabled) || !self.warmRestart.enabled || self.memoryMB == oldSelf.memoryMB",message="memoryMB cannot change while warmRestart is enabled: each pod's memory file volume is sized for it; turn warmRestart off first"
 // +kubebuilder:validation:XValidation:rule=`!has(self.extraArgs) || !self.extraArgs.exists(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol='))) || (!has(self.auth) || self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol=')), (i > 0 && self.extraArgs[i - 1] == '-B' ? a : a.substring(11)))[0] == 'ascii')`,messageExpression=`'extraArgs ' + '-B' + ' ' + self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol=')), (i > 0 && self.extraArgs[i - 1] == '-B' ? a : a.substring(11)))[0] + ': ' + 'with spec.auth, memcached speaks the ascii protocol only'`
 // +kubebuilder:validation:XValidation:rule=`!has(self.extraArgs) || !self.extraArgs.exists(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended='))) || (!has(self.maxItemSizeKB) || self.maxItemSizeKB % 1024 == 0 || !self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended=')), (i > 0 && self.extraArgs[i - 1] == '-o' ? a : a.substring(11)))[0].split(',').exists(e, e.split('=')[0] == 'no_chunked_items'))`,messageExpression=`'extraArgs ' + '-o' + ' ' + self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended=')), (i > 0 && self.extraArgs[i - 1] == '-o' ? a : a.substring(11)))[0] + ': ' + '-o no_chunked_items needs spec.maxItemSizeKB to be a multiple of 1024'`
-// +kubebuilder:validation:XValidation:rule=`!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || (type(self.resources.limits['memory']) == int ? self.resources.limits['memory'] >= ((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32) * 1048576 : !(size(self.resources.limits['memory']) <= 32 && !self.resources.limits['memory'].startsWith('-') && (self.resources.limits['memory'].lowerAscii() + 'eeee').indexOf('e') >= size(self.resources.limits['memory']) - 4 && isQuantity(self.resources.limits['memory'])) || quantity(self.resources.limits['memory']).compareTo(quantity('0').add(((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32) * 1048576)) >= 0)`,messageExpression=`'resources.limits.memory ' + string(self.resources.limits['memory']) + ' is too small for memoryMB: memcached needs memoryMB + 10% + 32Mi; raise the limit, or leave it out to have it derived'`
+// +kubebuilder:validation:XValidation:rule=`!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || (type(self.resources.limits['memory']) == int ? self.resources.limits['memory'] >= ((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32 + (has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? 6 * (has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : 32) : 0)) * 1048576 : !(size(self.resources.limits['memory']) <= 32 && !self.resources.limits['memory'].startsWith('-') && (self.resources.limits['memory'].lowerAscii() + 'eeee').indexOf('e') >= size(self.resources.limits['memory']) - 4 && isQuantity(self.resources.limits['memory'])) || quantity(self.resources.limits['memory']).compareTo(quantity('0').add(((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32 + (has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? 6 * (has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : 32) : 0)) * 1048576)) >= 0)`,messageExpression=`'resources.limits.memory ' + string(self.resources.limits['memory']) + ' is too small for memoryMB: memcached needs memoryMB + 10% + 32Mi, and 6 x extstore.writeBufferMB with extstore; raise the limit, or leave it out to have it derived'`
 type MemcachedSpec struct {
 	// size is the number of memcached pods. It defaults to 1; 0 stops every pod
 	// but keeps the Memcached and what it owns.
@@ -85,6 +88,13 @@ type MemcachedSpec struct {
 	// reads it back when it starts. It needs workload StatefulSet.
 	// +optional
 	WarmRestart *WarmRestartSpec `json:"warmRestart,omitempty"`
+
+	// extstore gives memcached a flash tier: a file on a volume of each
+	// pod's own, where it keeps the values of items that no longer fit in
+	// memoryMB, their keys and headers staying in memory. It needs workload
+	// StatefulSet and cannot be combined with warmRestart.
+	// +optional
+	Extstore *ExtstoreSpec `json:"extstore,omitempty"`
 
 	// image is the memcached container image. When unset, the pods run the
 	// operator's image for Memcacheds that name none (its --memcached-image
@@ -149,13 +159,14 @@ type MemcachedSpec struct {
 	ExtraArgs ExtraArgs `json:"extraArgs,omitempty"`
 
 	// resources are the memcached container's compute resources. When no
-	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
+	// memory limit is given, it is memoryMB + 10% + 32Mi, plus, with
+	// extstore, 6 x extstore.writeBufferMB for its write buffers, and the memory
 	// request defaults to the limit. When no CPU request is given, it is the
 	// CPU limit if one is given, else 50m: enough for a namespace whose
 	// ResourceQuota sets requests.cpu to admit the pods, and small because
 	// memcached's CPU use follows its traffic, not spec.threads; set it for a
 	// busy cache. There is no CPU limit unless given. A memory limit below
-	// memoryMB + 10% + 32Mi is refused at admission; in a Memcached stored
+	// that is refused at admission; in a Memcached stored
 	// before, the operator reports it in the Degraded condition and leaves
 	// the running pods as they are.
 	// +optional
@@ -287,6 +298,103 @@ type WarmRestartSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// ExtstoreSpec configures extstore, memcached's flash tier (memcached -o
+// ext_path and the ext_* options). Its defaults are the settings Grafana
+// Loki recommends for its chunk caches.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !has(oldSelf.enabled) || !oldSelf.enabled || (self.size == oldSelf.size && has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName))",message="extstore.size and extstore.storageClassName cannot change while extstore is enabled: each pod's volume was made for them; turn extstore off, then on with the new ones (docs/extstore.md)"
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !self.size.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$') || (int(self.size.substring(0, size(self.size) - 2)) * (self.size.endsWith('Ti') ? 1048576 : self.size.endsWith('Gi') ? 1024 : 1)) * 9 / 10 >= 64",message="extstore.size is too small: memcached's file, 90% of the volume, must hold at least one 64 MiB page (a volume of at least 72Mi)"
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !self.size.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$') || (int(self.size.substring(0, size(self.size) - 2)) * (self.size.endsWith('Ti') ? 1048576 : self.size.endsWith('Gi') ? 1024 : 1)) * 9 / 10 / 64 < 65535",message="extstore.size is too large: memcached's file, 90% of the volume, may hold at most 65534 pages of 64 MiB (a volume of at most 4551Gi)"
+type ExtstoreSpec struct {
+	// enabled gives each memcached pod a PersistentVolumeClaim
+	// extstore-<size>-<name>-<i> of size, and has memcached keep a file of
+	// 90% of it there (-o ext_path): the values of items that memoryMB
+	// cannot hold are written to it, and read back when asked for. The
+	// file is emptied whenever memcached starts: it extends the cache of a
+	// running pod, it does not keep it across restarts. Turning extstore on
+	// or off recreates the StatefulSet, leaving its pods, which are then
+	// replaced one at a time.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// size is the size of each pod's volume, a whole number of Mi, Gi or Ti,
+	// e.g. 100Gi. memcached's file takes 90% of it, the rest is left to the
+	// filesystem. It cannot change while extstore is enabled.
+	// +kubebuilder:default="10Gi"
+	// +kubebuilder:validation:MaxLength=9
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$')",message="extstore.size must be a whole number of Mi, Gi or Ti, such as 100Gi"
+	// +optional
+	Size string `json:"size,omitempty"`
+
+	// storageClassName is the StorageClass of the volumes, e.g. one of local
+	// NVMe disks; the cluster's default one when left out. It cannot
+	// change while extstore is enabled.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// writeBufferMB is the size of each of memcached's write buffers, in
+	// megabytes (ext_wbuf_size). memcached keeps six of them, outside
+	// memoryMB: the derived memory limit adds 6 x writeBufferMB. It must
+	// divide the 64 MiB pages of the file, and hold the largest item
+	// (maxItemSizeKB).
+	// +kubebuilder:default=32
+	// +kubebuilder:validation:Enum=2;4;8;16;32;64
+	// +optional
+	WriteBufferMB int32 `json:"writeBufferMB,omitempty"`
+
+	// ioThreads is the number of threads that read and write the file
+	// (ext_threads).
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	IOThreads int32 `json:"ioThreads,omitempty"`
+
+	// itemSizeBytes is the size above which an item's value may go to the
+	// file (ext_item_size): smaller items stay in memory, where their header
+	// would take about as much room as their value.
+	// +kubebuilder:default=512
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	// +optional
+	ItemSizeBytes int32 `json:"itemSizeBytes,omitempty"`
+
+	// itemAgeSeconds, when set, is how long an item must have gone unread
+	// before its value may go to the file (ext_item_age); by default items
+	// go as memory fills up, whatever their age.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=31536000
+	// +optional
+	ItemAgeSeconds *int32 `json:"itemAgeSeconds,omitempty"`
+
+	// recacheRate is how many reads of a value on the file bring it back
+	// into memory once (ext_recache_rate); 0 never does.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	RecacheRate *int32 `json:"recacheRate,omitempty"`
+
+	// maxSleepMicroseconds is the longest that memcached's background
+	// threads, which move values to the file and compact it, sleep
+	// (ext_max_sleep).
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	MaxSleepMicroseconds int32 `json:"maxSleepMicroseconds,omitempty"`
+
+	// freeMemoryPercent is the share of memoryMB that memcached keeps free by
+	// moving values to the file, so that new items find room without an
+	// eviction (slab_automove_freeratio, as a percentage).
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=50
+	// +optional
+	FreeMemoryPercent *int32 `json:"freeMemoryPercent,omitempty"`
 }
 
 // ResourceRequirements are a container's compute resources, as in core/v1,

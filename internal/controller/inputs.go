@@ -56,6 +56,7 @@ func (u secretUse) name(spec *cachev1alpha1.MemcachedSpec) string {
 var specChecks = []func(*cachev1alpha1.MemcachedSpec) error{
 	memcached.CheckMemoryLimit,
 	memcached.CheckExtraArgs,
+	memcached.CheckExtstore,
 }
 
 // readInputs checks the spec of the Memcached of s and reads the Secrets it

@@ -252,15 +252,19 @@ func memoryLimitRule() ValidationRule {
 	// to it.
 	q := fmt.Sprintf("size(%[1]s) <= 32 && !%[1]s.startsWith('-') && (%[1]s.lowerAscii() + 'eeee').indexOf('e') >= size(%[1]s) - 4 && isQuantity(%[1]s)", limit)
 	mb := fmt.Sprintf("(has(self.memoryMB) ? self.memoryMB : %d)", cachev1alpha1.DefaultMemoryMB)
-	need := fmt.Sprintf("(%s + %s / %d + %d) * 1048576", mb, mb, memoryOverheadDivisor, memoryOverheadMi)
+	ext := fmt.Sprintf("(has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? %d * "+
+		"(has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : %d) : 0)",
+		ExtstoreWriteBuffers, cachev1alpha1.DefaultExtstoreWriteBufferMB)
+	need := fmt.Sprintf("(%s + %s / %d + %d + %s) * 1048576", mb, mb, memoryOverheadDivisor, memoryOverheadMi, ext)
 	return ValidationRule{
 		Rule: fmt.Sprintf("!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || "+
 			"(type(%s) == int ? %s >= %s : !(%s) || quantity(%s).compareTo(quantity('0').add(%s)) >= 0)",
 			limit, limit, need, q, limit, need),
 		// The API server cannot bound the length of a number turned into a
 		// string, so the message does not compute memoryMB + 10% + 32Mi.
-		MessageExpression: fmt.Sprintf("'resources.limits.memory ' + string(%s) + ' is too small for memoryMB: memcached needs memoryMB + %d%% + %dMi; "+
-			"raise the limit, or leave it out to have it derived'", limit, 100/memoryOverheadDivisor, memoryOverheadMi),
+		MessageExpression: fmt.Sprintf("'resources.limits.memory ' + string(%s) + ' is too small for memoryMB: memcached needs memoryMB + %d%% + %dMi, "+
+			"and %d x extstore.writeBufferMB with extstore; raise the limit, or leave it out to have it derived'",
+			limit, 100/memoryOverheadDivisor, memoryOverheadMi, ExtstoreWriteBuffers),
 	}
 }
 

@@ -267,14 +267,15 @@ var subOptions = map[string]subOption{
 
 // refusedSubOptions says why a -o option of memcached may not be set.
 var refusedSubOptions = map[string]string{
-	"ssl_":               "TLS is set by spec.tls, and these options could weaken it",
-	"ext_":               "extstore writes files outside the pod's volumes and turns warm restart off",
-	"proxy_":             "memcached runs as a cache, not as a proxy",
-	"drop_privileges":    "its seccomp filter kills memcached when it saves its memory file",
-	"tail_repair_time":   "memcached documents it as very dangerous",
-	"sock_cookie_id":     "it needs privileges the pod does not have",
-	"slab_chunk_max":     "its unit and checks differ between memcached versions",
-	"worker_logbuf_size": "up to memcached 1.6.39 it overwrites slab_sizes",
+	"ssl_":                    "TLS is set by spec.tls, and these options could weaken it",
+	"ext_":                    "extstore is set by spec.extstore, on a volume of each pod's own",
+	"proxy_":                  "memcached runs as a cache, not as a proxy",
+	"drop_privileges":         "its seccomp filter kills memcached when it saves its memory file",
+	"tail_repair_time":        "memcached documents it as very dangerous",
+	"sock_cookie_id":          "it needs privileges the pod does not have",
+	"slab_chunk_max":          "its unit and checks differ between memcached versions",
+	"worker_logbuf_size":      "up to memcached 1.6.39 it overwrites slab_sizes",
+	"slab_automove_freeratio": "it is set by spec.extstore.freeMemoryPercent",
 }
 
 // subOptionsRule is a rule on several -o options of one -o value at once.

@@ -50,7 +50,9 @@ const sslVerifyRequire = 2
 // protocol has been abused for reflection attacks. With spec.auth, memcached
 // reads its users from the auth file (-Y); with spec.tls, it accepts TLS only
 // (-Z) and, with a client CA, requires a client certificate; with
-// spec.warmRestart, it keeps its memory in a file (-e). spec.extraArgs come
+// spec.warmRestart, it keeps its memory in a file (-e); with spec.extstore,
+// it keeps values that memory cannot hold in a file on the pod's extstore
+// volume (-o ext_path=...,ext_...). spec.extraArgs come
 // last: CheckExtraArgs tells whether they may be used.
 func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	args := []string{
@@ -69,6 +71,9 @@ func Args(spec *cachev1alpha1.MemcachedSpec) []string {
 	}
 	if spec.WarmRestartEnabled() {
 		args = append(args, "-e", path.Join(MemoryFileDir, MemoryFile))
+	}
+	if spec.ExtstoreEnabled() {
+		args = append(args, "-o", extstoreOptions(spec))
 	}
 	if spec.TLS != nil {
 		options := []string{
@@ -94,10 +99,14 @@ const (
 
 // MemoryLimit returns the memory a memcached container needs for spec:
 // memoryMB for items plus 10% and 32Mi for connections, threads and the hash
-// table. It is the container's limit when spec sets none.
+// table, and, with spec.extstore, the write buffers memcached allocates
+// outside memoryMB: ExtstoreWriteBuffers (6) of extstore.writeBufferMB each
+// (extstore.c's extstore_init allocates one per page bucket). The keys and
+// headers of the items whose values are on flash stay in memoryMB. It is the
+// container's limit when spec sets none.
 func MemoryLimit(spec *cachev1alpha1.MemcachedSpec) resource.Quantity {
 	mb := int64(spec.GetMemoryMB())
-	return *resource.NewQuantity((mb+mb/memoryOverheadDivisor+memoryOverheadMi)*1024*1024, resource.BinarySI)
+	return *resource.NewQuantity((mb+mb/memoryOverheadDivisor+memoryOverheadMi+extstoreMemoryMB(spec))*1024*1024, resource.BinarySI)
 }
 
 // CheckMemoryLimit returns a *field.Error if spec sets a memory limit smaller
@@ -112,8 +121,8 @@ func CheckMemoryLimit(spec *cachev1alpha1.MemcachedSpec) error {
 	}
 	if need := MemoryLimit(spec); limit.Cmp(need) < 0 {
 		return field.Invalid(field.NewPath("spec", "resources", "limits", "memory"), limit.String(), fmt.Sprintf(
-			"too small for memoryMB %d: memcached needs memoryMB + 10%% + 32Mi = %s; raise the limit, or leave it out to have it derived",
-			spec.GetMemoryMB(), need.String()))
+			"too small for memoryMB %d: memcached needs memoryMB + 10%% + 32Mi%s = %s; raise the limit, or leave it out to have it derived",
+			spec.GetMemoryMB(), extstoreMemoryNote(spec), need.String()))
 	}
 	return nil
 }

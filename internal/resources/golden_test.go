@@ -43,6 +43,12 @@ var goldenCases = []goldenCase{
 		s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true, StorageClassName: ptr.To("fast")}
 		s.TerminationGracePeriodSeconds = ptr.To[int64](60)
 	}},
+	{name: "statefulset-extstore", spec: func(s *cachev1alpha1.MemcachedSpec) {
+		s.Workload = cachev1alpha1.WorkloadStatefulSet
+		s.MemoryMB = 1024
+		s.MaxItemSizeKB = 2048
+		s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "100Gi", StorageClassName: ptr.To("local-nvme")}
+	}},
 	{name: "auth-tls", spec: func(s *cachev1alpha1.MemcachedSpec) {
 		s.Auth = &cachev1alpha1.AuthSpec{SecretName: "users"}
 		s.TLS = &cachev1alpha1.TLSSpec{SecretName: "server-cert", ClientCASecretName: "client-ca"}

@@ -81,6 +81,12 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 				WithExec(corev1ac.ExecAction().WithCommand("/bin/sh", "-c", memcached.StopScript(delay)))))
 	} else {
 		container.WithCommand("memcached").WithArgs(memcached.Args(spec)...)
+		if spec.ExtstoreEnabled() && spec.GetWorkload() == cachev1alpha1.WorkloadStatefulSet {
+			// The volume of the StatefulSet's claim template: memcached
+			// creates its file there, and empties it when it starts.
+			container.WithVolumeMounts(corev1ac.VolumeMount().
+				WithName(memcached.ExtstoreClaimName(spec)).WithMountPath(memcached.ExtstoreDir))
+		}
 		if delay > 0 {
 			container.WithLifecycle(corev1ac.Lifecycle().
 				WithPreStop(corev1ac.LifecycleHandler().WithSleep(corev1ac.SleepAction().WithSeconds(int64(delay)))))

@@ -3,6 +3,7 @@ package resources
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -50,8 +51,9 @@ func deployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.DeploymentAppl
 // under the headless Service, started and stopped in parallel. A rollout
 // replaces one pod at a time, the highest ordinal first, and moves on once
 // the new pod has been ready for minReadySeconds. With warm restart, each pod
-// has a volume of its own for its memory file, deleted with the pod when a
-// scale-down removes it (its contents would be stale if the pod came back).
+// has a volume of its own for its memory file, and with extstore one for its
+// flash tier, deleted with the pod when a scale-down removes it (its
+// contents would be stale if the pod came back).
 func statefulSet(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.StatefulSetApplyConfiguration {
 	template, hash := hashedPodTemplate(mc, in)
 	spec := appsv1ac.StatefulSetSpec().
@@ -65,27 +67,40 @@ func statefulSet(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.StatefulSetAp
 				WithMaxUnavailable(intstr.FromInt32(1)))).
 		WithMinReadySeconds(ptr.Deref(mc.Spec.MinReadySeconds, 0)).
 		WithTemplate(template)
-	if mc.Spec.WarmRestartEnabled() {
-		claim := corev1ac.PersistentVolumeClaimSpec().
-			WithAccessModes(corev1.ReadWriteOnce).
-			WithResources(corev1ac.VolumeResourceRequirements().
-				WithRequests(corev1.ResourceList{corev1.ResourceStorage: memcached.MemoryFileSize(&mc.Spec)}))
-		if class := mc.Spec.WarmRestart.StorageClassName; class != nil {
-			claim.WithStorageClassName(*class)
-		}
-		spec.WithVolumeClaimTemplates((&corev1ac.PersistentVolumeClaimApplyConfiguration{}).
-			WithName(MemoryFileClaim).
-			WithLabels(Labels(mc)).
-			WithSpec(claim)).
-			WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
-				WithWhenDeleted(appsv1.DeletePersistentVolumeClaimRetentionPolicyType).
-				WithWhenScaled(appsv1.DeletePersistentVolumeClaimRetentionPolicyType))
+	switch {
+	case mc.Spec.WarmRestartEnabled():
+		withVolumeClaim(mc, spec, MemoryFileClaim, memcached.MemoryFileSize(&mc.Spec), mc.Spec.WarmRestart.StorageClassName)
+	case mc.Spec.ExtstoreEnabled():
+		withVolumeClaim(mc, spec, memcached.ExtstoreClaimName(&mc.Spec), memcached.ExtstoreVolumeSize(&mc.Spec),
+			mc.Spec.Extstore.StorageClassName)
 	}
 	return appsv1ac.StatefulSet(mc.Name, mc.Namespace).
 		WithLabels(Labels(mc)).
 		WithAnnotations(map[string]string{TemplateHashAnnotation: hash}).
 		WithOwnerReferences(ownerReference(mc)).
 		WithSpec(spec)
+}
+
+// withVolumeClaim gives each pod of spec a PersistentVolumeClaim of its own,
+// from the claim template name, of size and class (the cluster's default
+// one when nil). A claim goes with its pod when a scale-down removes it, and
+// with the StatefulSet: its contents would be stale if the pod came back.
+func withVolumeClaim(mc *cachev1alpha1.Memcached, spec *appsv1ac.StatefulSetSpecApplyConfiguration, name string,
+	size resource.Quantity, class *string) {
+	claim := corev1ac.PersistentVolumeClaimSpec().
+		WithAccessModes(corev1.ReadWriteOnce).
+		WithResources(corev1ac.VolumeResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceStorage: size}))
+	if class != nil {
+		claim.WithStorageClassName(*class)
+	}
+	spec.WithVolumeClaimTemplates((&corev1ac.PersistentVolumeClaimApplyConfiguration{}).
+		WithName(name).
+		WithLabels(Labels(mc)).
+		WithSpec(claim)).
+		WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
+			WithWhenDeleted(appsv1.DeletePersistentVolumeClaimRetentionPolicyType).
+			WithWhenScaled(appsv1.DeletePersistentVolumeClaimRetentionPolicyType))
 }
 
 // hashedPodTemplate returns the pod template of mc, annotated with its

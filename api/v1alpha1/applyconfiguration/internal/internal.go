@@ -81,6 +81,46 @@ var schemaYAML = typed.YAMLObject(`types:
     elementType:
       scalar: string
     elementRelationship: atomic
+- name: com.example.memcached-operator.api.v1alpha1.ExtstoreSpec
+  map:
+    fields:
+    - name: enabled
+      type:
+        scalar: boolean
+    - name: freeMemoryPercent
+      type:
+        scalar: numeric
+      default: 10
+    - name: ioThreads
+      type:
+        scalar: numeric
+      default: 10
+    - name: itemAgeSeconds
+      type:
+        scalar: numeric
+    - name: itemSizeBytes
+      type:
+        scalar: numeric
+      default: 512
+    - name: maxSleepMicroseconds
+      type:
+        scalar: numeric
+      default: 10000
+    - name: recacheRate
+      type:
+        scalar: numeric
+      default: 0
+    - name: size
+      type:
+        scalar: string
+      default: 10Gi
+    - name: storageClassName
+      type:
+        scalar: string
+    - name: writeBufferMB
+      type:
+        scalar: numeric
+      default: 32
 - name: com.example.memcached-operator.api.v1alpha1.ImagePullSecret
   map:
     fields:
@@ -117,6 +157,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: extraArgs
       type:
         namedType: com.example.memcached-operator.api.v1alpha1.ExtraArgs
+    - name: extstore
+      type:
+        namedType: com.example.memcached-operator.api.v1alpha1.ExtstoreSpec
     - name: image
       type:
         scalar: string

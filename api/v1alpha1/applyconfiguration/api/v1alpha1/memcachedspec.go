@@ -52,6 +52,11 @@ type MemcachedSpecApplyConfiguration struct {
 	// memory to a file on a volume of the pod's own when it stops, and
 	// reads it back when it starts. It needs workload StatefulSet.
 	WarmRestart *WarmRestartSpecApplyConfiguration `json:"warmRestart,omitempty"`
+	// extstore gives memcached a flash tier: a file on a volume of each
+	// pod's own, where it keeps the values of items that no longer fit in
+	// memoryMB, their keys and headers staying in memory. It needs workload
+	// StatefulSet and cannot be combined with warmRestart.
+	Extstore *ExtstoreSpecApplyConfiguration `json:"extstore,omitempty"`
 	// image is the memcached container image. When unset, the pods run the
 	// operator's image for Memcacheds that name none (its --memcached-image
 	// flag, docker.io/library/memcached:1.6.39-alpine unless set, as clusters that pull from a
@@ -84,13 +89,14 @@ type MemcachedSpecApplyConfiguration struct {
 	// Degraded condition, and its running pods are left as they are.
 	ExtraArgs *apiv1alpha1.ExtraArgs `json:"extraArgs,omitempty"`
 	// resources are the memcached container's compute resources. When no
-	// memory limit is given, it is memoryMB + 10% + 32Mi, and the memory
+	// memory limit is given, it is memoryMB + 10% + 32Mi, plus, with
+	// extstore, 6 x extstore.writeBufferMB for its write buffers, and the memory
 	// request defaults to the limit. When no CPU request is given, it is the
 	// CPU limit if one is given, else 50m: enough for a namespace whose
 	// ResourceQuota sets requests.cpu to admit the pods, and small because
 	// memcached's CPU use follows its traffic, not spec.threads; set it for a
 	// busy cache. There is no CPU limit unless given. A memory limit below
-	// memoryMB + 10% + 32Mi is refused at admission; in a Memcached stored
+	// that is refused at admission; in a Memcached stored
 	// before, the operator reports it in the Degraded condition and leaves
 	// the running pods as they are.
 	Resources *ResourceRequirementsApplyConfiguration `json:"resources,omitempty"`
@@ -191,6 +197,14 @@ func (b *MemcachedSpecApplyConfiguration) WithScaleDownDrainSeconds(value int32)
 // If called multiple times, the WarmRestart field is set to the value of the last call.
 func (b *MemcachedSpecApplyConfiguration) WithWarmRestart(value *WarmRestartSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
 	b.WarmRestart = value
+	return b
+}
+
+// WithExtstore sets the Extstore field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Extstore field is set to the value of the last call.
+func (b *MemcachedSpecApplyConfiguration) WithExtstore(value *ExtstoreSpecApplyConfiguration) *MemcachedSpecApplyConfiguration {
+	b.Extstore = value
 	return b
 }
 
