@@ -139,7 +139,7 @@ func TestTrimPodKeepsWhyItCannotRun(t *testing.T) {
 func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
 	ours := metav1.ManagedFieldsEntry{Manager: resources.ManagerName, Operation: metav1.ManagedFieldsOperationApply,
 		FieldsV1: metav1.NewFieldsV1(`{"f:spec":{}}`)}
-	meta := metav1.ObjectMeta{
+	objectMeta := metav1.ObjectMeta{
 		Name: "cache", Namespace: "ns", UID: "uid", ResourceVersion: "9", Generation: 4,
 		Labels:          map[string]string{resources.ManagedByLabel: resources.ManagerName},
 		Annotations:     map[string]string{resources.AppliedHashAnnotation: "a", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
@@ -150,7 +150,7 @@ func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
 			{Manager: resources.ManagerName, Operation: metav1.ManagedFieldsOperationApply, Subresource: "status"},
 		},
 	}
-	out, _ := trimMetadata(&metav1.PartialObjectMetadata{ObjectMeta: meta})
+	out, _ := trimMetadata(&metav1.PartialObjectMetadata{ObjectMeta: objectMeta})
 	trimmed := out.(*metav1.PartialObjectMetadata)
 	if len(trimmed.ManagedFields) != 1 || trimmed.ManagedFields[0].FieldsV1.GetRawString() != ours.FieldsV1.GetRawString() ||
 		string(appliedFields(trimmed)) != `{"f:spec":{}}` {
@@ -162,7 +162,7 @@ func TestTrimKeepsOnlyTheOperatorsFields(t *testing.T) {
 	}
 
 	replicas := int32(3)
-	out, _ = trimWorkload(&appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Replicas: &replicas,
+	out, _ = trimWorkload(&appsv1.Deployment{ObjectMeta: objectMeta, Spec: appsv1.DeploymentSpec{Replicas: &replicas,
 		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "memcached"}}}}},
 		Status: appsv1.DeploymentStatus{ReadyReplicas: 2}})
 	d := out.(*appsv1.Deployment)
