@@ -229,7 +229,16 @@ image-push: ## Push dist/image to IMAGE_REPO:VERSION (credentials of your Docker
 build-installer: image kustomize ## Write dist/crds.yaml, the CRD, and dist/install.yaml: namespace, RBAC, the manager's Deployment by image digest, metrics Service.
 	"$(KUSTOMIZE)" build config/crd > dist/crds.yaml
 	hack/render.sh "$(KUSTOMIZE)" config/operator "$(IMAGE_REPO)@$$(cat dist/image.digest)" > dist/install.yaml
+	@if [ "$(PIN_DEFAULT_IMAGES)" = true ]; then \
+		go -C hack/tools/image run . --pin-in "$(CURDIR)/dist/install.yaml" $(DEFAULT_IMAGES) && \
+		echo "Pinned the default images in dist/install.yaml by digest"; fi
 	@echo "Wrote dist/crds.yaml and dist/install.yaml for $(IMAGE_REPO)@$$(cat dist/image.digest)"
+
+## A release pins the images the operator runs for the Memcacheds that name none, those config/manager
+## passes, by the digests their registries serve (PIN_DEFAULT_IMAGES=true; needs the registries): in
+## dist/install.yaml (make build-installer) and in the bundle's arguments and relatedImages (make bundle).
+PIN_DEFAULT_IMAGES ?= false
+DEFAULT_IMAGES = $(shell sed -n 's/^ *- --\(memcached\|exporter\)-image=//p' config/manager/manager.yaml)
 
 BUNDLE_VERSION ?= $(VERSION)
 BUNDLE_CHANNELS ?= alpha
@@ -247,6 +256,10 @@ bundle: manifests kustomize ## Generate and validate the OLM bundle (bundle/, bu
 		--channels "$(BUNDLE_CHANNELS)" --default-channel "$(BUNDLE_DEFAULT_CHANNEL)" \
 		--replaces "$(BUNDLE_REPLACES)" --skip-range "$(BUNDLE_SKIP_RANGE)" \
 		--out "$(CURDIR)/bundle" --dockerfile "$(CURDIR)/bundle.Dockerfile" --validate
+	@if [ "$(PIN_DEFAULT_IMAGES)" = true ]; then \
+		go -C hack/tools/image run . --pin-in "$(CURDIR)/bundle/manifests/memcached-operator.clusterserviceversion.yaml" $(DEFAULT_IMAGES) && \
+		go -C hack/tools/bundle run . --generate=false --validate --out "$(CURDIR)/bundle" && \
+		echo "Pinned the default images in the bundle by digest"; fi
 
 .PHONY: test-release
 test-release: manifests kustomize ## Test the image and OLM bundle generators (no cluster needed).

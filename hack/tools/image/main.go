@@ -50,7 +50,29 @@ func main() {
 	source := flag.String("source", "https://example.com/memcached-operator", "The image's source label.")
 	created := flag.Int64("created", 0, "The image's creation time, in seconds since the epoch, e.g. the commit's.")
 	push := flag.String("push", "", "Push the image of the layout given as argument to this reference instead.")
+	resolve := flag.Bool("resolve", false, "Print each image reference given as argument pinned by the digest "+
+		"its registry serves for it (name:tag@sha256:...) instead, one a line.")
+	pinInFile := flag.String("pin-in", "", "Rewrite this file instead: every image reference given as argument "+
+		"in it, pinned by the digest its registry serves for it.")
 	flag.Parse()
+	if *pinInFile != "" {
+		if err := pinIn(*pinInFile, flag.Args(), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+			fmt.Fprintf(os.Stderr, "image: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *resolve {
+		for _, ref := range flag.Args() {
+			pinned, err := pin(ref, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "image: %v\n", err)
+				os.Exit(1)
+			}
+			fmt.Println(pinned)
+		}
+		return
+	}
 	if *push != "" {
 		digest, err := pushLayout(flag.Arg(0), *push, remote.WithAuthFromKeychain(authn.DefaultKeychain))
 		if err != nil {
@@ -152,6 +174,63 @@ func image(binary string, platform *v1.Platform, created time.Time, labels map[s
 	config.History = []v1.History{{Created: v1.Time{Time: created}, CreatedBy: "make image: " + binaryPath,
 		Comment: "the manager binary, " + strconv.Itoa(len(data)) + " bytes"}}
 	return mutate.ConfigFile(img, config)
+}
+
+// pin returns ref pinned by the digest of what its registry serves for it
+// (for a multi-platform image, its index): name:tag@sha256:..., so that the
+// tag still says which version it is. A reference that has a digest already
+// is returned as it is.
+func pin(ref string, options ...remote.Option) (string, error) {
+	parsed, err := name.ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := parsed.(name.Digest); ok {
+		return ref, nil
+	}
+	descriptor, err := remote.Head(parsed, options...)
+	if err != nil {
+		return "", fmt.Errorf("failed to resolve %s: %w", ref, err)
+	}
+	return ref + "@" + descriptor.Digest.String(), nil
+}
+
+// pinIn rewrites the file at path with every reference of refs in it pinned
+// by its digest (see pin). A reference already followed by a digest there is
+// left as it is; a reference the file does not hold is an error, as the file
+// is then not the one meant.
+func pinIn(path string, refs []string, options ...remote.Option) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	text := string(data)
+	for _, ref := range refs {
+		pinned, err := pin(ref, options...)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(text, ref) {
+			return fmt.Errorf("%s does not hold %s", path, ref)
+		}
+		var out strings.Builder
+		for rest := text; ; {
+			i := strings.Index(rest, ref)
+			if i < 0 {
+				out.WriteString(rest)
+				break
+			}
+			out.WriteString(rest[:i])
+			rest = rest[i+len(ref):]
+			if strings.HasPrefix(rest, "@") {
+				out.WriteString(ref)
+			} else {
+				out.WriteString(pinned)
+			}
+		}
+		text = out.String()
+	}
+	return os.WriteFile(path, []byte(text), 0o644) //nolint:gosec // a manifest, as readable as the one it replaces
 }
 
 // pushLayout pushes the image index of the layout dir to ref and returns its

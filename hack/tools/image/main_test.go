@@ -115,6 +115,82 @@ func TestPushKeepsTheDigest(t *testing.T) {
 	}
 }
 
+func TestPinResolvesTagsToTheDigestTheRegistryServes(t *testing.T) {
+	server := httptest.NewServer(registry.New())
+	defer server.Close()
+	dir := filepath.Join(t.TempDir(), "image")
+	digest, err := write(dir, time.Unix(0, 0), labels, fakeBinaries(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := strings.TrimPrefix(server.URL, "http://") + "/library/memcached"
+	if _, err := pushLayout(dir, repo+":1.6.39-alpine"); err != nil {
+		t.Fatal(err)
+	}
+
+	pinned, err := pin(repo + ":1.6.39-alpine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := repo + ":1.6.39-alpine@" + digest.String(); pinned != want {
+		t.Errorf("pinned %s, want %s", pinned, want)
+	}
+	// The pinned reference pulls the same image, and pins to itself.
+	again, err := pin(pinned)
+	if err != nil || again != pinned {
+		t.Errorf("pinning %s again gave %s, %v", pinned, again, err)
+	}
+	ref, err := name.ParseReference(pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Index(ref); err != nil {
+		t.Errorf("pulling %s: %v", pinned, err)
+	}
+	// A tag the registry does not have is an error, not a guess.
+	if got, err := pin(repo + ":9.9.9"); err == nil {
+		t.Errorf("a missing tag was pinned to %s", got)
+	}
+}
+
+func TestPinInPinsEveryMentionOfTheImages(t *testing.T) {
+	server := httptest.NewServer(registry.New())
+	defer server.Close()
+	dir := filepath.Join(t.TempDir(), "image")
+	digest, err := write(dir, time.Unix(0, 0), labels, fakeBinaries(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(server.URL, "http://")
+	memcached, exporter := host+"/library/memcached:1.6.39-alpine", host+"/prom/memcached-exporter:v0.15.4"
+	for _, ref := range []string{memcached, exporter} {
+		if _, err := pushLayout(dir, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest := filepath.Join(t.TempDir(), "install.yaml")
+	before := "args:\n- --memcached-image=" + memcached + "\n- --exporter-image=" + exporter + "\n" +
+		"relatedImages:\n- image: " + memcached + "\n- image: " + exporter + "@" + digest.String() + "\n"
+	if err := os.WriteFile(manifest, []byte(before), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := pinIn(manifest, []string{memcached, exporter}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "args:\n- --memcached-image=" + memcached + "@" + digest.String() + "\n- --exporter-image=" + exporter + "@" + digest.String() + "\n" +
+		"relatedImages:\n- image: " + memcached + "@" + digest.String() + "\n- image: " + exporter + "@" + digest.String() + "\n"
+	if string(after) != want {
+		t.Errorf("pinned manifest:\n%s\nwant:\n%s", after, want)
+	}
+	if err := pinIn(manifest, []string{host + "/library/redis:7"}); err == nil {
+		t.Error("pinning an image the registry does not have succeeded")
+	}
+}
+
 // layerFiles returns the regular files of layer and their contents.
 func layerFiles(t *testing.T, layer v1.Layer) map[string]string {
 	t.Helper()
