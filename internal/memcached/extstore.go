@@ -31,7 +31,7 @@ const (
 	ExtstoreMaxPages = 65535
 	// ExtstoreWriteBuffers is how many write buffers of ext_wbuf_size
 	// memcached allocates, outside -m: one per page bucket, 6 since
-	// memcached 1.6.22 (PAGE_BUCKET_COUNT; 4 before).
+	// memcached 1.6.25 (PAGE_BUCKET_COUNT; 4 before).
 	ExtstoreWriteBuffers = 6
 	// extstoreFilePercent is the share of the volume the file takes: the
 	// rest is left to the filesystem, as Loki's guidance has it.
