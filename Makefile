@@ -349,7 +349,7 @@ memcached: ## Provide Debian's memcached for the tests (cached; a few seconds wh
 	@if [ "$(MEMCACHED_BINARY)" = "$$(hack/fetch-memcached.sh --print-path)" ]; then hack/fetch-memcached.sh >/dev/null; fi
 
 .PHONY: memcached-proxy
-memcached-proxy: ## Provide Debian trixie's memcached, built with the proxy, for the proxy tests (cached; a few seconds when cold).
+memcached-proxy: ## Provide Debian trixie's memcached, built with the proxy, for the proxy tests: the files of the real node's memcached image (cached; a few seconds when cold).
 	@if [ "$(MEMCACHED_PROXY_BINARY)" = "$$(hack/fetch-memcached-proxy.sh --print-path)" ]; then hack/fetch-memcached-proxy.sh >/dev/null; fi
 
 .PHONY: promtool
