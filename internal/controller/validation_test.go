@@ -121,6 +121,45 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
 			s.TerminationGracePeriodSeconds = ptr.To[int64](12)
 		}, "terminationGracePeriodSeconds must be at least"},
+		{"extstore on a Deployment", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true}
+		}, "extstore needs workload: StatefulSet"},
+		{"extstore with warm restart", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true}
+		}, "extstore cannot be combined with warmRestart"},
+		{"extstore with items larger than its write buffers", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.MemoryMB, s.MaxItemSizeKB = 1024, 4096
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true, WriteBufferMB: 2}
+		}, "maxItemSizeKB may be at most extstore.writeBufferMB * 1024"},
+		{"extstore volume too small for a page", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "64Mi"}
+		}, "extstore.size is too small"},
+		{"extstore volume of too many pages", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "5Ti"}
+		}, "extstore.size is too large"},
+		{"extstore size that is no size", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10GB"}
+		}, "extstore.size must be a whole number of Mi, Gi or Ti"},
+		{"extstore write buffer that does not divide a page", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true, WriteBufferMB: 48}
+		}, "spec.extstore.writeBufferMB"},
+		{"extstore options in extraArgs", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true}
+			s.ExtraArgs = []string{"-o", "ext_page_size=32"}
+		}, "ext_page_size may not be set: extstore is set by spec.extstore"},
+		{"extstore memory limit without the write buffers", func(s *cachev1alpha1.MemcachedSpec) {
+			s.Workload = cachev1alpha1.WorkloadStatefulSet
+			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true}
+			s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("200Mi")}}
+		}, "and 6 x extstore.writeBufferMB with extstore"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
