@@ -24,6 +24,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -154,6 +155,142 @@ func TestAClientInAPodUsesTheServerListByName(t *testing.T) {
 	}
 	g.Expect(got).To(Equal(want))
 	g.Expect(logs).To(ContainSubstring(fmt.Sprintf("hits %d of %d", keyCount, keyCount)))
+}
+
+// With spec.proxy, a client that knows one address, the Service <name>,
+// reads back every key it set, and the keys are spread over every server of
+// the ring: the proxies, memcached's own, route each key to one server.
+func TestAClientOfTheServiceGetsTheWholeRingThroughTheProxies(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "proxied", 3, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Workload = cachev1alpha1.WorkloadStatefulSet
+		s.Proxy = &cachev1alpha1.ProxySpec{Enabled: true}
+	})
+	mc = waitAvailable(t, mc, 3)
+	g.Expect(mc.Status.ServerList).To(HaveLen(3))
+	waitProxiesRolledOut(t, mc, "")
+	g.Eventually(func(g Gomega) int32 {
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), mc)).To(Succeed())
+		g.Expect(mc.Status.Proxy).NotTo(BeNil())
+		return mc.Status.Proxy.ReadyReplicas
+	}).Should(Equal(int32(cachev1alpha1.DefaultProxyReplicas)))
+
+	service := &corev1.Service{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: mc.Name}, service)).To(Succeed())
+	address := net.JoinHostPort(service.Spec.ClusterIP, "11211")
+	waitServiceServes(g, address)
+
+	through := newClient(address)
+	setKeys(g, through)
+	g.Expect(hits(through)).To(Equal(keyCount), "keys set through the Service did not all come back through it")
+
+	// Each key is on exactly one server, and every server holds some.
+	servers, err := resolve(t.Context(), mc.Status.ServerList)
+	g.Expect(err).NotTo(HaveOccurred())
+	total := 0
+	for _, server := range servers {
+		share := hits(newClient(server))
+		g.Expect(share).To(BeNumerically(">", 0), "%s holds none of the keys", server)
+		total += share
+	}
+	g.Expect(total).To(Equal(keyCount), "keys are held by more than one server, or by none")
+
+	// A scale-up changes the routes, and the proxies are replaced one at a
+	// time while a client reads and writes through the Service all along:
+	// what it sees is measured. Its keys of the moved share become misses.
+	var requests, failures atomic.Int64
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := newClient(address)
+		for i := 0; ctx.Err() == nil; i++ {
+			k := key(i % keyCount)
+			requests.Add(1)
+			if err := c.Set(&memcache.Item{Key: k, Value: []byte(k)}); err != nil {
+				failures.Add(1)
+			}
+		}
+	}()
+	before := getProxyTemplateHash(g, t.Context(), mc)
+	patched := mc.DeepCopy()
+	patched.Spec.Size = 4
+	g.Expect(k8sClient.Patch(t.Context(), patched, client.MergeFrom(mc))).To(Succeed())
+	mc = waitAvailable(t, patched, 4)
+	waitProxiesRolledOut(t, mc, before)
+	stop()
+	<-done
+	t.Logf("Sets through the Service while the proxies were replaced for a scale from 3 to 4: %d, failed %d (%.3f%%)",
+		requests.Load(), failures.Load(), 100*float64(failures.Load())/float64(max(requests.Load(), 1)))
+	g.Expect(requests.Load()).To(BeNumerically(">", 0))
+	g.Expect(float64(failures.Load())).To(BeNumerically("<", 0.01*float64(requests.Load())),
+		"more than 1% of the sets failed while the proxies were replaced")
+	waitServiceServes(g, address)
+	through = newClient(address)
+	setKeys(g, through)
+	g.Expect(hits(through)).To(Equal(keyCount), "after the scale, keys set through the Service did not all come back")
+}
+
+// waitServiceServes waits until 20 new connections in a row to the Service
+// at address store and read a key: kube-proxy programs a Service a moment
+// after its endpoints change, and until then a new connection may still
+// reach a proxy that is going.
+func waitServiceServes(g Gomega, address string) {
+	g.Eventually(func(g Gomega) {
+		for i := range 20 {
+			through := newClient(address)
+			g.Expect(through.Set(&memcache.Item{Key: "probe", Value: []byte("v")})).To(Succeed(), "connection %d", i)
+			_, err := through.Get("probe")
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+	}).Should(Succeed())
+}
+
+// waitProxiesRolledOut waits until the proxies of mc all run the routes of
+// its whole server list, on a routes digest other than previous.
+func waitProxiesRolledOut(t *testing.T, mc *cachev1alpha1.Memcached, previous string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		cm := &corev1.ConfigMap{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: mc.Namespace, Name: mc.Name + "-proxy"}, cm)).To(Succeed())
+		for _, server := range mc.Status.ServerList {
+			g.Expect(cm.Data["routes.lua"]).To(ContainSubstring(`"`+server+`"`), "the routes lack %s", server)
+		}
+		d := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: mc.Namespace, Name: mc.Name + "-proxy"}, d)).To(Succeed())
+		g.Expect(d.Spec.Template.Annotations).NotTo(HaveKeyWithValue("cache.example.com/proxy-routes-digest", previous))
+		g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))
+		g.Expect(d.Status.UpdatedReplicas).To(Equal(int32(cachev1alpha1.DefaultProxyReplicas)))
+		g.Expect(d.Status.Replicas).To(Equal(int32(cachev1alpha1.DefaultProxyReplicas)))
+		g.Expect(d.Status.ReadyReplicas).To(Equal(int32(cachev1alpha1.DefaultProxyReplicas)))
+
+		// The Service's endpoints are the new proxies only, none of the old
+		// ones serving their last seconds with the previous routes.
+		slices := &discoveryv1.EndpointSliceList{}
+		g.Expect(k8sClient.List(t.Context(), slices, client.InNamespace(mc.Namespace),
+			client.MatchingLabels{discoveryv1.LabelServiceName: mc.Name})).To(Succeed())
+		current := 0
+		for _, slice := range slices.Items {
+			for _, e := range slice.Endpoints {
+				g.Expect(e.TargetRef).NotTo(BeNil())
+				pod := &corev1.Pod{}
+				g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: mc.Namespace, Name: e.TargetRef.Name}, pod)).To(Succeed())
+				g.Expect(pod.Annotations).To(HaveKeyWithValue("cache.example.com/proxy-routes-digest",
+					d.Spec.Template.Annotations["cache.example.com/proxy-routes-digest"]), "the Service still has %s", pod.Name)
+				g.Expect(ptr.Deref(e.Conditions.Terminating, false)).To(BeFalse())
+				current++
+			}
+		}
+		g.Expect(current).To(Equal(cachev1alpha1.DefaultProxyReplicas))
+	}, 3*time.Minute).Should(Succeed())
+}
+
+// getProxyTemplateHash returns the routes digest of the proxies' pod template.
+func getProxyTemplateHash(g Gomega, ctx context.Context, mc *cachev1alpha1.Memcached) string {
+	d := &appsv1.Deployment{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: mc.Namespace, Name: mc.Name + "-proxy"}, d)).To(Succeed())
+	return d.Spec.Template.Annotations["cache.example.com/proxy-routes-digest"]
 }
 
 // podLogs returns the logs of a container.
