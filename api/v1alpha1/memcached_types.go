@@ -263,11 +263,11 @@ type MemcachedSpec struct {
 
 	// proxy runs a tier of memcached proxies in front of the servers, so that
 	// a client that takes one address gets the whole cache: with it, the
-	// Service <name> sends clients to the proxies, which route each key to
-	// its server; <name>-headless and the server list stay for clients that
-	// spread keys over the servers themselves. It needs workload StatefulSet,
-	// and an image of memcached 1.6.38 or later built with the proxy, as the
-	// official image is.
+	// Service <name> sends clients to the proxies, once one is ready, which
+	// route each key to its server; <name>-headless and the server list stay
+	// for clients that spread keys over the servers themselves. It needs
+	// workload StatefulSet, and an image of memcached 1.6.38 or later built
+	// with the proxy, as the official image is.
 	// +optional
 	Proxy *ProxySpec `json:"proxy,omitempty"`
 }
@@ -594,7 +594,8 @@ type ProxySpec struct {
 // ProxyStatus is what the operator observes of the proxy tier.
 type ProxyStatus struct {
 	// address is where clients that take one address connect: the Service
-	// <name>, in front of the proxies.
+	// <name>, in front of the proxies once one is ready (in front of the
+	// servers until then).
 	// +optional
 	Address string `json:"address,omitempty"`
 

@@ -213,6 +213,7 @@ func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
 		PlatformAssignsUID: r.PlatformAssignsUID,
 		Images:             r.Images,
 		RunbookBaseURL:     r.RunbookBaseURL,
+		ProxiesReady:       s.observed.ProxyDeployment != nil && s.observed.ProxyDeployment.Status.ReadyReplicas > 0,
 	})
 	result, err := r.applyDesired(ctx, mc, desired)
 	r.tell(mc, result, err)

@@ -49,9 +49,9 @@ func TestProxiesRouteToTheServerListAndTakeTheService(t *testing.T) {
 	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
 
 	// Before any server is ready, the proxies route nowhere; the Service
-	// already points at them.
+	// selects the servers until a proxy is ready.
 	g.Eventually(proxyRoutesOf(t, mc)).Should(ContainSubstring("route_null"))
-	g.Eventually(serviceSelectorOf(t, mc)).Should(Equal(resources.ProxySelectorLabels(mc)))
+	g.Eventually(serviceSelectorOf(t, mc)).Should(Equal(resources.SelectorLabels(mc)))
 	routesDigest := func(g Gomega) string {
 		return proxyDeploymentOf(t, g, mc).Spec.Template.Annotations[resources.ProxyRoutesDigestAnnotation]
 	}
@@ -73,10 +73,13 @@ func TestProxiesRouteToTheServerListAndTakeTheService(t *testing.T) {
 		return k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: resources.ProxyName(mc)}, budget)
 	}).Should(Succeed())
 
-	// The status says where single-address clients go, and how many
-	// proxies are ready.
+	// Once a proxy is ready, the Service sends clients to the proxies, and
+	// the status says where single-address clients go and how many proxies
+	// are ready.
+	g.Expect(serviceSelectorOf(t, mc)(g)).To(Equal(resources.SelectorLabels(mc)))
 	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 2}
 	g.Expect(k8sClient.Status().Update(t.Context(), d)).To(Succeed())
+	g.Eventually(serviceSelectorOf(t, mc)).Should(Equal(resources.ProxySelectorLabels(mc)))
 	g.Eventually(func(g Gomega) *cachev1alpha1.ProxyStatus { return getMemcached(t, g, mc).Status.Proxy }).Should(Equal(
 		&cachev1alpha1.ProxyStatus{Address: "ring." + ns + ".svc:11211", Replicas: 2, ReadyReplicas: 2}))
 

@@ -26,6 +26,11 @@ const (
 	// RestartWindowSeconds is how recently a memcached server must have
 	// started for MemcachedRestarted to fire.
 	RestartWindowSeconds = 180
+	// ProxiesDownFor is how long no proxy must be ready for
+	// MemcachedProxiesDown to fire: short, as every client of the Service
+	// fails meanwhile, and long enough for a rollout or a node drain, which
+	// keep a proxy ready.
+	ProxiesDownFor = "5m"
 	// alertRuleGroup names the group of rules in the PrometheusRule.
 	alertRuleGroup = "memcached"
 )
@@ -125,7 +130,7 @@ func AlertRuleGroups(mc *cachev1alpha1.Memcached, runbookBaseURL string) []Alert
 	}
 	if mc.Spec.ProxyEnabled() {
 		rules = append(rules, rule(AlertProxiesDown, SeverityCritical,
-			fmt.Sprintf(`max by (namespace, %s) (memcached_operator_memcached_ready_proxies{%s}) == 0`, MemcachedLabel, sel), a.For,
+			fmt.Sprintf(`max by (namespace, %s) (memcached_operator_memcached_ready_proxies{%s}) == 0`, MemcachedLabel, sel), ProxiesDownFor,
 			"No proxy of Memcached is ready.",
 			who+" has no ready proxy: clients of its Service "+mc.Name+" cannot reach the cache, as the operator reports."))
 	}

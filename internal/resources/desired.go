@@ -62,6 +62,9 @@ type Inputs struct {
 	// RunbookBaseURL is where the runbooks of the alerts are;
 	// DefaultRunbookBaseURL when empty.
 	RunbookBaseURL string
+	// ProxiesReady is set when a proxy of spec.proxy is ready: only then
+	// does the Service <name> send clients to the proxies.
+	ProxiesReady bool
 }
 
 // Images are the images the operator runs when a Memcached names none.
@@ -127,7 +130,7 @@ func Build(mc *cachev1alpha1.Memcached, in Inputs) Desired {
 	}
 	// The builders of optional objects return a typed nil when mc does not
 	// ask for the object; orNil turns it into an untyped one.
-	add(ServiceKind, mc.Name, service(mc))
+	add(ServiceKind, mc.Name, service(mc, in.ProxiesReady))
 	add(ServiceKind, HeadlessServiceName(mc), headlessService(mc))
 	add(ConfigMapKind, ServersConfigMapName(mc), serversConfigMap(mc, in.Servers.List))
 	add(PDBKind, mc.Name, orNil(podDisruptionBudget(mc)))

@@ -104,6 +104,7 @@ var goldenCases = []goldenCase{
 				MatchLabels: map[string]string{"app": "web"}}}},
 		}
 	}, in: func(in *Inputs) {
+		in.ProxiesReady = true
 		in.Servers = Servers{StatefulSetReplicas: 3, List: []string{
 			"example-memcached-0.example-memcached-headless.default.svc:11211",
 			"example-memcached-1.example-memcached-headless.default.svc:11211",

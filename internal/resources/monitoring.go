@@ -114,7 +114,7 @@ func exporterDeployment(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.Deploy
 		WithReadinessProbe(tcpProbe(MetricsPortName).WithPeriodSeconds(10)).
 		WithSecurityContext(restrictedContainer())
 	if r := m.ExporterResources; r != nil {
-		container.WithResources(corev1ac.ResourceRequirements().WithLimits(r.Limits).WithRequests(r.Requests))
+		container.WithResources(resourceRequirements(r))
 	} else {
 		container.WithResources(corev1ac.ResourceRequirements().
 			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}).

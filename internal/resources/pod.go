@@ -309,3 +309,17 @@ func containerResources(spec *cachev1alpha1.MemcachedSpec) *corev1.ResourceRequi
 	}
 	return resources
 }
+
+// resourceRequirements returns r as an apply configuration that holds only
+// the lists r has: an empty one applied would be a field the operator owns
+// for nothing.
+func resourceRequirements(r *cachev1alpha1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	out := corev1ac.ResourceRequirements()
+	if len(r.Limits) > 0 {
+		out.WithLimits(r.Limits)
+	}
+	if len(r.Requests) > 0 {
+		out.WithRequests(r.Requests)
+	}
+	return out
+}

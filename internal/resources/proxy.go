@@ -114,6 +114,7 @@ func proxyDeployment(mc *cachev1alpha1.Memcached, in Inputs, routes []byte) *app
 	container := corev1ac.Container().
 		WithName(ProxyContainerName).
 		WithImage(image(&mc.Spec, in)).
+		WithCommand("memcached").
 		WithArgs(memcached.ProxyArgs(memcached.ProxyOptions{MaxConnections: p.GetMaxConnections()})...).
 		WithPorts(corev1ac.ContainerPort().
 			WithName(PortName).
@@ -126,7 +127,7 @@ func proxyDeployment(mc *cachev1alpha1.Memcached, in Inputs, routes []byte) *app
 		WithVolumeMounts(readOnlyMount(proxyRoutesVolume, memcached.ProxyConfigDir)).
 		WithSecurityContext(restrictedContainer())
 	if r := p.Resources; r != nil {
-		container.WithResources(corev1ac.ResourceRequirements().WithLimits(r.Limits).WithRequests(r.Requests))
+		container.WithResources(resourceRequirements(r))
 	} else {
 		container.WithResources(corev1ac.ResourceRequirements().
 			WithLimits(corev1.ResourceList{corev1.ResourceMemory: proxyMemoryLimit}).
@@ -184,17 +185,22 @@ func proxyDisruptionBudget(mc *cachev1alpha1.Memcached) *policyv1ac.PodDisruptio
 
 // proxyNetworkPolicy returns the NetworkPolicy of the proxies, nil without
 // spec.proxy or spec.networkPolicy: it admits connections to the proxies'
-// port from the peers of spec.networkPolicy.allowedFrom, the clients.
+// port from the peers of spec.networkPolicy.allowedFrom, the clients, and
+// from nowhere when it lists none (a rule without peers would admit every
+// source).
 func proxyNetworkPolicy(mc *cachev1alpha1.Memcached) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	np := mc.Spec.NetworkPolicy
 	if np == nil || !mc.Spec.ProxyEnabled() {
 		return nil
 	}
+	spec := networkingv1ac.NetworkPolicySpec().
+		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(ProxySelectorLabels(mc))).
+		WithPolicyTypes(networkingv1.PolicyTypeIngress)
+	if len(np.AllowedFrom) > 0 {
+		spec.WithIngress(ingressRule(memcached.Port, np.AllowedFrom))
+	}
 	return networkingv1ac.NetworkPolicy(ProxyName(mc), mc.Namespace).
 		WithLabels(proxyLabels(mc)).
 		WithOwnerReferences(ownerReference(mc)).
-		WithSpec(networkingv1ac.NetworkPolicySpec().
-			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(ProxySelectorLabels(mc))).
-			WithPolicyTypes(networkingv1.PolicyTypeIngress).
-			WithIngress(ingressRule(memcached.Port, np.AllowedFrom)))
+		WithSpec(spec)
 }

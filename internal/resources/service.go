@@ -18,10 +18,12 @@ const DiscoveryComponent = "discovery"
 // service returns the ClusterIP Service of mc, named after it: one stable
 // address in front of every ready memcached pod or, with spec.proxy, in
 // front of the proxies, so that a client with one address reaches the whole
-// cache.
-func service(mc *cachev1alpha1.Memcached) *corev1ac.ServiceApplyConfiguration {
+// cache. It selects the proxies once one is ready (proxiesReady), so that
+// turning them on never leaves the Service without endpoints, even when they
+// cannot start.
+func service(mc *cachev1alpha1.Memcached, proxiesReady bool) *corev1ac.ServiceApplyConfiguration {
 	spec := memcachedServiceSpec(mc).WithType(corev1.ServiceTypeClusterIP)
-	if mc.Spec.ProxyEnabled() {
+	if mc.Spec.ProxyEnabled() && proxiesReady {
 		spec.Selector = ProxySelectorLabels(mc)
 	}
 	return corev1ac.Service(mc.Name, mc.Namespace).

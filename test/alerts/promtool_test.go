@@ -31,10 +31,10 @@ func sample() *cachev1alpha1.Memcached {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cache", UID: types.UID("cache-uid")},
 		Spec: cachev1alpha1.MemcachedSpec{Size: 3, Workload: cachev1alpha1.WorkloadStatefulSet,
 			Proxy: &cachev1alpha1.ProxySpec{Enabled: true}, Monitoring: &cachev1alpha1.MonitoringSpec{
-			Enabled: true,
-			Alerts: &cachev1alpha1.AlertsSpec{Enabled: ptr.To(true), RingDegradedFor: "10m",
-				Labels: map[string]string{"team": "cache"}},
-		}},
+				Enabled: true,
+				Alerts: &cachev1alpha1.AlertsSpec{Enabled: ptr.To(true), RingDegradedFor: "10m",
+					Labels: map[string]string{"team": "cache"}},
+			}},
 	}
 }
 
@@ -184,11 +184,11 @@ func cases() []testGroup {
 	proxiesAlert.ExpLabels = map[string]string{"alertname": resources.AlertProxiesDown, "severity": "critical", "team": "cache", "namespace": "shop", "memcached": "cache"}
 
 	return []testGroup{
-		fires(resources.AlertProxiesDown, "16m", proxies("0x30")("shop", "cache"), proxiesAlert),
+		fires(resources.AlertProxiesDown, "6m", proxies("0x30")("shop", "cache"), proxiesAlert),
 		// One proxy of two ready serves every client; none for less than
-		// 15 minutes is not yet an alert.
+		// 5 minutes is not yet an alert.
 		quiet(resources.AlertProxiesDown, "16m", withForeign(proxies("1x30")("shop", "cache"), proxies("0x30"))),
-		quiet(resources.AlertProxiesDown, "16m", proxies("2x5 0x25")("shop", "cache")),
+		quiet(resources.AlertProxiesDown, "16m", proxies("2x12 0x18")("shop", "cache")),
 
 		fires(resources.AlertDown, "16m", up("0x20")("shop", "cache"),
 			alert(resources.AlertDown, "critical", "Memcached is down.", server+" cannot be reached by its exporter.")),

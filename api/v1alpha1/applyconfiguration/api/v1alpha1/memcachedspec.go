@@ -146,11 +146,11 @@ type MemcachedSpecApplyConfiguration struct {
 	Monitoring *MonitoringSpecApplyConfiguration `json:"monitoring,omitempty"`
 	// proxy runs a tier of memcached proxies in front of the servers, so that
 	// a client that takes one address gets the whole cache: with it, the
-	// Service <name> sends clients to the proxies, which route each key to
-	// its server; <name>-headless and the server list stay for clients that
-	// spread keys over the servers themselves. It needs workload StatefulSet,
-	// and an image of memcached 1.6.38 or later built with the proxy, as the
-	// official image is.
+	// Service <name> sends clients to the proxies, once one is ready, which
+	// route each key to its server; <name>-headless and the server list stay
+	// for clients that spread keys over the servers themselves. It needs
+	// workload StatefulSet, and an image of memcached 1.6.38 or later built
+	// with the proxy, as the official image is.
 	Proxy *ProxySpecApplyConfiguration `json:"proxy,omitempty"`
 }
 

@@ -23,7 +23,8 @@ package v1alpha1
 // ProxyStatus is what the operator observes of the proxy tier.
 type ProxyStatusApplyConfiguration struct {
 	// address is where clients that take one address connect: the Service
-	// <name>, in front of the proxies.
+	// <name>, in front of the proxies once one is ready (in front of the
+	// servers until then).
 	Address *string `json:"address,omitempty"`
 	// replicas is how many proxies exist.
 	Replicas *int32 `json:"replicas,omitempty"`
