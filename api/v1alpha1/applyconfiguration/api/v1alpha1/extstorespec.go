@@ -29,9 +29,10 @@ type ExtstoreSpecApplyConfiguration struct {
 	// 90% of it there (-o ext_path): the values of items that memoryMB
 	// cannot hold are written to it, and read back when asked for. The
 	// file is emptied whenever memcached starts: it extends the cache of a
-	// running pod, it does not keep it across restarts. Turning extstore on
-	// or off recreates the StatefulSet, leaving its pods, which are then
-	// replaced one at a time.
+	// running pod, it does not keep it across restarts. Turning extstore
+	// off recreates the StatefulSet, leaving its pods, which are then
+	// replaced one at a time; running pods cannot gain its volume, so turn
+	// it on with size 0 or when creating the Memcached (docs/extstore.md).
 	Enabled *bool `json:"enabled,omitempty"`
 	// size is the size of each pod's volume, a whole number of Mi, Gi or Ti,
 	// e.g. 100Gi. memcached's file takes 90% of it, the rest is left to the
