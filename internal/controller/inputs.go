@@ -63,7 +63,9 @@ var specChecks = []func(*cachev1alpha1.MemcachedSpec) error{
 // names into s.digests. A spec it refuses, e.g. one naming a Secret that does
 // not exist, stops the reconcile with a terminal error; a Secret it cannot
 // read, for RBAC or the network, with an error that is retried. Either way
-// nothing is applied, and the status says why.
+// nothing is applied, and the status says why. The exporter's client
+// certificate is the exception: when it cannot be used, only the exporter is
+// left as it is (s.outcome.ExporterInputError).
 func (r *MemcachedReconciler) readInputs(ctx context.Context, s *scope) error {
 	spec := &s.memcached.Spec
 	for _, check := range specChecks {
@@ -77,6 +79,15 @@ func (r *MemcachedReconciler) readInputs(ctx context.Context, s *scope) error {
 			continue
 		}
 		digest, err := r.secrets.digest(ctx, client.ObjectKey{Namespace: s.memcached.Namespace, Name: name}, use)
+		if err != nil && use == exporterClientTLS {
+			// Only the exporter reads it: the exporter stays as it is,
+			// the cache goes on, and MonitoringReady says why.
+			if _, ok := errors.AsType[*status.SpecError](err); !ok {
+				err = fmt.Errorf("failed to read Secret %s named by %s: %w", name, use.field(), err)
+			}
+			s.outcome.ExporterInputError = err
+			continue
+		}
 		if _, ok := errors.AsType[*status.SpecError](err); ok {
 			return r.refuse(s, "Validate", err)
 		}

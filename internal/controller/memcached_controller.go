@@ -145,6 +145,13 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.apply(ctx, s); err != nil {
 		return s.result(err)
 	}
+	if err := s.outcome.ExporterInputError; err != nil {
+		if _, ok := errors.AsType[*status.SpecError](err); !ok {
+			// A Secret that could not be read is read again; one that is
+			// missing or invalid brings a reconcile when it changes.
+			return ctrl.Result{}, err
+		}
+	}
 	return ctrl.Result{RequeueAfter: s.servers.RequeueAfter}, nil
 }
 
@@ -214,6 +221,7 @@ func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
 		Images:             r.Images,
 		RunbookBaseURL:     r.RunbookBaseURL,
 		ProxiesReady:       s.observed.ProxyDeployment != nil && s.observed.ProxyDeployment.Status.ReadyReplicas > 0,
+		HoldExporter:       s.outcome.ExporterInputError != nil,
 	})
 	result, err := r.applyDesired(ctx, mc, desired)
 	r.tell(mc, result, err)

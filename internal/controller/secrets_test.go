@@ -6,7 +6,9 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	certutil "k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -134,13 +136,28 @@ func TestExporterClientCertificateIsCheckedAndRenewalRestartsOnlyTheExporter(t *
 	converged(t, mc)
 	before := deploymentOf(t, mc)
 
-	// A missing client certificate is reported, and nothing changes.
+	// A missing client certificate holds the exporter back, and only it:
+	// MonitoringReady says why, the rest of the spec is applied, and the
+	// memcached pods are not touched.
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
 		s.Monitoring = &cachev1alpha1.MonitoringSpec{Enabled: true,
 			TLS: &cachev1alpha1.MonitoringTLSSpec{ClientCertificateSecretName: "scraper"}}
 	})
-	expectDegraded(t, mc, status.ReasonSecretNotFound,
-		"Secret scraper named by spec.monitoring.tls.clientCertificateSecretName does not exist")
+	g.Eventually(func(g Gomega) {
+		current := getMemcached(t, g, mc)
+		g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
+		c := meta.FindStatusCondition(current.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(status.ReasonSecretNotFound))
+		g.Expect(c.Message).To(ContainSubstring("Secret scraper named by spec.monitoring.tls.clientCertificateSecretName does not exist"))
+		g.Expect(meta.IsStatusConditionFalse(current.Status.Conditions, cachev1alpha1.ConditionDegraded)).To(BeTrue())
+	}).Should(Succeed())
+	g.Expect(apierrors.IsNotFound(k8sClient.Get(t.Context(),
+		client.ObjectKey{Namespace: ns, Name: resources.ExporterName(mc)}, &appsv1.Deployment{}))).To(BeTrue(),
+		"the exporter was created without its client certificate")
+	exporterService := &corev1.Service{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: resources.ExporterName(mc)}, exporterService)).To(Succeed())
 	expectUnchanged(t, before)
 
 	// Once it exists, the exporter presents it.
@@ -167,6 +184,21 @@ func TestExporterClientCertificateIsCheckedAndRenewalRestartsOnlyTheExporter(t *
 	updateSecretData(t, scraper, map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey})
 	g.Eventually(exporterDigest).ShouldNot(Equal(first))
 	expectUnchanged(t, memcachedPods)
+
+	// A certificate that does not match its key leaves the running exporter
+	// as it was, and scaling the cache still works.
+	renewed := exporterDigest(g)
+	_, otherKey, err := certutil.GenerateSelfSignedCertKey("other", nil, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	updateSecretData(t, scraper, map[string][]byte{"tls.crt": clientCert, "tls.key": otherKey})
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Size = 2 })
+	g.Eventually(replicasOf(t, mc)).Should(Equal(int32(2)))
+	g.Eventually(func(g Gomega) string {
+		c := meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
+		g.Expect(c).NotTo(BeNil())
+		return c.Reason
+	}).Should(Equal(status.ReasonInvalidSecret))
+	g.Expect(exporterDigest(g)).To(Equal(renewed))
 }
 
 func TestSecretsNoMemcachedNamesAreForgotten(t *testing.T) {

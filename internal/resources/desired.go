@@ -65,6 +65,9 @@ type Inputs struct {
 	// ProxiesReady is set when a proxy of spec.proxy is ready: only then
 	// does the Service <name> send clients to the proxies.
 	ProxiesReady bool
+	// HoldExporter leaves the exporter's Deployment as it is, neither
+	// applied nor deleted: set when its client certificate cannot be used.
+	HoldExporter bool
 }
 
 // Images are the images the operator runs when a Memcached names none.
@@ -136,7 +139,9 @@ func Build(mc *cachev1alpha1.Memcached, in Inputs) Desired {
 	add(PDBKind, mc.Name, orNil(podDisruptionBudget(mc)))
 	add(NetworkPolicyKind, mc.Name, orNil(networkPolicy(mc)))
 	add(NetworkPolicyKind, ExporterName(mc), orNil(exporterNetworkPolicy(mc)))
-	add(DeploymentKind, ExporterName(mc), orNil(exporterDeployment(mc, in)))
+	if !in.HoldExporter {
+		add(DeploymentKind, ExporterName(mc), orNil(exporterDeployment(mc, in)))
+	}
 	add(ServiceKind, ExporterName(mc), orNil(exporterService(mc)))
 	routes := proxyRoutes(in.Servers.List)
 	add(ConfigMapKind, ProxyName(mc), orNil(proxyConfigMap(mc, routes)))

@@ -130,6 +130,10 @@ type Outcome struct {
 	// PrometheusRuleAPIMissing is set when the Memcached asks for alert
 	// rules and the cluster has no PrometheusRule API.
 	PrometheusRuleAPIMissing bool
+	// ExporterInputError is why an input only the exporter reads, its
+	// client certificate, could not be used, nil if it could. The exporter
+	// is then left as it is, and everything else applied.
+	ExporterInputError error
 }
 
 // failed returns why the reconcile could not apply the spec, nil when it
@@ -342,6 +346,14 @@ func monitoringReady(mc *cachev1alpha1.Memcached, outcome Outcome) *metav1.Condi
 		return meta.FindStatusCondition(mc.Status.Conditions, cachev1alpha1.ConditionMonitoringReady)
 	}
 	const noRules = "no PrometheusRule API, so no PrometheusRule was created and the alert rules are not loaded"
+	if err := outcome.ExporterInputError; err != nil {
+		reason := ReasonSecretUnreadable
+		if specErr := (*SpecError)(nil); errors.As(err, &specErr) {
+			reason = specErr.Reason
+		}
+		return &metav1.Condition{Type: cachev1alpha1.ConditionMonitoringReady, Status: metav1.ConditionFalse,
+			Reason: reason, Message: fmt.Sprintf("%s; the exporter %s is left as it was", err.Error(), resources.ExporterName(mc))}
+	}
 	if outcome.ServiceMonitorAPIMissing {
 		missing := "no monitoring.coreos.com/v1 ServiceMonitor API, so no ServiceMonitor was created"
 		if outcome.PrometheusRuleAPIMissing {
