@@ -96,7 +96,8 @@ func trimMetadata(obj any) (any, error) {
 }
 
 // trimWorkload keeps of a Deployment or StatefulSet what the operator reads:
-// the metadata it reads of every object, the replicas and the status.
+// the metadata it reads of every object, the replicas, the names of the
+// claim templates and the status.
 func trimWorkload(obj any) (any, error) {
 	switch w := obj.(type) {
 	case *appsv1.Deployment:
@@ -106,11 +107,17 @@ func trimWorkload(obj any) (any, error) {
 			Status:     w.Status,
 		}, nil
 	case *appsv1.StatefulSet:
-		return &appsv1.StatefulSet{
+		trimmed := &appsv1.StatefulSet{
 			ObjectMeta: ownMetadata(&w.ObjectMeta),
 			Spec:       appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas},
 			Status:     w.Status,
-		}, nil
+		}
+		// Of the claim templates, their names: which volume each pod must have.
+		for _, c := range w.Spec.VolumeClaimTemplates {
+			trimmed.Spec.VolumeClaimTemplates = append(trimmed.Spec.VolumeClaimTemplates,
+				corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: c.Name}})
+		}
+		return trimmed, nil
 	}
 	return obj, nil
 }
@@ -164,6 +171,13 @@ func trimPod(obj any) (any, error) {
 	}
 	if hash, ok := pod.Annotations[resources.TemplateHashAnnotation]; ok {
 		trimmed.Annotations = map[string]string{resources.TemplateHashAnnotation: hash}
+	}
+	// Of the volumes, the claims: whether the pod has its StatefulSet's.
+	for _, v := range pod.Spec.Volumes {
+		if c := v.PersistentVolumeClaim; c != nil {
+			trimmed.Spec.Volumes = append(trimmed.Spec.Volumes, corev1.Volume{Name: v.Name,
+				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.ClaimName}}})
+		}
 	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady || c.Type == corev1.PodScheduled {

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -66,7 +67,7 @@ type MemcachedReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=core,resources=services,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=core,resources=configmaps,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=core,resources=pods,verbs=list;watch
+// +kubebuilder:rbac:groups=core,resources=pods,verbs=list;watch;delete
 // +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
@@ -145,6 +146,11 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.apply(ctx, s); err != nil {
 		return s.result(err)
 	}
+	if pod := status.PodWithoutItsVolume(mc, s.observed); pod != nil {
+		if err := r.replacePod(ctx, mc, pod); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if err := s.outcome.ExporterInputError; err != nil {
 		if _, ok := errors.AsType[*status.SpecError](err); !ok {
 			// A Secret that could not be read is read again; one that is
@@ -153,6 +159,22 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 	}
 	return ctrl.Result{RequeueAfter: s.servers.RequeueAfter}, nil
+}
+
+// replacePod deletes pod, a pod of the StatefulSet of mc that lacks the
+// volume of its claim template, for the StatefulSet to create it anew with
+// the volume (status.PodWithoutItsVolume says when). The pod's deletion, and
+// its successor's readiness, bring the next reconcile.
+func (r *MemcachedReconciler) replacePod(ctx context.Context, mc *cachev1alpha1.Memcached, pod *corev1.Pod) error {
+	logf.FromContext(ctx).Info("Deleting pod: it lacks the volume of its StatefulSet's claim template, which only a new pod gets",
+		"pod", klog.KObj(pod))
+	err := r.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("failed to delete pod %s to give it its volume: %w", pod.Name, err)
+	}
+	r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Replaced", "Delete",
+		"Deleted pod %s for its StatefulSet to create it anew with its volume", pod.Name)
+	return nil
 }
 
 // result returns what a reconcile that stopped with err asks of the

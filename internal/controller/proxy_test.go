@@ -59,7 +59,7 @@ func TestProxiesRouteToTheServerListAndTakeTheService(t *testing.T) {
 	empty := routesDigest(g)
 
 	// The ready servers are routed to, and the proxies replaced.
-	createStatefulPods(t, mc, 0, 2)
+	createStatefulPods(t, mc, 2)
 	setStatefulSetReady(t, mc)
 	g.Eventually(serverListOf(t, mc)).Should(Equal(stableNames(mc, 2)))
 	g.Eventually(proxyRoutesOf(t, mc)).Should(And(ContainSubstring(stableNames(mc, 2)[0]), ContainSubstring(stableNames(mc, 2)[1])))

@@ -32,10 +32,10 @@ func statefulSetOf(t *testing.T, mc *cachev1alpha1.Memcached) *appsv1.StatefulSe
 
 // createStatefulPods creates the pods 0..n-1 of mc's StatefulSet, ready, as
 // the StatefulSet controller and a kubelet would.
-func createStatefulPods(t *testing.T, mc *cachev1alpha1.Memcached, from, to int) {
+func createStatefulPods(t *testing.T, mc *cachev1alpha1.Memcached, n int) {
 	t.Helper()
 	set := statefulSetOf(t, mc)
-	for i := from; i < to; i++ {
+	for i := range n {
 		pod := createPod(t, mc, fmt.Sprintf("%s-%d", mc.Name, i))
 		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: set.Name,
 			UID: set.UID, Controller: ptr.To(true)}}
@@ -83,7 +83,7 @@ func TestStatefulSetPublishesStableNames(t *testing.T) {
 	g.Expect(set.Spec.ServiceName).To(Equal("ring-headless"))
 	g.Expect(apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), &appsv1.Deployment{}))).To(BeTrue())
 
-	createStatefulPods(t, mc, 0, 3)
+	createStatefulPods(t, mc, 3)
 	g.Eventually(serverListOf(t, mc)).Should(Equal(stableNames(mc, 3)))
 	g.Eventually(func(g Gomega) string {
 		cm := &corev1.ConfigMap{}
@@ -143,7 +143,7 @@ func TestSwitchingWorkloadsKeepsPodsServing(t *testing.T) {
 	// StatefulSet is ready; the list stays the Deployment's meanwhile.
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Workload = cachev1alpha1.WorkloadStatefulSet })
 	statefulSetOf(t, mc)
-	createStatefulPods(t, mc, 0, 2)
+	createStatefulPods(t, mc, 2)
 	// Once the operator has seen the StatefulSet's pods, and after one more
 	// reconcile.
 	g.Eventually(func(g Gomega) {
@@ -193,4 +193,43 @@ func TestWarmRestartRecreatesTheStatefulSetLeavingItsPods(t *testing.T) {
 		g.Expect(current.Spec.VolumeClaimTemplates).To(HaveLen(1))
 	}).Should(Succeed())
 	converged(t, mc)
+}
+
+// A StatefulSet recreated with a claim template adopts pods that lack its
+// volume, which its controller cannot add: the operator deletes them, one at
+// a time, the lowest ordinal first, each once every pod runs and is ready.
+func TestPodsWithoutTheClaimVolumeAreReplacedOneAtATime(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warm"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 3, Workload: cachev1alpha1.WorkloadStatefulSet,
+			WarmRestart: &cachev1alpha1.WarmRestartSpec{Enabled: true}}}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	// The pods the StatefulSet adopted, from before it had the template.
+	createStatefulPods(t, mc, 3)
+	exists := func(name string) func() bool {
+		return func() bool {
+			return !apierrors.IsNotFound(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &corev1.Pod{}))
+		}
+	}
+	g.Eventually(exists("warm-0")).Should(BeFalse(), "the first pod without its volume was not replaced")
+	g.Expect(exists("warm-1")()).To(BeTrue())
+	g.Expect(exists("warm-2")()).To(BeTrue())
+
+	// Not the next one until the replacement runs, ready, with its volume.
+	reconcileNow(t, ns, mc.Name)
+	g.Expect(exists("warm-1")()).To(BeTrue(), "a second pod went while the first was missing")
+	set := statefulSetOf(t, mc)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "warm-0", Labels: resources.Labels(mc),
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: set.Name,
+				UID: set.UID, Controller: ptr.To(true)}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "memcached", Image: resources.DefaultImage}},
+			Volumes: []corev1.Volume{{Name: resources.MemoryFileClaim, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: resources.MemoryFileClaim + "-warm-0"}}}}},
+	}
+	g.Expect(k8sClient.Create(t.Context(), pod)).To(Succeed())
+	setPodReady(t, pod, "10.2.0.10")
+	g.Eventually(exists("warm-1")).Should(BeFalse(), "the next pod without its volume was not replaced")
+	g.Expect(exists("warm-2")()).To(BeTrue())
 }

@@ -67,18 +67,34 @@ func statefulSet(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.StatefulSetAp
 				WithMaxUnavailable(intstr.FromInt32(1)))).
 		WithMinReadySeconds(ptr.Deref(mc.Spec.MinReadySeconds, 0)).
 		WithTemplate(template)
-	switch {
-	case mc.Spec.WarmRestartEnabled():
-		withVolumeClaim(mc, spec, MemoryFileClaim, memcached.MemoryFileSize(&mc.Spec), mc.Spec.WarmRestart.StorageClassName)
-	case mc.Spec.ExtstoreEnabled():
-		withVolumeClaim(mc, spec, memcached.ExtstoreClaimName(&mc.Spec), memcached.ExtstoreVolumeSize(&mc.Spec),
-			mc.Spec.Extstore.StorageClassName)
+	switch claim := ClaimTemplate(mc); claim {
+	case "":
+	case MemoryFileClaim:
+		withVolumeClaim(mc, spec, claim, memcached.MemoryFileSize(&mc.Spec), mc.Spec.WarmRestart.StorageClassName)
+	default:
+		withVolumeClaim(mc, spec, claim, memcached.ExtstoreVolumeSize(&mc.Spec), mc.Spec.Extstore.StorageClassName)
 	}
 	return appsv1ac.StatefulSet(mc.Name, mc.Namespace).
 		WithLabels(Labels(mc)).
 		WithAnnotations(map[string]string{TemplateHashAnnotation: hash}).
 		WithOwnerReferences(ownerReference(mc)).
 		WithSpec(spec)
+}
+
+// ClaimTemplate returns the name of the volume claim template of the
+// StatefulSet of mc, which is also the name of the volume in each pod: the
+// memory file's with warm restart, the flash tier's with extstore, "" when it
+// has none.
+func ClaimTemplate(mc *cachev1alpha1.Memcached) string {
+	switch {
+	case mc.Spec.GetWorkload() != cachev1alpha1.WorkloadStatefulSet:
+		return ""
+	case mc.Spec.WarmRestartEnabled():
+		return MemoryFileClaim
+	case mc.Spec.ExtstoreEnabled():
+		return memcached.ExtstoreClaimName(&mc.Spec)
+	}
+	return ""
 }
 
 // withVolumeClaim gives each pod of spec a PersistentVolumeClaim of its own,

@@ -3,6 +3,7 @@ package status
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -149,4 +150,55 @@ func deploymentReady(d *appsv1.Deployment, size int32) bool {
 func statefulSetReady(s *appsv1.StatefulSet, size int32) bool {
 	return s != nil && s.Status.ObservedGeneration >= s.Generation &&
 		s.Status.UpdatedReplicas >= size && s.Status.AvailableReplicas >= size
+}
+
+// PodWithoutItsVolume returns the pod of the StatefulSet of mc to delete so
+// that the StatefulSet recreates it with the volume of its claim template,
+// nil when there is none or when it is not yet time. A StatefulSet recreated
+// with a claim template it did not have (warm restart or extstore turned on,
+// or extstore's size changed) adopts the pods of the previous one, which lack
+// that volume, and its controller cannot add a volume to a running pod: it
+// stops at the first such pod, in ordinal order, and never replaces it nor
+// creates a pod after it. The pods are replaced one at a time, the lowest
+// ordinal first (the one the controller stops at), each only once the
+// StatefulSet runs all of its replicas, ready, none of them going: a cache
+// never loses more than one server to it.
+func PodWithoutItsVolume(mc *cachev1alpha1.Memcached, observed Observed) *corev1.Pod {
+	claim := resources.ClaimTemplate(mc)
+	set := observed.StatefulSet
+	if claim == "" || set == nil || !slices.ContainsFunc(set.Spec.VolumeClaimTemplates,
+		func(c corev1.PersistentVolumeClaim) bool { return c.Name == claim }) {
+		// Not yet the StatefulSet that has the claim template.
+		return nil
+	}
+	var lacking *corev1.Pod
+	running := int32(0)
+	for i := range observed.Pods {
+		pod := &observed.Pods[i]
+		if !metav1.IsControlledBy(pod, set) {
+			continue
+		}
+		if pod.DeletionTimestamp != nil || !IsReady(pod) {
+			return nil
+		}
+		running++
+		if !hasClaimVolume(pod, claim) && (lacking == nil || ordinal(mc.Name, pod.Name) < ordinal(mc.Name, lacking.Name)) {
+			lacking = pod
+		}
+	}
+	if running < ptr.Deref(set.Spec.Replicas, 0) {
+		return nil
+	}
+	return lacking
+}
+
+// hasClaimVolume reports whether pod has the volume of the claim template
+// claim, a PersistentVolumeClaim <claim>-<pod name>.
+func hasClaimVolume(pod *corev1.Pod, claim string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == claim && v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim+"-"+pod.Name {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
 )
 
 // statefulMemcached returns a StatefulSet Memcached "cache" of size, which
@@ -266,5 +267,62 @@ func TestAPlanThatWasNotAppliedIsNotReported(t *testing.T) {
 	applied := Compute(mc, observed, Outcome{}, plan, now)
 	if len(applied.ServerList) != 2 || applied.DrainingSince == nil {
 		t.Errorf("Once applied, the status publishes %q draining since %v", applied.ServerList, applied.DrainingSince)
+	}
+}
+
+func TestPodWithoutItsVolumeIsReplacedOneAtATime(t *testing.T) {
+	warm := newMemcached(3, 2)
+	warm.Spec.Workload = cachev1alpha1.WorkloadStatefulSet
+	warm.Spec.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true}
+	set := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "cache", UID: "set-2"},
+		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3),
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: resources.MemoryFileClaim}}}},
+	}
+	withoutTemplate := set.DeepCopy()
+	withoutTemplate.Spec.VolumeClaimTemplates = nil
+	member := func(name string, state podState, volume bool) corev1.Pod {
+		p := pod(name, "10.0.0.1", state)
+		p.OwnerReferences = []metav1.OwnerReference{{Kind: "StatefulSet", Name: "cache", UID: "set-2", Controller: ptr.To(true)}}
+		if volume {
+			p.Spec.Volumes = []corev1.Volume{{Name: resources.MemoryFileClaim, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: resources.MemoryFileClaim + "-" + name}}}}
+		}
+		return p
+	}
+	for _, tt := range []struct {
+		name string
+		mc   *cachev1alpha1.Memcached
+		set  *appsv1.StatefulSet
+		pods []corev1.Pod
+		want string
+	}{
+		{"every pod lacks it: the lowest ordinal first", warm, set,
+			[]corev1.Pod{member("cache-0", ready, false), member("cache-1", ready, false), member("cache-2", ready, false)}, "cache-0"},
+		{"the others next", warm, set,
+			[]corev1.Pod{member("cache-0", ready, true), member("cache-1", ready, false), member("cache-2", ready, false)}, "cache-1"},
+		{"none while one is going", warm, set,
+			[]corev1.Pod{member("cache-0", deleting, false), member("cache-1", ready, false), member("cache-2", ready, false)}, ""},
+		{"none while one is missing", warm, set,
+			[]corev1.Pod{member("cache-1", ready, false), member("cache-2", ready, false)}, ""},
+		{"none while one is not ready", warm, set,
+			[]corev1.Pod{member("cache-0", running, true), member("cache-1", ready, false), member("cache-2", ready, false)}, ""},
+		{"none when every pod has it", warm, set,
+			[]corev1.Pod{member("cache-0", ready, true), member("cache-1", ready, true), member("cache-2", ready, true)}, ""},
+		{"none before the StatefulSet has the claim template", warm, withoutTemplate,
+			[]corev1.Pod{member("cache-0", ready, false), member("cache-1", ready, false), member("cache-2", ready, false)}, ""},
+		{"none without a claim template in the spec", newMemcached(3, 2), set,
+			[]corev1.Pod{member("cache-0", ready, false), member("cache-1", ready, false), member("cache-2", ready, false)}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := PodWithoutItsVolume(tt.mc, Observed{StatefulSet: tt.set, Pods: tt.pods})
+			name := ""
+			if got != nil {
+				name = got.Name
+			}
+			if name != tt.want {
+				t.Errorf("replaces %q, want %q", name, tt.want)
+			}
+		})
 	}
 }

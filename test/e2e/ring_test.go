@@ -152,3 +152,29 @@ func TestWarmRestartGivesEachPodAVolume(t *testing.T) {
 	expectConverged(t, mc, 2)
 	g.Eventually(claims).Should(ConsistOf("memory-file-warm-0", "memory-file-warm-1"))
 }
+
+// Turning warm restart on for running pods recreates the StatefulSet with a
+// claim template. It adopts the running pods, which lack the volume, and the
+// StatefulSet controller cannot add it to them: the operator replaces them,
+// one at a time.
+func TestTurningWarmRestartOnGivesRunningPodsTheirVolumes(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, restricted)
+	mc := createStatefulMemcached(t, ns, "warming", 3, nil)
+	expectConverged(t, mc, 3)
+	pods := watchPods(t, mc)
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true} })
+	g.Eventually(func(g Gomega) {
+		list := &corev1.PodList{}
+		g.Expect(k8sClient.List(t.Context(), list, client.InNamespace(ns),
+			client.MatchingLabels(resources.SelectorLabels(mc)))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(3))
+		for _, p := range list.Items {
+			g.Expect(p.Spec.Volumes).To(ContainElement(HaveField("PersistentVolumeClaim.ClaimName",
+				resources.MemoryFileClaim+"-"+p.Name)), "%s has no memory file volume", p.Name)
+		}
+	}, 3*time.Minute).Should(Succeed())
+	expectConverged(t, mc, 3)
+	g.Expect(pods.fewest()).To(BeNumerically(">=", 2), "more than one pod was down at once")
+}
