@@ -47,9 +47,9 @@ simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goe
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen dashboard ## Generate the CustomResourceDefinition and ClusterRole objects and the Grafana dashboard, and copy them into the Helm chart.
+manifests: controller-gen kustomize dashboard ## Generate the CustomResourceDefinition and ClusterRole objects and the Grafana dashboard, and render config/ into the Helm chart.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
-	hack/sync-chart.sh
+	KUSTOMIZE="$(KUSTOMIZE)" hack/sync-chart.sh
 
 .PHONY: dashboard
 dashboard: ## Generate config/components/dashboard/memcached-dashboard.json, the Grafana dashboard, with hack/tools/dashboard.
@@ -118,7 +118,8 @@ test: manifests generate fmt vet k8s-bins memcached memcached-proxy promtool exp
 test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end tests on a simulated cluster, with the operator as a local process.
 	CONTROL_PLANE_DIR="$(CONTROL_PLANE_DIR)" MANAGER_BINARY="$(CURDIR)/bin/manager" TEST_CRDS_DIR="$(TEST_CRDS_DIR)" \
 		HELM_BINARY="$(HELM)" IMAGE_LAYOUT="$(CURDIR)/dist/image" INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
-		CRDS_MANIFEST="$(CURDIR)/dist/crds.yaml" go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
+		CRDS_MANIFEST="$(CURDIR)/dist/crds.yaml" KUSTOMIZE_BINARY="$(KUSTOMIZE)" \
+		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
 
 FUZZTIME ?= 30s
 .PHONY: fuzz

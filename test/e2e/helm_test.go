@@ -120,6 +120,55 @@ networkPolicy:
 	checkUpgradeFromTheOldSelector(t, helm, own, chart)
 }
 
+// TestTheChartIsRenderedFromConfig changes config/ in a copy of the
+// repository, as a change to the manager, its arguments or its RBAC would,
+// and checks that `make manifests`'s hack/sync-chart.sh carries each change
+// into what the chart renders: config/ is the only hand-written install.
+func TestTheChartIsRenderedFromConfig(t *testing.T) {
+	helmBinary, kustomize := os.Getenv("HELM_BINARY"), os.Getenv("KUSTOMIZE_BINARY")
+	if helmBinary == "" || kustomize == "" {
+		t.Fatal("HELM_BINARY and KUSTOMIZE_BINARY must be set: run this test with 'make test-e2e'")
+	}
+	g := NewWithT(t)
+	copyRoot := t.TempDir()
+	for _, dir := range []string{"config", "charts", "hack"} {
+		g.Expect(os.CopyFS(filepath.Join(copyRoot, dir), os.DirFS(filepath.Join(repoRoot, dir)))).To(Succeed())
+	}
+	edit := func(file, old, replacement string) {
+		path := filepath.Join(copyRoot, file)
+		data, err := os.ReadFile(path)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(strings.Count(string(data), old)).To(Equal(1), "%s holds %q once", file, old)
+		g.Expect(os.WriteFile(path, []byte(strings.Replace(string(data), old, replacement, 1)), 0o600)).To(Succeed())
+	}
+	// A probe and an argument of the manager, a default image, and a rule.
+	edit("config/manager/manager.yaml", "periodSeconds: 20", "periodSeconds: 21")
+	edit("config/manager/manager.yaml", "- --health-probe-bind-address=:8081", "- --health-probe-bind-address=:8081\n          - --zap-log-level=debug")
+	edit("config/manager/manager.yaml", "memcached:1.6.39-alpine", "memcached:1.6.40-alpine")
+	edit("config/rbac/metrics_reader_role.yaml", `- "/metrics"`, `- "/metrics"`+"\n  - \"/metrics/extra\"")
+
+	sync := exec.CommandContext(t.Context(), "bash", filepath.Join(copyRoot, "hack", "sync-chart.sh"))
+	sync.Env = append(os.Environ(), "KUSTOMIZE="+kustomize)
+	out, err := sync.CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+
+	helm := &helmRun{t: t, binary: helmBinary, kubeconfig: filepath.Join(copyRoot, "no-cluster"), home: t.TempDir()}
+	chart := filepath.Join(copyRoot, "charts", "memcached-operator")
+	rendered := indexObjects(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace)))
+	manager := deploymentOf(g, rendered["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec.Containers[0]
+	g.Expect(manager.LivenessProbe.PeriodSeconds).To(BeEquivalentTo(21))
+	g.Expect(manager.Args).To(ContainElements("--zap-log-level=debug", "--memcached-image=docker.io/library/memcached:1.6.40-alpine"))
+	reader := rendered["ClusterRole//memcached-operator-metrics-reader"]
+	g.Expect(policyRules(g, reader)).To(ConsistOf(HaveField("NonResourceURLs", ConsistOf("/metrics", "/metrics/extra"))))
+
+	// The values still win over config/.
+	mirrored := indexObjects(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace,
+		"--set", "defaultImages.memcached=mirror.example.com/memcached:1")))
+	manager = deploymentOf(g, mirrored["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec.Containers[0]
+	g.Expect(manager.Args).To(ContainElement("--memcached-image=mirror.example.com/memcached:1"))
+	g.Expect(manager.Args).NotTo(ContainElement(HavePrefix("--memcached-image=docker.io")))
+}
+
 // TestHelmChartHasWhatPlatformTeamsExpect renders the chart with the values
 // platform teams set: a values schema that refuses what the templates cannot
 // use, a PodDisruptionBudget and topology spread for the manager, helper roles
@@ -317,8 +366,8 @@ func checkDefaultRendering(t *testing.T, helm *helmRun, chart, kubeVersion strin
 		"--set", "crds.install=false", "--set", "metrics.enabled=false")))
 	manager = deploymentOf(g, other["Deployment/"+helmNamespace+"/memcached-operator-controller-manager"]).Spec.Template.Spec.Containers[0]
 	g.Expect(manager.Image).To(Equal("registry.example.com/op@sha256:0123"))
-	g.Expect(manager.Args).To(Equal([]string{"--leader-elect=false", "--health-probe-bind-address=:8081", "--memcached-uid=platform",
-		"--memcached-image=mirror.example.com/memcached:1.6.39-alpine", "--exporter-image=mirror.example.com/memcached-exporter:v0.15.4"}))
+	g.Expect(manager.Args).To(ConsistOf("--leader-elect=false", "--health-probe-bind-address=:8081", "--memcached-uid=platform",
+		"--memcached-image=mirror.example.com/memcached:1.6.39-alpine", "--exporter-image=mirror.example.com/memcached-exporter:v0.15.4"))
 	g.Expect(other).NotTo(HaveKey("CustomResourceDefinition//" + crdName))
 	g.Expect(other).NotTo(HaveKey("Service/" + helmNamespace + "/memcached-operator-controller-manager-metrics-service"))
 	auto := indexObjects(decodeObjects(g, helm.must("template", helmRelease, chart, "--namespace", helmNamespace,

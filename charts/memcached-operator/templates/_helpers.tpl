@@ -123,19 +123,6 @@ The namespaces to watch, without duplicates; none means every namespace.
 {{- end }}
 
 {{/*
-The rules of the manager's ClusterRole or Roles, as controller-gen generates
-them into config/rbac/role.yaml: hack/sync-chart.sh copies them into
-files/manager-rules.yaml.
-*/}}
-{{- define "memcached-operator.managerRules" -}}
-{{- $rules := (.Files.Get "files/manager-rules.yaml" | fromYaml).rules }}
-{{- if not $rules }}
-{{- fail "files/manager-rules.yaml has no rules: run hack/sync-chart.sh (make manifests)" }}
-{{- end }}
-{{- toYaml $rules }}
-{{- end }}
-
-{{/*
 Fails on values the operator would refuse.
 */}}
 {{- define "memcached-operator.validate" -}}
@@ -148,14 +135,50 @@ Fails on values the operator would refuse.
 {{- end }}
 
 {{/*
-The manager container's resources when the values give none: those of
-config/manager.
+An object of config/, the only hand-written install, as hack/sync-chart.sh
+(make manifests) renders it into files/config/<file>.yaml, made the release's:
+named "<fullname>-<its name without config/default's namePrefix>" (a CRD keeps
+the name its group gives it), in the release namespace when it is namespaced,
+with the chart's labels over config/'s. The templates then set what the values
+change. Takes a dict: file, and context (the root). Returns YAML: fromYaml it.
 */}}
-{{- define "memcached-operator.defaultResources" -}}
-limits:
-  cpu: 500m
-  memory: 128Mi
-requests:
-  cpu: 10m
-  memory: 64Mi
+{{- define "memcached-operator.fromConfig" -}}
+{{- $path := printf "files/config/%s.yaml" .file }}
+{{- $object := .context.Files.Get $path | fromYaml }}
+{{- if not (and $object.kind $object.metadata) }}
+{{- fail (printf "%s is not an object of config/: run hack/sync-chart.sh (make manifests)" $path) }}
+{{- end }}
+{{- $metadata := $object.metadata }}
+{{- if ne $object.kind "CustomResourceDefinition" }}
+{{- $_ := set $metadata "name" (include "memcached-operator.configName" (dict "name" $metadata.name "context" .context)) }}
+{{- end }}
+{{- if hasKey $metadata "namespace" }}
+{{- $_ := set $metadata "namespace" .context.Release.Namespace }}
+{{- end }}
+{{- $_ := set $metadata "labels" (merge (include "memcached-operator.labels" .context | fromYaml) ($metadata.labels | default dict)) }}
+{{- toYaml $object }}
+{{- end }}
+
+{{/*
+The release's name of an object named <name> in config/default (with or
+without its namePrefix). Takes a dict: name, and context (the root).
+*/}}
+{{- define "memcached-operator.configName" -}}
+{{- include "memcached-operator.resourceName" (dict "suffix" (trimPrefix "memcached-operator-" .name) "context" .context) }}
+{{- end }}
+
+{{/*
+A (Cluster)RoleBinding of config/, bound to the release's role and its
+ServiceAccount. config/ binds every role to the operator's ServiceAccount
+only. Takes a dict: file, and context (the root). Returns YAML.
+*/}}
+{{- define "memcached-operator.bindingFromConfig" -}}
+{{- $binding := include "memcached-operator.fromConfig" . | fromYaml }}
+{{- if ne (len $binding.subjects) 1 }}
+{{- fail (printf "files/config/%s.yaml binds %d subjects; the chart binds the operator's ServiceAccount only" .file (len $binding.subjects)) }}
+{{- end }}
+{{- $_ := set $binding.roleRef "name" (include "memcached-operator.configName" (dict "name" $binding.roleRef.name "context" .context)) }}
+{{- $subject := dict "kind" "ServiceAccount" "name" (include "memcached-operator.serviceAccountName" .context) "namespace" .context.Release.Namespace }}
+{{- $_ := set $binding "subjects" (list $subject) }}
+{{- toYaml $binding }}
 {{- end }}
