@@ -67,8 +67,11 @@ func recordMetrics(mc *cachev1alpha1.Memcached, newStatus *cachev1alpha1.Memcach
 			}
 		}
 		if current == nil {
-			conditionGauge.DeletePartialMatch(prometheus.Labels{
-				namespaceLabel: mc.Namespace, resources.MemcachedLabel: mc.Name, "type": conditionType})
+			// By their full labels: a partial match scans every series of
+			// every Memcached.
+			for _, s := range conditionStatuses {
+				conditionGauge.DeleteLabelValues(mc.Namespace, mc.Name, conditionType, string(s))
+			}
 			continue
 		}
 		for _, s := range conditionStatuses {
@@ -83,10 +86,12 @@ func recordMetrics(mc *cachev1alpha1.Memcached, newStatus *cachev1alpha1.Memcach
 
 // forgetMetrics deletes the gauges of the Memcached at key, which is gone.
 func forgetMetrics(key types.NamespacedName) {
-	labels := prometheus.Labels{namespaceLabel: key.Namespace, resources.MemcachedLabel: key.Name}
-	desiredServersGauge.DeletePartialMatch(labels)
-	readyServersGauge.DeletePartialMatch(labels)
-	desiredProxiesGauge.DeletePartialMatch(labels)
-	readyProxiesGauge.DeletePartialMatch(labels)
-	conditionGauge.DeletePartialMatch(labels)
+	for _, gauge := range []*prometheus.GaugeVec{desiredServersGauge, readyServersGauge, desiredProxiesGauge, readyProxiesGauge} {
+		gauge.DeleteLabelValues(key.Namespace, key.Name)
+	}
+	for _, conditionType := range status.Conditions {
+		for _, s := range conditionStatuses {
+			conditionGauge.DeleteLabelValues(key.Namespace, key.Name, conditionType, string(s))
+		}
+	}
 }

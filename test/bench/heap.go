@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -113,4 +115,45 @@ func (h *peakHeap) write(path string, n int) ([]HeapEntry, int64, time.Duration,
 	}
 	top, inuse, err := heapTop(h.profile, n)
 	return top, inuse, h.at, err
+}
+
+// startCPUProfile profiles the operator's CPU for d, into path, and returns
+// a function that waits for the profile and returns its error. With d 0 it
+// profiles nothing.
+func startCPUProfile(ctx context.Context, op *localrun.Operator, d time.Duration, path string) func() error {
+	if d <= 0 {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- writeProfile(ctx, fmt.Sprintf("%s/profile?seconds=%d", op.PprofURL, int(d.Seconds())), path)
+	}()
+	return func() error {
+		if err := <-done; err != nil {
+			return err
+		}
+		fmt.Printf("    CPU profile in %s\n", path)
+		return nil
+	}
+}
+
+// writeProfile fetches the profile at url and writes it to path.
+func writeProfile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("failed to fetch %s: %w", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("failed to fetch %s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("failed to fetch %s: %w", url, err)
+	}
+	return os.WriteFile(path, data, 0o644)
 }

@@ -48,9 +48,12 @@ func init() {
 type config struct {
 	N, Size, Namespaces, Parallel, Workers int
 	Quiet                                  time.Duration
-	BinDir, Manager, Out, Kubectl, Repo    string
-	Baseline, Rollout, Smoke               bool
-	LogLevel, MemoryLimit                  string
+	// CPUProfile is how long to profile the operator's CPU from the first
+	// create; 0 for no profile.
+	CPUProfile                          time.Duration
+	BinDir, Manager, Out, Kubectl, Repo string
+	Baseline, Rollout, Smoke            bool
+	LogLevel, MemoryLimit               string
 	// Anchor is another operator's binary to measure on the same workload,
 	// with its CRD, arguments and environment.
 	Anchor, AnchorCRD     string
@@ -89,6 +92,8 @@ func main() {
 	flag.Var(&cfg.AnchorArgs, "anchor-arg", "An argument for the anchor; may be repeated.")
 	flag.Var(&cfg.AnchorEnv, "anchor-env", "A NAME=value for the anchor's environment; may be repeated.")
 	anchorSpec := flag.String("anchor-spec", "{}", "Fields, as a JSON object, added to the spec of the anchor's Memcacheds, where its CRD requires more than size.")
+	flag.DurationVar(&cfg.CPUProfile, "cpu-profile", 0, "Profile the operator's CPU for this long from the first create, into cpu-n<N>.pb.gz, "+
+		"and write its allocations from its start until every Memcached is Available into allocs-n<N>.pb.gz; 0 for neither.")
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "Exit non-zero unless every Memcached converged, the quiet window had no write and there was no conflict.")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())

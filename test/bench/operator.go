@@ -181,6 +181,7 @@ func (r *OperatorResult) converge(ctx context.Context, cfg config, c client.Clie
 		return err
 	}
 	w.pods.begin(podsWanted(cfg))
+	cpuProfile := startCPUProfile(ctx, op, cfg.CPUProfile, filepath.Join(cfg.Out, fmt.Sprintf("cpu-n%d.pb.gz", cfg.N)))
 	start := time.Now()
 	created, err := createMemcacheds(ctx, cfg, c, nil)
 	if err != nil {
@@ -211,6 +212,14 @@ func (r *OperatorResult) converge(ctx context.Context, cfg config, c client.Clie
 	r.ConfigMapChanges = float64(configMapsAfter - configMapsBefore)
 	r.UnchangedPatches = max(0, r.PatchesOK-r.StatusChanges-r.ConfigMapChanges)
 	fmt.Printf("    converged in %.1fs: %.0f requests, %.1f writes per Memcached\n", converged.Seconds(), r.Converge.Total, r.WritesPerCR)
+	if cfg.CPUProfile > 0 {
+		if err := writeProfile(ctx, op.PprofURL+"/allocs", filepath.Join(cfg.Out, fmt.Sprintf("allocs-n%d.pb.gz", cfg.N))); err != nil {
+			return err
+		}
+	}
+	if err := cpuProfile(); err != nil {
+		return err
+	}
 
 	top, inuse, at, err := peak.write(filepath.Join(cfg.Out, fmt.Sprintf("heap-peak-n%d.pb.gz", cfg.N)), 12)
 	if err != nil {
