@@ -118,9 +118,11 @@ func main() {
 			"the environment variable "+memcachedUIDEnv+" sets it.")
 	flag.StringVar(&images.Memcached, "memcached-image", resources.DefaultImage,
 		"The image of the memcached pods of the Memcacheds that name none in spec.image, such as the same image "+
-			"in a mirror registry. Changing it rolls those Memcacheds' pods.")
+			"in a mirror registry. Changing it rolls those Memcacheds' pods. Without this flag, the environment "+
+			"variable "+memcachedImageEnv+" sets it.")
 	flag.StringVar(&images.Exporter, "exporter-image", resources.DefaultExporterImage,
-		"The image of the exporter of the Memcacheds that name none in spec.monitoring.exporterImage.")
+		"The image of the exporter of the Memcacheds that name none in spec.monitoring.exporterImage. Without "+
+			"this flag, the environment variable "+exporterImageEnv+" sets it.")
 	flag.StringVar(&runbookBaseURL, "runbook-base-url", resources.DefaultRunbookBaseURL,
 		"Where the runbooks of the alerts are, such as a copy of docs/monitoring.md on an internal site: each alert's "+
 			"runbook_url is it followed by #<alert name in lower case>.")
@@ -141,6 +143,8 @@ func main() {
 	given := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	metricsCertPath = flagOrEnv(metricsCertPath, given["metrics-cert-path"], metricsCertPathEnv, os.Getenv)
+	images.Memcached = flagOrEnv(images.Memcached, given["memcached-image"], memcachedImageEnv, os.Getenv)
+	images.Exporter = flagOrEnv(images.Exporter, given["exporter-image"], exporterImageEnv, os.Getenv)
 	uidModeValue, uidModeSource, err := uidMode(memcachedUID, given["memcached-uid"], os.Getenv)
 	if err != nil {
 		setupLog.Error(err, "Invalid UID mode of the memcached pods")

@@ -32,6 +32,12 @@ const (
 	// metricsCertPathEnv sets --metrics-cert-path, e.g. to where a
 	// Subscription's config.volumeMounts mounts a certificate's Secret.
 	metricsCertPathEnv = "METRICS_CERT_PATH"
+	// memcachedImageEnv and exporterImageEnv set --memcached-image and
+	// --exporter-image. They follow OLM's RELATED_IMAGE_ convention: the
+	// bundle passes the default images through them, listed in its
+	// spec.relatedImages, and a Subscription can point them at a mirror.
+	memcachedImageEnv = "RELATED_IMAGE_MEMCACHED"
+	exporterImageEnv  = "RELATED_IMAGE_EXPORTER"
 )
 
 // flagOrEnv returns the value of a flag when it was given on the command

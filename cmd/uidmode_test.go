@@ -76,7 +76,7 @@ func TestUIDModeFromFlagOrEnvironment(t *testing.T) {
 	}
 }
 
-func TestMetricsCertPathFromFlagOrEnvironment(t *testing.T) {
+func TestSettingsASubscriptionGivesComeFromFlagOrEnvironment(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		flag      string
@@ -91,14 +91,18 @@ func TestMetricsCertPathFromFlagOrEnvironment(t *testing.T) {
 		{name: "the flag given empty wins too", flagGiven: true, env: "/etc/metrics-cert", want: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			getenv := func(key string) string {
-				if key == metricsCertPathEnv {
-					return tc.env
+			// The same rule for every setting a Subscription's config.env
+			// can give.
+			for _, env := range []string{metricsCertPathEnv, memcachedImageEnv, exporterImageEnv} {
+				getenv := func(key string) string {
+					if key == env {
+						return tc.env
+					}
+					return ""
 				}
-				return ""
-			}
-			if got := flagOrEnv(tc.flag, tc.flagGiven, metricsCertPathEnv, getenv); got != tc.want {
-				t.Errorf("metrics certificate path %q, want %q", got, tc.want)
+				if got := flagOrEnv(tc.flag, tc.flagGiven, env, getenv); got != tc.want {
+					t.Errorf("%s: %q, want %q", env, got, tc.want)
+				}
 			}
 		})
 	}

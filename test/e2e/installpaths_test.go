@@ -243,6 +243,13 @@ func settingsOf(g Gomega, path string, deployment *appsv1.Deployment, pod podCon
 	}
 	delete(settings, "env MEMCACHED_UID")
 	delete(settings, "--memcached-uid")
+	// The default images: the flag wins over the variable (cmd/main.go).
+	for flag, env := range map[string]string{"--memcached-image": "env RELATED_IMAGE_MEMCACHED", "--exporter-image": "env RELATED_IMAGE_EXPORTER"} {
+		if _, given := settings[flag]; !given && settings[env] != "" {
+			settings[flag] = settings[env]
+		}
+		delete(settings, env)
+	}
 	// The watched namespaces: every one when WATCH_NAMESPACE is unset or
 	// empty (cmd/main.go).
 	settings[settingWatchNamespaces] = everyNamespace

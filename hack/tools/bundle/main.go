@@ -136,10 +136,14 @@ var clusterScoped = []string{
 
 // relatedImages are the operand images the operator runs by default, read
 // from the manager's flags that set them (name, flag). Listed in
-// spec.relatedImages, they let a disconnected cluster mirror them.
-var relatedImages = []struct{ name, flag string }{
-	{"memcached", "--memcached-image"},
-	{"memcached-exporter", "--exporter-image"},
+// spec.relatedImages, they let a disconnected cluster mirror them. In the
+// bundle each is passed through the manager's environment variable (env)
+// instead of its flag, following OLM's RELATED_IMAGE_ convention, so that a
+// Subscription's spec.config.env can point it at a mirror, which a flag would
+// not allow.
+var relatedImages = []struct{ name, flag, env string }{
+	{"memcached", "--memcached-image", "RELATED_IMAGE_MEMCACHED"},
+	{"memcached-exporter", "--exporter-image", "RELATED_IMAGE_EXPORTER"},
 }
 
 type options struct {
@@ -426,7 +430,9 @@ func classify(objs []*unstructured.Unstructured) (*rendered, error) {
 }
 
 // operatorDeployment is the rendered Deployment with the operator's image set,
-// WATCH_NAMESPACE taken from OLM's annotation and MEMCACHED_UID set to auto.
+// WATCH_NAMESPACE taken from OLM's annotation, MEMCACHED_UID set to auto and
+// the default operand images moved from flags to their RELATED_IMAGE_
+// variables.
 func operatorDeployment(obj *unstructured.Unstructured, image string) (*appsv1.Deployment, error) {
 	deploy := &appsv1.Deployment{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, deploy); err != nil {
@@ -444,6 +450,20 @@ func operatorDeployment(obj *unstructured.Unstructured, image string) (*appsv1.D
 		}},
 	})
 	setEnv(manager, corev1.EnvVar{Name: memcachedUIDEnv, Value: memcachedUIDValue})
+	for _, ri := range relatedImages {
+		image := ""
+		manager.Args = slices.DeleteFunc(manager.Args, func(arg string) bool {
+			value, ok := strings.CutPrefix(arg, ri.flag+"=")
+			if ok {
+				image = value
+			}
+			return ok
+		})
+		if image == "" {
+			return nil, fmt.Errorf("deployment %s: related image %s: the manager is not given %s=<image>", deploy.Name, ri.name, ri.flag)
+		}
+		setEnv(manager, corev1.EnvVar{Name: ri.env, Value: image})
+	}
 	return deploy, nil
 }
 
@@ -601,8 +621,8 @@ func ownedCRDs(crds []*unstructured.Unstructured, bases []operatorsv1alpha1.CRDD
 	return owned, nil
 }
 
-// operandImages are the relatedImages read from the flags of the operator's
-// Deployment.
+// operandImages are the relatedImages read from the environment of the
+// operator's Deployment (see operatorDeployment).
 func operandImages(deploy *appsv1.Deployment) ([]operatorsv1alpha1.RelatedImage, error) {
 	manager, err := managerContainer(&deploy.Spec.Template)
 	if err != nil {
@@ -610,16 +630,11 @@ func operandImages(deploy *appsv1.Deployment) ([]operatorsv1alpha1.RelatedImage,
 	}
 	var out []operatorsv1alpha1.RelatedImage
 	for _, ri := range relatedImages {
-		image := ""
-		for _, arg := range manager.Args {
-			if value, ok := strings.CutPrefix(arg, ri.flag+"="); ok {
-				image = value
-			}
+		i := slices.IndexFunc(manager.Env, func(e corev1.EnvVar) bool { return e.Name == ri.env })
+		if i < 0 || manager.Env[i].Value == "" {
+			return nil, fmt.Errorf("related image %s: the manager has no %s", ri.name, ri.env)
 		}
-		if image == "" {
-			return nil, fmt.Errorf("related image %s: the manager is not given %s=<image>", ri.name, ri.flag)
-		}
-		out = append(out, operatorsv1alpha1.RelatedImage{Name: ri.name, Image: image})
+		out = append(out, operatorsv1alpha1.RelatedImage{Name: ri.name, Image: manager.Env[i].Value})
 	}
 	return out, nil
 }

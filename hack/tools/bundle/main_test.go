@@ -312,12 +312,29 @@ func checkDeployment(t *testing.T, f *fixture) {
 	if c.Image != testImage {
 		t.Errorf("the manager's image is %q, want the --image %q", c.Image, testImage)
 	}
-	wantEnv := []corev1.EnvVar{
+	fixedEnv := []corev1.EnvVar{
 		{Name: "WATCH_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['olm.targetNamespaces']"}}},
 		// Works on OpenShift's restricted-v2 and elsewhere; a Subscription's
 		// config.env can override it, which a flag would not allow.
 		{Name: "MEMCACHED_UID", Value: "auto"},
 	}
+	// The default images, from the flags of config/manager to the variables
+	// a Subscription's config.env can override.
+	wantManager := want.Spec.Template.Spec.Containers[manager]
+	imageEnv := make([]corev1.EnvVar, 0, 2)
+	for _, image := range []struct{ flag, env string }{
+		{"--memcached-image=", "RELATED_IMAGE_MEMCACHED"}, {"--exporter-image=", "RELATED_IMAGE_EXPORTER"},
+	} {
+		i := slices.IndexFunc(wantManager.Args, func(a string) bool { return strings.HasPrefix(a, image.flag) })
+		if i < 0 {
+			t.Fatalf("config/default's manager has no %s<image>: %q", image.flag, wantManager.Args)
+		}
+		imageEnv = append(imageEnv, corev1.EnvVar{Name: image.env, Value: strings.TrimPrefix(wantManager.Args[i], image.flag)})
+		if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, image.flag) }) {
+			t.Errorf("the manager's arguments %q hold %s, which a Subscription's config.env could not override", c.Args, image.flag)
+		}
+	}
+	wantEnv := slices.Concat(fixedEnv, imageEnv)
 	for _, env := range wantEnv {
 		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return equality.Semantic.DeepEqual(e, env) }) {
 			t.Errorf("the manager has no %+v: %+v", env, c.Env)
@@ -329,14 +346,19 @@ func checkDeployment(t *testing.T, f *fixture) {
 	// Apart from the image and those variables, the spec is config/default's.
 	gotSpec := got.Spec.DeepCopy()
 	gc := &gotSpec.Template.Spec.Containers[manager]
-	gc.Image = want.Spec.Template.Spec.Containers[manager].Image
+	gc.Image = wantManager.Image
+	wantSpec := want.Spec.DeepCopy()
+	wc := &wantSpec.Template.Spec.Containers[manager]
+	wc.Args = slices.DeleteFunc(wc.Args, func(a string) bool {
+		return strings.HasPrefix(a, "--memcached-image=") || strings.HasPrefix(a, "--exporter-image=")
+	})
 	gc.Env = slices.DeleteFunc(gc.Env, func(e corev1.EnvVar) bool {
 		return slices.ContainsFunc(wantEnv, func(w corev1.EnvVar) bool { return w.Name == e.Name })
 	})
 	if len(gc.Env) == 0 {
-		gc.Env = want.Spec.Template.Spec.Containers[manager].Env
+		gc.Env = wc.Env
 	}
-	if !equality.Semantic.DeepEqual(*gotSpec, want.Spec) {
+	if !equality.Semantic.DeepEqual(*gotSpec, *wantSpec) {
 		t.Errorf("the CSV's deployment spec differs from config/default's beyond image and %+v", wantEnv)
 	}
 	if got.Spec.Template.Spec.ServiceAccountName != f.sa {
