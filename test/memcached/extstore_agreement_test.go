@@ -462,13 +462,13 @@ func admitSpec(ctx context.Context, c client.Client, name string, spec map[strin
 
 // agreementCounts are the figures of TestExtstoreRulesAgreeWithRealMemcached.
 type agreementCounts struct {
-	mu                                  sync.Mutex
-	admitted, refused, beyond           int
-	runs, works, refusedByMemcached     int
-	refusedForOperator, policyButStarts int
-	disagreements                       []string
-	refusedByMemcachedReasons           map[string]int
-	refusalsByRule                      map[string]int
+	mu                              sync.Mutex
+	admitted, refused, beyond       int
+	runs, works, refusedByMemcached int
+	policyButStarts                 int
+	disagreements                   []string
+	refusedByMemcachedReasons       map[string]int
+	refusalsByRule                  map[string]int
 }
 
 func (c *agreementCounts) disagree(format string, args ...any) {
@@ -522,11 +522,10 @@ func TestExtstoreRulesAgreeWithRealMemcached(t *testing.T) {
 		"%d admitted and %d refused, and %d are refused by admission alone", len(specs), extstoreSeed,
 		(time.Since(started) - apiServerReady).Round(time.Millisecond), apiServerReady.Round(time.Millisecond),
 		counts.admitted, counts.refused, counts.beyond)
-	t.Logf("memcached %s: %d runs of rendered command lines, %d with extstore as rendered, %d refused or without it "+
-		"(%d refused by the operator too, for memcached's sake; the rest by the item size rule of the CRD); "+
-		"of the specs refused for the operator's own reasons, memcached %s would start %d",
-		strings.Join(versions, " and "), counts.runs, counts.works, counts.refusedByMemcached,
-		counts.refusedForOperator, strings.Join(versions, " and "), counts.policyButStarts)
+	t.Logf("%d specs run by each of memcached %s (%d runs): %d runs with extstore as rendered, %d refused or without a page; "+
+		"%d runs started with specs refused only for the operator's own reasons (Deployment, warm restart, memory limit)",
+		counts.runs/len(binaries), strings.Join(versions, " and "), counts.runs, counts.works, counts.refusedByMemcached,
+		counts.policyButStarts)
 	for _, reason := range slices.Sorted(maps.Keys(counts.refusedByMemcachedReasons)) {
 		t.Logf("  memcached: %4d x %s", counts.refusedByMemcachedReasons[reason], reason)
 	}
@@ -591,10 +590,7 @@ func checkExtstoreSpec(ctx context.Context, c client.Client, i int, spec map[str
 		} else {
 			counts.refusedByMemcached++
 			line, _, _ := strings.Cut(run.reason, "\n")
-			counts.refusedByMemcachedReasons[withoutNumbers(line)]++
-			if forMemcached(coreErr) {
-				counts.refusedForOperator++
-			}
+			counts.refusedByMemcachedReasons[versions[b]+": "+withoutNumbers(line)]++
 		}
 		counts.mu.Unlock()
 		switch {
