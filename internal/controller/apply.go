@@ -15,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -77,13 +80,32 @@ func (r *MemcachedReconciler) applyDesired(ctx context.Context, mc *cachev1alpha
 }
 
 // applyObject applies desired unless the object already holds it, and
-// returns the object as last seen.
+// returns the object as last seen. An object of a built-in kind that the
+// cache does not show is created (createObject); when its name turns out to
+// be taken, the object is read from the API server and its owner checked
+// as for any other.
 func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1.Memcached, desired resources.Object,
 	result *applied) (client.Object, error) {
 	ref := desired.Ref()
-	live, err := r.current(ctx, ref)
+	live, err := r.cached(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	if live == nil && !desired.Kind.Optional {
+		// An object of another project's kind is read first and applied:
+		// its fields are compared by a deduced schema, which the fields a
+		// create records do not fit.
+		created, err := r.createObject(ctx, desired, result)
+		if !apierrors.IsAlreadyExists(err) {
+			return created, err
+		}
+		// The name is taken by an object the cache does not show, maybe
+		// someone else's.
+	}
+	if live == nil {
+		if live, err = r.current(ctx, ref); err != nil {
+			return nil, err
+		}
 	}
 	exists := live != nil
 	if exists && live.GetDeletionTimestamp() != nil {
@@ -103,6 +125,12 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 			return live, nil
 		}
 	}
+	upgrade := false
+	if exists {
+		if upgrade, err = r.mustUpgradeCreatedFields(desired, live); err != nil {
+			return nil, err
+		}
+	}
 
 	changes := describeChanges(mc, desired, live)
 	log := logf.FromContext(ctx).WithValues("kind", desired.Kind.Kind, "object", klog.KRef(ref.Namespace, ref.Name))
@@ -110,6 +138,15 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 		log.Info("Updating object")
 	} else {
 		log.Info("Creating object")
+	}
+	if upgrade {
+		// Before the apply: a field the create set and desired no longer
+		// has could make the object invalid alongside what replaces it (one
+		// handler of a hook for another). An apply the API server then
+		// refuses leaves the object as it was, but for its managed fields.
+		if err := r.upgradeCreatedFields(ctx, ref); err != nil {
+			return live, err
+		}
 	}
 	answer := desired.DeepCopy()
 	err = r.Apply(ctx, client.ApplyConfigurationFromUnstructured(answer), fieldOwner, client.ForceOwnership)
@@ -120,15 +157,8 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 		log.Info("Recreating object: a field that cannot be changed changed")
 		return live, r.deleteObject(ctx, mc, ref, live, "a field of it that cannot be changed changed", metav1.DeletePropagationOrphan)
 	}
-	if apierrors.IsInvalid(err) {
-		// The spec holds a value that the API server refuses in the object
-		// built from it: only a change of the spec helps. What runs stays
-		// as it is.
-		return live, &status.SpecError{Reason: status.ReasonInvalidSpec, Message: fmt.Sprintf(
-			"The API server refuses the %s built from the spec, which is left as it was: %s", ref, statusMessage(err))}
-	}
 	if err != nil {
-		return live, fmt.Errorf("failed to apply %s: %w", ref, err)
+		return live, applyError(ref, err)
 	}
 	if !exists {
 		result.created = append(result.created, ref.String())
@@ -137,18 +167,102 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 	return r.typed(answer), nil
 }
 
+// createObject creates desired, which the cache does not show. A create,
+// unlike an apply, fails when the name is taken, so an object of someone
+// else is never written, and nothing is read first: the error is
+// AlreadyExists when the name is taken.
+//
+// The API server records the fields of a create as the operator's, by an
+// Update operation, not an Apply: ownedFields.match counts both as the
+// operator's, and upgradeCreatedFields makes them applied ones before an
+// apply would leave any of them behind.
+func (r *MemcachedReconciler) createObject(ctx context.Context, desired resources.Object, result *applied) (client.Object, error) {
+	ref := desired.Ref()
+	logf.FromContext(ctx).Info("Creating object", "kind", desired.Kind.Kind, "object", klog.KRef(ref.Namespace, ref.Name))
+	answer := desired.DeepCopy()
+	if err := r.Create(ctx, answer, fieldOwner); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+		return nil, applyError(ref, err)
+	}
+	result.created = append(result.created, ref.String())
+	return r.typed(answer), nil
+}
+
+// mustUpgradeCreatedFields reports whether the fields that the operator owns
+// in live by the Update of its create must become its applied fields before
+// it applies desired: unless desired sets every one of them, and the apply
+// owns them all anyway, a field the create set that desired no longer has
+// would stay, owned by the create's Update, which no apply removes.
+func (r *MemcachedReconciler) mustUpgradeCreatedFields(desired resources.Object, live client.Object) (bool, error) {
+	if createdFields(live) == nil || desired.Kind.Optional {
+		return false, nil
+	}
+	covered, err := r.fields.covers(desired, live)
+	return !covered, err
+}
+
+// upgradeCreatedFields makes the fields that the operator owns in the object
+// at ref by the Update of its create its applied fields, as kubectl does
+// when it moves an object from client-side to server-side apply
+// (k8s.io/client-go/util/csaupgrade). Of them, the fields the API server
+// defaulted on the create are removed by the next apply and defaulted again
+// in the same write.
+func (r *MemcachedReconciler) upgradeCreatedFields(ctx context.Context, ref resources.Ref) error {
+	found := metadataOnly(ref.Kind)
+	if err := r.APIReader.Get(ctx, ref.NamespacedName, found); err != nil {
+		return fmt.Errorf("failed to get %s: %w", ref, err)
+	}
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(found, sets.New(resources.ManagerName), resources.ManagerName)
+	if err != nil {
+		return fmt.Errorf("failed to make the created fields of %s applied ones: %w", ref, err)
+	}
+	if patch == nil {
+		return nil
+	}
+	logf.FromContext(ctx).V(1).Info("Making the fields of a create applied ones", "kind", ref.Kind.Kind,
+		"object", klog.KRef(ref.Namespace, ref.Name))
+	// The patch holds the resourceVersion read: a write meanwhile makes it
+	// fail with a conflict, retried.
+	if err := r.Patch(ctx, found, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return fmt.Errorf("failed to make the created fields of %s applied ones: %w", ref, err)
+	}
+	return nil
+}
+
+// applyError returns the error for a create or apply of ref that failed.
+func applyError(ref resources.Ref, err error) error {
+	if apierrors.IsInvalid(err) {
+		// The spec holds a value that the API server refuses in the object
+		// built from it: only a change of the spec helps. What runs stays
+		// as it is.
+		return &status.SpecError{Reason: status.ReasonInvalidSpec, Message: fmt.Sprintf(
+			"The API server refuses the %s built from the spec, which is left as it was: %s", ref, statusMessage(err))}
+	}
+	return fmt.Errorf("failed to apply %s: %w", ref, err)
+}
+
+// cached returns the object at ref as the cache has it, nil when the cache
+// has none. The cache holds only objects labelled as the operator's.
+func (r *MemcachedReconciler) cached(ctx context.Context, ref resources.Ref) (client.Object, error) {
+	obj := r.newObject(ref.Kind)
+	if err := r.Get(ctx, ref.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("failed to get %s: %w", ref, err)
+	}
+	return obj, nil
+}
+
 // current returns the object at ref as the cache has it, or, when the cache
 // has none, as the API server has it: the cache holds only objects labelled
 // as the operator's, and an object someone else made must not look absent.
 // It returns nil when there is none.
 func (r *MemcachedReconciler) current(ctx context.Context, ref resources.Ref) (client.Object, error) {
-	obj := r.newObject(ref.Kind)
-	err := r.Get(ctx, ref.NamespacedName, obj)
-	if err == nil {
-		return obj, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("failed to get %s: %w", ref, err)
+	if obj, err := r.cached(ctx, ref); obj != nil || err != nil {
+		return obj, err
 	}
 	found := metadataOnly(ref.Kind)
 	if err := r.APIReader.Get(ctx, ref.NamespacedName, found); err != nil {

@@ -78,8 +78,11 @@ func ownMetadata(m *metav1.ObjectMeta) metav1.ObjectMeta {
 		}
 	}
 	for _, f := range m.ManagedFields {
-		if f.Manager == resources.ManagerName && f.Operation == metav1.ManagedFieldsOperationApply && f.Subresource == "" {
-			kept.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: f.Manager, Operation: f.Operation, FieldsV1: f.FieldsV1}}
+		// Its applies, and its create, which the API server records as an
+		// Update (createObject).
+		if f.Manager == resources.ManagerName && f.Subresource == "" &&
+			(f.Operation == metav1.ManagedFieldsOperationApply || f.Operation == metav1.ManagedFieldsOperationUpdate) {
+			kept.ManagedFields = append(kept.ManagedFields, metav1.ManagedFieldsEntry{Manager: f.Manager, Operation: f.Operation, FieldsV1: f.FieldsV1})
 		}
 	}
 	return kept

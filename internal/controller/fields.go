@@ -36,6 +36,10 @@ type ownedFields struct {
 	// desired remembers, by applied digest, the digest of the fields of a
 	// configuration.
 	desired map[string][sha256.Size]byte
+	// owning remembers, by applied digest, the digest of the fields the
+	// operator owns in an object it created that were found to hold every
+	// field of the configuration.
+	owning map[string][sha256.Size]byte
 }
 
 // maxRemembered bounds ownedFields.desired.
@@ -49,6 +53,7 @@ func newOwnedFields(scheme *runtime.Scheme) *ownedFields {
 		// without list types: lists as a whole.
 		deduced: managedfields.NewDeducedTypeConverter(),
 		desired: map[string][sha256.Size]byte{},
+		owning:  map[string][sha256.Size]byte{},
 	}
 }
 
@@ -73,6 +78,9 @@ func (f *ownedFields) match(desired resources.Object, live metav1.Object) (bool,
 	if hash == "" || live.GetAnnotations()[resources.AppliedHashAnnotation] != hash {
 		return false, nil
 	}
+	if created := createdFields(live); created != nil && !desired.Kind.Optional {
+		return f.ownsCreated(desired, live, created)
+	}
 	raw := appliedFields(live)
 	if raw == nil {
 		return false, nil
@@ -84,7 +92,7 @@ func (f *ownedFields) match(desired resources.Object, live metav1.Object) (bool,
 	if desired.Kind.Optional {
 		return f.matchDeduced(desired, have)
 	}
-	want, err := f.desiredDigest(desired, hash)
+	want, err := f.desiredDigest(desired)
 	if err != nil {
 		return false, err
 	}
@@ -216,26 +224,123 @@ func wholeLists(set *fieldpath.Set) *fieldpath.Set {
 	return out
 }
 
-// desiredDigest returns the digest of the fields desired sets.
-func (f *ownedFields) desiredDigest(desired resources.Object, hash string) ([sha256.Size]byte, error) {
-	key := desired.Kind.Kind + "/" + desired.GetNamespace() + "/" + desired.GetName() + "/" + hash
+// ownsCreated reports whether the operator, in live, an object it created,
+// owns every field desired sets, by the Update of its create (created) or an
+// apply since. The create's fields are more than desired sets: the API
+// server records the fields it defaulted, and the maps a field is in.
+// Another writer that changes or removes a field takes it from them.
+func (f *ownedFields) ownsCreated(desired resources.Object, live metav1.Object, created []byte) (bool, error) {
+	applied := appliedFields(live)
+	key := rememberKey(desired)
+	sum := sha256.New()
+	sum.Write(applied)
+	sum.Write([]byte{0})
+	sum.Write(created)
+	var owned [sha256.Size]byte
+	sum.Sum(owned[:0])
 	f.mu.Lock()
-	d, ok := f.desired[key]
+	known, ok := f.owning[key]
 	f.mu.Unlock()
-	if ok {
-		return d, nil
+	if ok && known == owned {
+		return true, nil
 	}
+
+	have, err := fieldSet(created)
+	if err != nil {
+		return false, fmt.Errorf("failed to read the managed fields of %s: %w", desired.Ref(), err)
+	}
+	if applied != nil {
+		appliedSet, err := fieldSet(applied)
+		if err != nil {
+			return false, fmt.Errorf("failed to read the managed fields of %s: %w", desired.Ref(), err)
+		}
+		have = have.Union(appliedSet)
+	}
+	want, err := f.desiredSet(desired)
+	if err != nil {
+		return false, err
+	}
+	owns := true
+	want.Leaves().Iterate(func(p fieldpath.Path) {
+		if owns && !notCompared.Has(p) && !hasPrefix(p, ownerReferencesPath) && !have.Has(p) {
+			owns = false
+		}
+	})
+	if owns {
+		f.mu.Lock()
+		if len(f.owning) >= maxRemembered {
+			clear(f.owning)
+		}
+		f.owning[key] = owned
+		f.mu.Unlock()
+	}
+	return owns, nil
+}
+
+// covers reports whether desired sets every field that the operator owns in
+// live by the Update of its create: then applying desired owns them all.
+func (f *ownedFields) covers(desired resources.Object, live metav1.Object) (bool, error) {
+	have, err := fieldSet(createdFields(live))
+	if err != nil {
+		return false, fmt.Errorf("failed to read the managed fields of %s: %w", desired.Ref(), err)
+	}
+	want, err := f.desiredSet(desired)
+	if err != nil {
+		return false, err
+	}
+	covered := true
+	have.Leaves().Iterate(func(p fieldpath.Path) {
+		if covered && !want.Has(p) {
+			covered = false
+		}
+	})
+	return covered, nil
+}
+
+// desiredSet returns the fields desired sets.
+func (f *ownedFields) desiredSet(desired resources.Object) (*fieldpath.Set, error) {
 	converter := f.builtin
 	if desired.Kind.Optional {
 		converter = f.deduced
 	}
 	value, err := converter.ObjectToTyped(desired.Unstructured, typed.AllowDuplicates)
 	if err != nil {
-		return d, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
+		return nil, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
 	}
 	set, err := value.ToFieldSet()
 	if err != nil {
-		return d, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
+		return nil, fmt.Errorf("failed to read the fields of %s: %w", desired.Ref(), err)
+	}
+	return set, nil
+}
+
+// rememberKey names desired, with its applied digest, in what ownedFields
+// remembers.
+func rememberKey(desired resources.Object) string {
+	return desired.Kind.Kind + "/" + desired.GetNamespace() + "/" + desired.GetName() + "/" +
+		desired.GetAnnotations()[resources.AppliedHashAnnotation]
+}
+
+func fieldSet(raw []byte) (*fieldpath.Set, error) {
+	set := &fieldpath.Set{}
+	if err := set.FromJSON(bytes.NewReader(raw)); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// desiredDigest returns the digest of the fields desired sets.
+func (f *ownedFields) desiredDigest(desired resources.Object) ([sha256.Size]byte, error) {
+	key := rememberKey(desired)
+	f.mu.Lock()
+	d, ok := f.desired[key]
+	f.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	set, err := f.desiredSet(desired)
+	if err != nil {
+		return d, err
 	}
 	d = digest(set)
 	f.mu.Lock()
@@ -277,9 +382,18 @@ func hasPrefix(p, prefix fieldpath.Path) bool {
 // appliedFields returns the fields the operator owns in obj by server-side
 // apply, nil when it owns none.
 func appliedFields(obj metav1.Object) []byte {
+	return ownFields(obj, metav1.ManagedFieldsOperationApply)
+}
+
+// createdFields returns the fields the operator owns in obj by the Update of
+// its create, nil when it owns none.
+func createdFields(obj metav1.Object) []byte {
+	return ownFields(obj, metav1.ManagedFieldsOperationUpdate)
+}
+
+func ownFields(obj metav1.Object, operation metav1.ManagedFieldsOperationType) []byte {
 	for _, m := range obj.GetManagedFields() {
-		if m.Manager == resources.ManagerName && m.Operation == metav1.ManagedFieldsOperationApply &&
-			m.Subresource == "" && m.FieldsV1 != nil {
+		if m.Manager == resources.ManagerName && m.Operation == operation && m.Subresource == "" && m.FieldsV1 != nil {
 			return m.FieldsV1.GetRawBytes()
 		}
 	}

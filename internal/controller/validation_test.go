@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -314,7 +315,13 @@ func TestObjectsTheAPIServerRefusesDegradeAndKeepPods(t *testing.T) {
 		g.Expect(degraded.Message).To(And(ContainSubstring("Deployment cache"), ContainSubstring("resources.requests")))
 		g.Expect(degraded.ObservedGeneration).To(Equal(mc.Generation))
 	}).Should(Succeed())
-	expectUnchanged(t, deployment)
+	// Its spec is as it was. Of the Deployment, which the operator created,
+	// only the managed fields may have changed: before its first apply,
+	// the fields of its create became applied ones (apply.go).
+	refused := deploymentOf(t, mc)
+	g.Expect(refused.Generation).To(Equal(deployment.Generation))
+	g.Expect(equality.Semantic.DeepEqual(refused.Spec, deployment.Spec)).To(BeTrue(), "the Deployment's spec changed")
+	expectUnchanged(t, refused)
 	// Nothing is retried until the spec changes: a reconcile of the refused
 	// spec returns no error, which the controller would retry with backoff,
 	// and asks for no requeue.

@@ -1,0 +1,87 @@
+package controller
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
+	"example.com/memcached-operator/internal/resources"
+)
+
+// operatorsEntries returns the operations of the operator's entries in the
+// managed fields of obj, but its status.
+func operatorsEntries(obj client.Object) []metav1.ManagedFieldsOperationType {
+	var ops []metav1.ManagedFieldsOperationType
+	for _, f := range obj.GetManagedFields() {
+		if f.Manager == resources.ManagerName && f.Subresource == "" {
+			ops = append(ops, f.Operation)
+		}
+	}
+	return ops
+}
+
+func TestAFieldOfACreateGoesWhenTheSpecNoLongerAsksForIt(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := &cachev1alpha1.Memcached{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cache"},
+		Spec:       cachev1alpha1.MemcachedSpec{Size: 1, NodeSelector: map[string]string{"disk": "ssd"}},
+	}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+
+	// The objects are created, not applied: the API server records the
+	// create's fields as an Update of the operator.
+	d := deploymentOf(t, mc)
+	g.Expect(operatorsEntries(d)).To(Equal([]metav1.ManagedFieldsOperationType{metav1.ManagedFieldsOperationUpdate}))
+	g.Expect(d.Spec.Template.Spec.NodeSelector).To(HaveKeyWithValue("disk", "ssd"))
+	svc := &corev1.Service{}
+	g.Eventually(func() error { return k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), svc) }).Should(Succeed())
+	g.Expect(operatorsEntries(svc)).To(Equal([]metav1.ManagedFieldsOperationType{metav1.ManagedFieldsOperationUpdate}))
+
+	// They hold what was asked: nothing more is sent.
+	converged(t, mc)
+	expectNoOpReconcile(t, mc)
+
+	// A field the spec no longer asks for goes: the create's fields became
+	// applied ones before the apply, which left none behind.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.NodeSelector = nil })
+	g.Eventually(func(g Gomega) {
+		current := &appsv1.Deployment{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		g.Expect(current.Spec.Template.Spec.NodeSelector).To(BeEmpty())
+		g.Expect(operatorsEntries(current)).To(Equal([]metav1.ManagedFieldsOperationType{metav1.ManagedFieldsOperationApply}))
+		// What the API server defaulted on the create, which the apply
+		// removed, it defaulted again.
+		g.Expect(current.Spec.Template.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyAlways))
+		g.Expect(current.Spec.Template.Spec.Containers[0].TerminationMessagePath).To(Equal(corev1.TerminationMessagePathDefault))
+	}).Should(Succeed())
+	converged(t, mc)
+	expectNoOpReconcile(t, mc)
+}
+
+func TestAFieldOfACreateTakenByAnotherWriterIsPutBack(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 1)
+	converged(t, mc)
+
+	// Another writer changes a label the operator's create set.
+	svc := &corev1.Service{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), svc)).To(Succeed())
+	g.Expect(operatorsEntries(svc)).To(Equal([]metav1.ManagedFieldsOperationType{metav1.ManagedFieldsOperationUpdate}))
+	patch := client.MergeFrom(svc.DeepCopy())
+	svc.Labels[resources.NameLabel] = "changed"
+	g.Expect(k8sClient.Patch(t.Context(), svc, patch, client.FieldOwner("someone"))).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		current := &corev1.Service{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		g.Expect(current.Labels).To(HaveKeyWithValue(resources.NameLabel, resources.AppName))
+	}).Should(Succeed())
+	expectNoOpReconcile(t, mc)
+}
