@@ -167,8 +167,9 @@ func extstoreSize(rng *rand.Rand) any {
 	case 3:
 		return strconv.Itoa(1+rng.IntN(6)) + "Ti"
 	case 4:
-		// A file of exactly k pages, or one MiB short of it.
-		pages := 1 + rng.IntN(70000)
+		// The smallest volume whose file has exactly k pages, or one MiB
+		// less: k at memcached's bounds, or at random.
+		pages := pick(rng, 1, 2, 65534, 65535, 65536, 1+rng.IntN(70000)).(int)
 		mb := (pages*memcached.ExtstorePageMB*10 + 8) / 9
 		return strconv.Itoa(mb-rng.IntN(2)) + "Mi"
 	}
