@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/memcached"
@@ -86,7 +88,7 @@ func start(tb testing.TB, name, binary string, args []string, port int) *process
 	}
 	tb.Cleanup(p.Kill)
 	s := &process{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), args: args, log: logPath, p: p}
-	if err := waitAccepting(s.addr, p, 10*time.Second); err != nil {
+	if err := waitAccepting(tb.Context(), s.addr, p, 10*time.Second); err != nil {
 		out, _ := os.ReadFile(logPath)
 		tb.Fatalf("%s %q: %v\n%s", name, args, err, out)
 	}
@@ -95,22 +97,20 @@ func start(tb testing.TB, name, binary string, args []string, port int) *process
 
 // waitAccepting polls until addr accepts a connection, p exits or timeout
 // passes.
-func waitAccepting(addr string, p *proc.Process, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+func waitAccepting(ctx context.Context, addr string, p *proc.Process, timeout time.Duration) error {
+	var lastErr error
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
-			conn.Close()
-			return nil
+			return true, conn.Close()
 		}
-		if exited := p.Exited(); exited != nil {
-			return exited
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("did not accept connections on %s within %s: %w", addr, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		lastErr = err
+		return false, p.Exited()
+	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("did not accept connections on %s within %s: %w", addr, timeout, lastErr)
 	}
+	return err
 }
 
 // freePorts returns n loopback ports that were free a moment ago.
@@ -196,21 +196,22 @@ func (tier *proxyTier) reload(tb testing.TB) time.Duration {
 	if err := syscall.Kill(tier.p.PID(), syscall.SIGHUP); err != nil {
 		tb.Fatal(err)
 	}
-	deadline := began.Add(10 * time.Second)
-	for {
-		after := stats(tb, tier.addr)
+	var after map[string]string
+	err := wait.PollUntilContextTimeout(tb.Context(), 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		after = stats(tb, tier.addr)
 		if after["proxy_config_reload_fails"] != before["proxy_config_reload_fails"] {
-			tb.Fatalf("the proxy failed to reload its routes file: proxy_config_reload_fails %s → %s",
+			return false, fmt.Errorf("the proxy failed to reload its routes file: proxy_config_reload_fails %s → %s",
 				before["proxy_config_reload_fails"], after["proxy_config_reload_fails"])
 		}
-		if after["proxy_config_reloads"] != before["proxy_config_reloads"] {
-			return time.Since(began)
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("the proxy did not reload within 10s: proxy_config_reloads still %s", after["proxy_config_reloads"])
-		}
-		time.Sleep(5 * time.Millisecond)
+		return after["proxy_config_reloads"] != before["proxy_config_reloads"], nil
+	})
+	if wait.Interrupted(err) {
+		tb.Fatalf("the proxy did not reload within 10s: proxy_config_reloads still %s", after["proxy_config_reloads"])
 	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return time.Since(began)
 }
 
 func addrs(servers []*process) []string {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/grafana/dskit/cache"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 const keys = 10_000
@@ -176,16 +178,13 @@ func TestProxyServerDown(t *testing.T) {
 			break
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := c.Get(firstKey)
-		if errors.Is(err, memcache.ErrCacheMiss) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("10s after the server came back, a get of its key still gives %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var getErr error
+	err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		_, getErr = c.Get(firstKey)
+		return errors.Is(getErr, memcache.ErrCacheMiss), nil
+	})
+	if err != nil {
+		t.Fatalf("10s after the server came back, a get of its key still gives %v", getErr)
 	}
 	t.Logf("  the server back on its address: its keys are misses %s after it was started again",
 		time.Since(restarted).Round(time.Millisecond))
@@ -242,8 +241,10 @@ func TestProxyReload(t *testing.T) {
 		})
 	}
 	// Let the load run before the reload.
-	for requests.Load() < 2000 {
-		time.Sleep(time.Millisecond)
+	if err := wait.PollUntilContextTimeout(t.Context(), time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return requests.Load() >= 2000, nil
+	}); err != nil {
+		t.Fatalf("the clients sent %d requests before the reload, not 2000: %v", requests.Load(), err)
 	}
 	tier.write(t, addrs(servers))
 	atSignal := requests.Load()
