@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -35,6 +37,8 @@ type applied struct {
 	objects map[resources.Ref]client.Object
 	// created names the objects created, for one event.
 	created []string
+	// createdRefs are the objects created by a create (createObject).
+	createdRefs []resources.Ref
 	// changes are the other changes made, told as events once applied.
 	changes []change
 	// missingAPIs are the optional kinds whose API the cluster turned out
@@ -68,6 +72,7 @@ func (r *MemcachedReconciler) applyDesired(ctx context.Context, mc *cachev1alpha
 		}
 		result.objects[obj.Ref()] = live
 	}
+	r.waitForCreated(ctx, result.createdRefs)
 	for _, ref := range desired.Absent {
 		if ref.Kind.Optional && !r.hasAPI(ref.Kind) {
 			continue
@@ -187,6 +192,7 @@ func (r *MemcachedReconciler) createObject(ctx context.Context, desired resource
 		return nil, applyError(ref, err)
 	}
 	result.created = append(result.created, ref.String())
+	result.createdRefs = append(result.createdRefs, ref)
 	return r.typed(answer), nil
 }
 
@@ -254,6 +260,27 @@ func (r *MemcachedReconciler) cached(ctx context.Context, ref resources.Ref) (cl
 		return nil, fmt.Errorf("failed to get %s: %w", ref, err)
 	}
 	return obj, nil
+}
+
+// waitForCreated waits until the cache holds the objects created at refs,
+// or cacheLagLimit passed. The next reconcile of the Memcached, which a pod
+// event may queue meanwhile, then finds them there instead of creating them
+// again, which would only fail with AlreadyExists.
+func (r *MemcachedReconciler) waitForCreated(ctx context.Context, refs []resources.Ref) {
+	deadline, cancel := context.WithTimeout(ctx, cacheLagLimit)
+	defer cancel()
+	for _, ref := range refs {
+		obj := r.newObject(ref.Kind)
+		err := wait.PollUntilContextCancel(deadline, 5*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			err := r.Get(ctx, ref.NamespacedName, obj)
+			return err == nil, client.IgnoreNotFound(err)
+		})
+		if err != nil {
+			logf.FromContext(ctx).V(1).Info("The cache does not hold a created object yet", "kind", ref.Kind.Kind,
+				"object", klog.KRef(ref.Namespace, ref.Name), "error", err.Error())
+			return
+		}
+	}
 }
 
 // current returns the object at ref as the cache has it, or, when the cache

@@ -85,3 +85,28 @@ func TestAFieldOfACreateTakenByAnotherWriterIsPutBack(t *testing.T) {
 	}).Should(Succeed())
 	expectNoOpReconcile(t, mc)
 }
+
+func TestTheServersConfigMapKeepsItsCreatedFieldsAsItsListChanges(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	mc := createMemcached(t, ns, "cache", 2)
+	servers := func(g Gomega) *corev1.ConfigMap {
+		cm := &corev1.ConfigMap{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "cache-servers"}, cm)).To(Succeed())
+		return cm
+	}
+
+	// Each change of the list is one apply: the fields of the ConfigMap's
+	// create are all in it, and need not become applied ones first.
+	setPodReady(t, createPod(t, mc, "cache-a"), "10.1.0.1")
+	g.Eventually(func(g Gomega) {
+		g.Expect(servers(g).Data).To(HaveKeyWithValue(resources.ServersCSVKey, "10.1.0.1:11211"))
+	}).Should(Succeed())
+	setPodReady(t, createPod(t, mc, "cache-b"), "10.1.0.2")
+	g.Eventually(func(g Gomega) {
+		cm := servers(g)
+		g.Expect(cm.Data).To(HaveKeyWithValue(resources.ServersCSVKey, "10.1.0.1:11211,10.1.0.2:11211"))
+		g.Expect(operatorsEntries(cm)).To(ConsistOf(metav1.ManagedFieldsOperationUpdate, metav1.ManagedFieldsOperationApply))
+	}).Should(Succeed())
+	expectNoOpReconcile(t, mc)
+}

@@ -278,7 +278,10 @@ func (f *ownedFields) ownsCreated(desired resources.Object, live metav1.Object, 
 }
 
 // covers reports whether desired sets every field that the operator owns in
-// live by the Update of its create: then applying desired owns them all.
+// live by the Update of its create: then applying desired owns them all. A
+// map or struct the create recorded (data, of a ConfigMap) counts as set
+// when desired sets a field in it: once an apply has taken the fields in it
+// that changed, the create still owns the map itself.
 func (f *ownedFields) covers(desired resources.Object, live metav1.Object) (bool, error) {
 	have, err := fieldSet(createdFields(live))
 	if err != nil {
@@ -288,9 +291,15 @@ func (f *ownedFields) covers(desired resources.Object, live metav1.Object) (bool
 	if err != nil {
 		return false, err
 	}
+	holding := &fieldpath.Set{}
+	want.Iterate(func(p fieldpath.Path) {
+		for i := 1; i < len(p); i++ {
+			holding.Insert(p[:i])
+		}
+	})
 	covered := true
 	have.Leaves().Iterate(func(p fieldpath.Path) {
-		if covered && !want.Has(p) {
+		if covered && !want.Has(p) && !holding.Has(p) {
 			covered = false
 		}
 	})
