@@ -128,10 +128,11 @@ type MemcachedSpec struct {
 	Threads int32 `json:"threads,omitempty"`
 
 	// maxItemSizeKB is the largest item memcached stores, in kilobytes
-	// (memcached -I). It may be at most half of memoryMB.
+	// (memcached -I): a multiple of 512, at most half of memoryMB.
 	// +kubebuilder:default=1024
-	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Minimum=512
 	// +kubebuilder:validation:Maximum=1048576
+	// +kubebuilder:validation:XValidation:rule="self % 512 == 0",message="maxItemSizeKB must be a multiple of 512: memcached stores large items in chunks of 512 KB and refuses to start with another item size"
 	// +optional
 	MaxItemSizeKB int32 `json:"maxItemSizeKB,omitempty"`
 

@@ -156,7 +156,7 @@ func randomSpec(rng *rand.Rand) map[string]any {
 		"memoryMB":                      func() any { return choose(rng, list(16, 64, 1024, 4096), list(0, -5, 1<<20, 1<<31-1)) },
 		"maxConnections":                func() any { return choose(rng, list(1, 1024, 65536), list(0, -1, 1<<31-1)) },
 		"threads":                       func() any { return choose(rng, list(1, 4, 16, 64), list(0, -1, 1<<20)) },
-		"maxItemSizeKB":                 func() any { return choose(rng, list(1, 512, 1024, 2048), list(0, -1, 1<<30)) },
+		"maxItemSizeKB":                 func() any { return choose(rng, list(512, 1024, 1536, 2048), list(0, -1, 1, 1000, 1025, 1<<30)) },
 		"verbosity":                     func() any { return choose(rng, list(0, 1, 2), list(3, -1)) },
 		"minReadySeconds":               seconds,
 		"scaleDownDrainSeconds":         seconds,

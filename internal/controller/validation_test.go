@@ -43,6 +43,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("101Mi")}}
 		}, "resources.limits.memory 101Mi is too small for memoryMB"},
 		{"item size above half the memory", func(s *cachev1alpha1.MemcachedSpec) { s.MaxItemSizeKB = 64 * 1024 }, "maxItemSizeKB may be at most half of memoryMB"},
+		{"item size not a multiple of 512", func(s *cachev1alpha1.MemcachedSpec) { s.MaxItemSizeKB = 1025 }, "maxItemSizeKB must be a multiple of 512"},
 		{"zero threads", func(s *cachev1alpha1.MemcachedSpec) { s.Threads = -1 }, "spec.threads"},
 		{"verbosity 3", func(s *cachev1alpha1.MemcachedSpec) { s.Verbosity = 3 }, "spec.verbosity"},
 		{"unknown workload", func(s *cachev1alpha1.MemcachedSpec) { s.Workload = "DaemonSet" }, "spec.workload"},

@@ -70,7 +70,7 @@ type MemcachedSpecApplyConfiguration struct {
 	// threads is the number of worker threads (memcached -t).
 	Threads *int32 `json:"threads,omitempty"`
 	// maxItemSizeKB is the largest item memcached stores, in kilobytes
-	// (memcached -I). It may be at most half of memoryMB.
+	// (memcached -I): a multiple of 512, at most half of memoryMB.
 	MaxItemSizeKB *int32 `json:"maxItemSizeKB,omitempty"`
 	// verbosity is memcached's logging level: 0 logs errors only, 1 adds
 	// warnings and client errors (-v), 2 adds every request and response (-vv).
