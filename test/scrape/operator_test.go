@@ -19,6 +19,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
+	"example.com/memcached-operator/test/internal/apiserver"
 	"example.com/memcached-operator/test/internal/localrun"
 )
 
@@ -43,22 +44,7 @@ func managerBinary(t *testing.T) string {
 // of an administrator.
 func startAPIServer(t *testing.T) (client.Client, string) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver and etcd and sets it")
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("failed to start the API server of KUBEBUILDER_ASSETS=%s: %v", os.Getenv("KUBEBUILDER_ASSETS"), err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("failed to stop the API server: %v", err)
-		}
-	})
+	env, cfg := apiserver.Start(t, filepath.Join("..", "..", "config", "crd", "bases"))
 	admin, err := env.AddUser(envtest.User{Name: "scrape-admin", Groups: []string{"system:masters"}}, cfg)
 	if err != nil {
 		t.Fatal(err)
