@@ -49,6 +49,7 @@ simcluster: k8s-bins ## Run a simulated cluster until Ctrl-C; its kubeconfig goe
 .PHONY: manifests
 manifests: controller-gen kustomize dashboard ## Generate the CustomResourceDefinition and ClusterRole objects and the Grafana dashboard, and render config/ into the Helm chart.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/crdbounds config/crd/bases/*.yaml
 	KUSTOMIZE="$(KUSTOMIZE)" hack/sync-chart.sh
 
 .PHONY: dashboard
@@ -120,6 +121,10 @@ test-e2e: build k8s-bins test-crds helm build-installer ## Run the end-to-end te
 		HELM_BINARY="$(HELM)" IMAGE_LAYOUT="$(CURDIR)/dist/image" INSTALL_MANIFEST="$(CURDIR)/dist/install.yaml" \
 		CRDS_MANIFEST="$(CURDIR)/dist/crds.yaml" KUSTOMIZE_BINARY="$(KUSTOMIZE)" \
 		go -C test test ./e2e/ -count=1 -shuffle=on -timeout 40m -v $(E2E_ARGS)
+
+.PHONY: test-e2e-oldest
+test-e2e-oldest: ## Run the end-to-end tests on the oldest Kubernetes the operator supports (hack/tools/kube-oldest; its control plane is built on first use).
+	$(MAKE) test-e2e KUBE_TOOLS=kube-oldest
 
 FUZZTIME ?= 30s
 .PHONY: fuzz
@@ -299,7 +304,10 @@ $(LOCALBIN):
 
 ## Control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok),
 ## built from Go modules into a cache outside the repository, keyed by version.
-CONTROL_PLANE_DIR ?= $(shell hack/build-control-plane.sh --print-dir)
+## KUBE_TOOLS=kube-oldest takes the Kubernetes binaries of the oldest supported
+## release (hack/tools/kube-oldest) instead of hack/tools/kube's.
+export KUBE_TOOLS ?= kube
+CONTROL_PLANE_DIR ?= $(shell KUBE_TOOLS="$(KUBE_TOOLS)" hack/build-control-plane.sh --print-dir)
 
 ## Debian's memcached, downloaded and unpacked without root into a cache
 ## outside the repository, keyed by version; MEMCACHED_BINARY overrides it.

@@ -7,6 +7,10 @@
 # outside the repository so that every clone on a machine shares it:
 #   ${MEMCACHED_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memcached-operator}
 #
+# KUBE_TOOLS names the tools module of the Kubernetes binaries: kube (the
+# default, the version every test runs on) or kube-oldest (the oldest version
+# the operator supports, for make test-e2e-oldest).
+#
 # Usage:
 #   hack/build-control-plane.sh            build what is missing, print the directory last
 #   hack/build-control-plane.sh --print-dir print the directory only
@@ -19,7 +23,9 @@ module_version() { # module_version <tools module dir> <module path>
 	sed -n "s#^\s*\(require \)\?$2 \(v[^ ]*\).*#\2#p" "${tools}/$1/go.mod" | head -n 1
 }
 
-k8s_version=$(module_version kube k8s.io/kubernetes)
+kube_tools=${KUBE_TOOLS:-kube}
+[[ -f "${tools}/${kube_tools}/go.mod" ]] || { echo "build-control-plane: no tools module hack/tools/${kube_tools}" >&2; exit 1; }
+k8s_version=$(module_version "${kube_tools}" k8s.io/kubernetes)
 etcd_version=$(module_version etcd go.etcd.io/etcd/server/v3)
 kwok_version=$(module_version kwok sigs.k8s.io/kwok)
 
@@ -59,10 +65,10 @@ build() {
 }
 
 echo "Control plane k8s ${k8s_version}, etcd ${etcd_version}, kwok ${kwok_version} in ${dest}" >&2
-build kube k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "${k8s_ldflags}"
-build kube k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager "${k8s_ldflags}"
-build kube k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler "${k8s_ldflags}"
-build kube k8s.io/kubernetes/cmd/kubectl kubectl "${k8s_ldflags}"
+build "${kube_tools}" k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "${k8s_ldflags}"
+build "${kube_tools}" k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager "${k8s_ldflags}"
+build "${kube_tools}" k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler "${k8s_ldflags}"
+build "${kube_tools}" k8s.io/kubernetes/cmd/kubectl kubectl "${k8s_ldflags}"
 build etcd go.etcd.io/etcd/server/v3 etcd
 build kwok sigs.k8s.io/kwok/cmd/kwok kwok
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -625,16 +626,19 @@ func checkUpgradeFromTheOldSelector(t *testing.T, helm *helmRun, own *simcluster
 }
 
 // controlPlaneVersion returns the Kubernetes version the control plane is
-// built from, as hack/tools/kube pins it.
+// built from, as hack/tools/kube (or KUBE_TOOLS) pins it.
 func controlPlaneVersion(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "hack", "tools", "kube", "go.mod"))
+	// The tools module the control plane was built from (Makefile's KUBE_TOOLS).
+	tools := cmp.Or(os.Getenv("KUBE_TOOLS"), "kube")
+	goMod := filepath.Join(repoRoot, "hack", "tools", tools, "go.mod")
+	data, err := os.ReadFile(goMod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?m)^\s*(?:require\s+)?k8s\.io/kubernetes (v\d+\.\d+\.\d+)\s*$`).FindSubmatch(data)
 	if m == nil {
-		t.Fatal("hack/tools/kube/go.mod does not require k8s.io/kubernetes")
+		t.Fatalf("%s does not require k8s.io/kubernetes", goMod)
 	}
 	return string(m[1])
 }

@@ -6,11 +6,12 @@
 # module cannot follow. This script replaces each of them with the published
 # v0.X.Y release that matches the Kubernetes version, then tidies the module.
 #
-# Usage: hack/tools/kube/pin.sh v1.37.2
+# Usage: hack/tools/kube/pin.sh v1.37.2 [module directory, default hack/tools/kube]
+#        hack/tools/kube/pin.sh v1.33.7 hack/tools/kube-oldest
 set -euo pipefail
 
-version=${1:?usage: $0 vMAJOR.MINOR.PATCH}
-cd "$(dirname "$0")"
+version=${1:?usage: $0 vMAJOR.MINOR.PATCH [module directory]}
+cd "${2:-$(dirname "$0")}"
 
 staging_version="v0.${version#v1.}"
 gomod=$(go mod download -json "k8s.io/kubernetes@${version}" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')
