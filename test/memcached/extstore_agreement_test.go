@@ -344,12 +344,19 @@ func startExtstore(ctx context.Context, binary string, args []string, want map[s
 		}
 	}
 	stats, err := statsOf(addr, "stats")
-	if err != nil {
-		return memcachedRun{}, false, err
+	var settings map[string]string
+	if err == nil {
+		settings, err = statsOf(addr, "stats settings")
 	}
-	settings, err := statsOf(addr, "stats settings")
 	if err != nil {
-		return memcachedRun{}, false, err
+		// The connection broke: this memcached stopped, and its output
+		// says why; or what answered was another test's, stopping.
+		select {
+		case <-exited:
+			return memcachedRun{reason: strings.TrimSpace(output.String())}, false, nil
+		case <-time.After(2 * time.Second):
+			return memcachedRun{}, true, nil
+		}
 	}
 	if stats["pid"] != strconv.Itoa(cmd.Process.Pid) {
 		// Another memcached took the port first, and this one answers
