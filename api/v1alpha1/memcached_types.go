@@ -305,7 +305,8 @@ type WarmRestartSpec struct {
 // ext_path and the ext_* options). Its defaults are the settings Grafana
 // Loki recommends for its chunk caches.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !has(oldSelf.enabled) || !oldSelf.enabled || (self.size == oldSelf.size && has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName))",message="extstore.size and extstore.storageClassName cannot change while extstore is enabled: each pod's volume was made for them; turn extstore off, then on with the new ones (docs/extstore.md)"
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !has(oldSelf.enabled) || !oldSelf.enabled || (has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName))",message="extstore.storageClassName cannot change while extstore is enabled: each pod's volume was made of it; turn extstore off, then on with the new one (docs/extstore.md)"
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !has(oldSelf.enabled) || !oldSelf.enabled || !self.size.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$') || !oldSelf.size.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$') || (int(self.size.substring(0, size(self.size) - 2)) * (self.size.endsWith('Ti') ? 1048576 : self.size.endsWith('Gi') ? 1024 : 1)) >= (int(oldSelf.size.substring(0, size(oldSelf.size) - 2)) * (oldSelf.size.endsWith('Ti') ? 1048576 : oldSelf.size.endsWith('Gi') ? 1024 : 1))",message="extstore.size cannot shrink while extstore is enabled: a volume cannot shrink; grow it, or turn extstore off, then on with the smaller size (docs/extstore.md)"
 // +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !self.size.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$') || (int(self.size.substring(0, size(self.size) - 2)) * (self.size.endsWith('Ti') ? 1048576 : self.size.endsWith('Gi') ? 1024 : 1)) * 9 / 10 >= 64",message="extstore.size is too small: memcached's file, 90% of the volume, must hold at least one 64 MiB page (a volume of at least 72Mi)"
 // +kubebuilder:validation:XValidation:rule="!has(self.enabled) || !self.enabled || !self.size.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$') || (int(self.size.substring(0, size(self.size) - 2)) * (self.size.endsWith('Ti') ? 1048576 : self.size.endsWith('Gi') ? 1024 : 1)) * 9 / 10 / 64 < 65535",message="extstore.size is too large: memcached's file, 90% of the volume, may hold at most 65534 pages of 64 MiB (a volume of at most 4551Gi)"
 type ExtstoreSpec struct {
@@ -323,7 +324,12 @@ type ExtstoreSpec struct {
 
 	// size is the size of each pod's volume, a whole number of Mi, Gi or Ti,
 	// e.g. 100Gi. memcached's file takes 90% of it, the rest is left to the
-	// filesystem. It cannot change while extstore is enabled.
+	// filesystem. While extstore is enabled it can grow, not shrink: where
+	// the StorageClass allows volume expansion, each pod's claim is expanded
+	// in place, then the pods restart one at a time with the larger file;
+	// the claims keep their name, extstore-<the size they were created
+	// with>-<name>-<i>. The Memcached is Degraded while the StorageClass
+	// refuses it, and memcached keeps its file until then.
 	// +kubebuilder:default="10Gi"
 	// +kubebuilder:validation:MaxLength=9
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[1-9][0-9]{0,6}(Mi|Gi|Ti)$')",message="extstore.size must be a whole number of Mi, Gi or Ti, such as 100Gi"

@@ -28,8 +28,9 @@ func CacheOptions(apis APIs, namespaces ...string) cache.Options {
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:    {Label: managed, Transform: trimPod},
-			&corev1.Secret{}: {Transform: trimSecretMetadata},
+			&corev1.Pod{}:                   {Label: managed, Transform: trimPod},
+			&corev1.PersistentVolumeClaim{}: {Label: managed, Transform: trimClaim},
+			&corev1.Secret{}:                {Transform: trimSecretMetadata},
 		},
 	}
 	for _, kind := range resources.Kinds {
@@ -115,14 +116,39 @@ func trimWorkload(obj any) (any, error) {
 			Spec:       appsv1.StatefulSetSpec{Replicas: w.Spec.Replicas},
 			Status:     w.Status,
 		}
-		// Of the claim templates, their names: which volume each pod must have.
+		// Of the claim templates, their names and sizes: which volume each
+		// pod must have, and whether it must grow.
 		for _, c := range w.Spec.VolumeClaimTemplates {
-			trimmed.Spec.VolumeClaimTemplates = append(trimmed.Spec.VolumeClaimTemplates,
-				corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: c.Name}})
+			trimmed.Spec.VolumeClaimTemplates = append(trimmed.Spec.VolumeClaimTemplates, corev1.PersistentVolumeClaim{
+				ObjectMeta: metav1.ObjectMeta{Name: c.Name},
+				Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceStorage: c.Spec.Resources.Requests[corev1.ResourceStorage]}}},
+			})
 		}
 		return trimmed, nil
 	}
 	return obj, nil
+}
+
+// trimClaim keeps of a PersistentVolumeClaim of a memcached pod what the
+// expansion of its volume reads: its metadata, the size it asks for, and its
+// phase, capacity and conditions.
+func trimClaim(obj any) (any, error) {
+	c, ok := obj.(*corev1.PersistentVolumeClaim)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &corev1.PersistentVolumeClaim{
+		ObjectMeta: ownMetadata(&c.ObjectMeta),
+		Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceStorage: c.Spec.Resources.Requests[corev1.ResourceStorage]}}},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: c.Status.Phase, Capacity: c.Status.Capacity},
+	}
+	for _, condition := range c.Status.Conditions {
+		trimmed.Status.Conditions = append(trimmed.Status.Conditions,
+			corev1.PersistentVolumeClaimCondition{Type: condition.Type, Status: condition.Status})
+	}
+	return trimmed, nil
 }
 
 // trimSecretMetadata keeps of a Secret's metadata its identity: the watch

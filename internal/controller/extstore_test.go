@@ -1,12 +1,16 @@
 package controller
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -14,6 +18,7 @@ import (
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/memcached"
+	"example.com/memcached-operator/internal/resources"
 )
 
 // TestExtstoreGivesEachPodAVolume: a Memcached with extstore gets a
@@ -50,11 +55,12 @@ func TestExtstoreGivesEachPodAVolume(t *testing.T) {
 	expectNoOpReconcile(t, mc)
 }
 
-// TestExtstoreSizeCannotChangeWhileEnabled: the size and class of the
-// volumes are refused while extstore is on; turned off first, they can
-// change, and turning it on again makes claims of the new size, under a new
-// name, so that no volume of the old size is mounted.
-func TestExtstoreSizeCannotChangeWhileEnabled(t *testing.T) {
+// TestExtstoreClassCannotChangeNorSizeShrinkWhileEnabled: the class of
+// the volumes cannot change while extstore is on, and their size cannot
+// shrink; turned off first, both can, and turning it on again makes claims
+// of the new size, under a new name, so that no volume of the old size is
+// mounted.
+func TestExtstoreClassCannotChangeNorSizeShrinkWhileEnabled(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
@@ -62,23 +68,216 @@ func TestExtstoreSizeCannotChangeWhileEnabled(t *testing.T) {
 			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi"}}}
 	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
 
-	for _, change := range []func(*cachev1alpha1.ExtstoreSpec){
-		func(e *cachev1alpha1.ExtstoreSpec) { e.Size = "20Gi" },
-		func(e *cachev1alpha1.ExtstoreSpec) { e.StorageClassName = ptr.To("other") },
+	for _, tt := range []struct {
+		change func(*cachev1alpha1.ExtstoreSpec)
+		want   string
+	}{
+		{func(e *cachev1alpha1.ExtstoreSpec) { e.StorageClassName = ptr.To("other") }, "extstore.storageClassName cannot change while extstore is enabled"},
+		{func(e *cachev1alpha1.ExtstoreSpec) { e.Size = "9Gi" }, "extstore.size cannot shrink while extstore is enabled"},
+		{func(e *cachev1alpha1.ExtstoreSpec) { e.Size = "10239Mi" }, "extstore.size cannot shrink while extstore is enabled"},
+		{func(e *cachev1alpha1.ExtstoreSpec) { e.Size = "72Mi" }, "extstore.size cannot shrink while extstore is enabled"},
 	} {
 		current := getMemcached(t, g, mc)
 		patch := client.MergeFrom(current.DeepCopy())
-		change(current.Spec.Extstore)
+		tt.change(current.Spec.Extstore)
 		err := k8sClient.Patch(t.Context(), current, patch)
 		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "error %v", err)
-		g.Expect(err.Error()).To(ContainSubstring("extstore.size and extstore.storageClassName cannot change while extstore is enabled"))
+		g.Expect(err.Error()).To(ContainSubstring(tt.want))
 	}
-	// Other settings may change: they restart the pods, whose files are
-	// emptied anyway.
-	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.IOThreads = 4 })
+	// The same size in other units, and other settings, may change: the
+	// latter restart the pods, whose files are emptied anyway.
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Size = "10240Mi"; s.Extstore.IOThreads = 4 })
 
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Enabled = false })
-	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Size = "20Gi" })
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) {
+		s.Extstore.Size = "5Gi"
+		s.Extstore.StorageClassName = ptr.To("other")
+	})
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Enabled = true })
-	g.Expect(getMemcached(t, g, mc).Spec.Extstore.Size).To(Equal("20Gi"))
+	g.Expect(getMemcached(t, g, mc).Spec.Extstore.Size).To(Equal("5Gi"))
+}
+
+// createStorageClass creates a StorageClass that allows volume expansion
+// or not, deleted with the test.
+func createStorageClass(t *testing.T, allowExpansion bool) string {
+	t.Helper()
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{GenerateName: "extstore-"},
+		Provisioner: "example.com/none", AllowVolumeExpansion: ptr.To(allowExpansion)}
+	if err := k8sClient.Create(t.Context(), class); err != nil {
+		t.Fatalf("Failed to create StorageClass: %v", err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
+	return class.Name
+}
+
+// createStatefulPodsWithClaims creates the first n pods of the StatefulSet
+// of mc, ready, each with the volume of the claim template and its claim,
+// bound to a volume of the claim template's size, as the StatefulSet
+// controller, a provisioner and a kubelet would (envtest runs none).
+func createStatefulPodsWithClaims(t *testing.T, mc *cachev1alpha1.Memcached, n int) {
+	t.Helper()
+	g := NewWithT(t)
+	set := statefulSetOf(t, mc)
+	g.Expect(set.Spec.VolumeClaimTemplates).To(HaveLen(1))
+	template := set.Spec.VolumeClaimTemplates[0]
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", mc.Name, i)
+		claim := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Namespace: mc.Namespace, Name: template.Name + "-" + name, Labels: template.Labels},
+			Spec:       template.Spec,
+		}
+		g.Expect(k8sClient.Create(t.Context(), claim)).To(Succeed())
+		setClaimCapacity(t, claim, template.Spec.Resources.Requests[corev1.ResourceStorage])
+
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: mc.Namespace, Name: name, Labels: resources.Labels(mc),
+				Annotations: map[string]string{resources.TemplateHashAnnotation: set.Annotations[resources.TemplateHashAnnotation]},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: set.Name,
+					UID: set.UID, Controller: ptr.To(true)}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "memcached", Image: resources.DefaultImage}},
+				Volumes: []corev1.Volume{{Name: template.Name, VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim.Name}}}}},
+		}
+		g.Expect(k8sClient.Create(t.Context(), pod)).To(Succeed())
+		setPodReady(t, pod, fmt.Sprintf("10.3.0.%d", i))
+	}
+}
+
+// setClaimCapacity reports claim bound to a volume of capacity, with the
+// conditions given, as the volume's controllers would.
+func setClaimCapacity(t *testing.T, claim *corev1.PersistentVolumeClaim, capacity resource.Quantity,
+	conditions ...corev1.PersistentVolumeClaimCondition) {
+	t.Helper()
+	NewWithT(t).Eventually(func() error {
+		current := &corev1.PersistentVolumeClaim{}
+		if err := k8sClient.Get(t.Context(), client.ObjectKeyFromObject(claim), current); err != nil {
+			return err
+		}
+		current.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound,
+			AccessModes: current.Spec.AccessModes, Capacity: corev1.ResourceList{corev1.ResourceStorage: capacity},
+			Conditions: conditions}
+		return k8sClient.Status().Update(t.Context(), current)
+	}).Should(Succeed())
+}
+
+// requestedSizes returns the size each claim of the namespace asks for.
+func requestedSizes(t *testing.T, ns string) func(Gomega) map[string]string {
+	return func(g Gomega) map[string]string {
+		list := &corev1.PersistentVolumeClaimList{}
+		g.Expect(k8sClient.List(t.Context(), list, client.InNamespace(ns))).To(Succeed())
+		sizes := map[string]string{}
+		for _, c := range list.Items {
+			size := c.Spec.Resources.Requests[corev1.ResourceStorage]
+			sizes[c.Name] = size.String()
+		}
+		return sizes
+	}
+}
+
+// progressingOf returns the reason and message of the Progressing condition
+// of mc.
+func progressingOf(t *testing.T, mc *cachev1alpha1.Memcached) func(Gomega) string {
+	return func(g Gomega) string {
+		c := meta.FindStatusCondition(getMemcached(t, g, mc).Status.Conditions, cachev1alpha1.ConditionProgressing)
+		g.Expect(c).NotTo(BeNil())
+		return c.Reason + ": " + c.Message
+	}
+}
+
+// TestExtstoreVolumesGrowInPlace: a larger extstore.size asks each bound
+// claim to grow where the StorageClass allows it; the StatefulSet and
+// memcached's file keep the old size until every claim has the new
+// capacity and its filesystem has grown; then the StatefulSet is recreated,
+// its claim template keeping its name with the new size, and memcached
+// gets the larger file on the same volumes.
+func TestExtstoreVolumesGrowInPlace(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	class := createStorageClass(t, true)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Workload: cachev1alpha1.WorkloadStatefulSet,
+			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi", StorageClassName: ptr.To(class)}}}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	createStatefulPodsWithClaims(t, mc, 2)
+	setStatefulSetReady(t, mc)
+	converged(t, mc)
+	before := statefulSetOf(t, mc)
+	twenty := resource.MustParse("20Gi")
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Size = "20Gi" })
+	g.Eventually(requestedSizes(t, ns)).Should(Equal(map[string]string{"extstore-10gi-flash-0": "20Gi", "extstore-10gi-flash-1": "20Gi"}))
+	g.Eventually(progressingOf(t, mc)).Should(Equal("ExpandingVolumes: Expanding the extstore volumes from 10240Mi to 20480Mi: 0/2 have grown"))
+	g.Expect(eventReasons(t, mc)(g)).To(ContainElement("Expanding"))
+	// Until every volume has grown, memcached keeps the file it has.
+	reconcileNow(t, ns, mc.Name)
+	set := statefulSetOf(t, mc)
+	g.Expect(set.DeletionTimestamp).To(BeNil(), "the StatefulSet was recreated before its volumes grew")
+	g.Expect(set.ResourceVersion).To(Equal(before.ResourceVersion))
+	g.Expect(set.Spec.Template.Spec.Containers[0].Args).To(ContainElement(ContainSubstring("ext_path=" + memcached.ExtstoreDir + "/extstore:9216m,")))
+	claim := func(i int) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("extstore-10gi-flash-%d", i)}}
+	}
+	setClaimCapacity(t, claim(0), twenty)
+	g.Eventually(progressingOf(t, mc)).Should(HaveSuffix("1/2 have grown"))
+	// A volume whose filesystem has yet to grow has not grown.
+	setClaimCapacity(t, claim(1), twenty, corev1.PersistentVolumeClaimCondition{
+		Type: corev1.PersistentVolumeClaimFileSystemResizePending, Status: corev1.ConditionTrue})
+	reconcileNow(t, ns, mc.Name)
+	g.Expect(progressingOf(t, mc)(g)).To(HaveSuffix("1/2 have grown"))
+	g.Expect(statefulSetOf(t, mc).UID).To(Equal(set.UID))
+
+	// Grown: the claim template cannot change, so the StatefulSet goes,
+	// leaving its pods and claims, and comes back with the new size under
+	// the same name.
+	setClaimCapacity(t, claim(1), twenty)
+	g.Eventually(func(g Gomega) {
+		deleting := statefulSetOf(t, mc)
+		g.Expect(deleting.DeletionTimestamp).NotTo(BeNil())
+		g.Expect(deleting.Finalizers).To(ContainElement(metav1.FinalizerOrphanDependents))
+	}).Should(Succeed())
+	// What the garbage collector does, which envtest does not run.
+	deleting := statefulSetOf(t, mc)
+	deleting.Finalizers = nil
+	g.Expect(k8sClient.Update(t.Context(), deleting)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		current := &appsv1.StatefulSet{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		g.Expect(current.UID).NotTo(Equal(set.UID))
+		g.Expect(current.Spec.VolumeClaimTemplates).To(HaveLen(1))
+		g.Expect(current.Spec.VolumeClaimTemplates[0].Name).To(Equal("extstore-10gi"))
+		g.Expect(current.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]).To(Equal(twenty))
+		g.Expect(current.Spec.Template.Spec.Containers[0].Args).To(ContainElement(ContainSubstring("ext_path=" + memcached.ExtstoreDir + "/extstore:18432m,")))
+		g.Expect(current.Spec.Template.Spec.Containers[0].VolumeMounts).To(ContainElement(HaveField("Name", "extstore-10gi")))
+	}).Should(Succeed())
+	// The pods keep their volumes: none is replaced for lacking one.
+	for i := range 2 {
+		pod := &corev1.Pod{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("flash-%d", i)}, pod)).To(Succeed())
+		g.Expect(pod.DeletionTimestamp).To(BeNil())
+	}
+	g.Expect(requestedSizes(t, ns)(g)).To(Equal(map[string]string{"extstore-10gi-flash-0": "20Gi", "extstore-10gi-flash-1": "20Gi"}))
+}
+
+// TestExtstoreVolumesThatCannotGrowDegrade: where the StorageClass does not
+// allow volume expansion, the API server refuses to grow the claims; the
+// Memcached is Degraded with its reason, and memcached keeps its file and
+// its pods.
+func TestExtstoreVolumesThatCannotGrowDegrade(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	class := createStorageClass(t, false)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Workload: cachev1alpha1.WorkloadStatefulSet,
+			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi", StorageClassName: ptr.To(class)}}}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	createStatefulPodsWithClaims(t, mc, 2)
+	setStatefulSetReady(t, mc)
+	converged(t, mc)
+	set := statefulSetOf(t, mc)
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Size = "20Gi" })
+	expectDegraded(t, mc, "VolumeExpansionRefused", "the storageclass that provisions the pvc must support resize")
+	g.Expect(progressingOf(t, mc)(g)).To(HaveSuffix("0/2 have grown"))
+	g.Expect(requestedSizes(t, ns)(g)).To(Equal(map[string]string{"extstore-10gi-flash-0": "10Gi", "extstore-10gi-flash-1": "10Gi"}))
+	expectUnchanged(t, set)
 }

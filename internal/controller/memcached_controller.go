@@ -87,6 +87,9 @@ type scope struct {
 	servers resources.Servers
 	// digests are those of the Secrets it names, once read.
 	digests resources.SecretDigests
+	// extstore is what its StatefulSet's extstore volumes are built with,
+	// nil without them (volumes.go).
+	extstore *extstoreVolumes
 	// outcome is what the phases did, or why they stopped.
 	outcome status.Outcome
 	// namespaceGone is set when its namespace is being deleted: the
@@ -101,8 +104,9 @@ type scope struct {
 //  1. observe its workloads and pods, from the cache;
 //  2. plan its servers: which run, which are listed;
 //  3. check its spec and read the Secrets it names (inputs.go);
-//  4. build the objects it asks for and apply those that differ (apply.go);
-//  5. compute its status and write it, unless it is already so (status.go).
+//  4. grow its extstore volumes when their size grew (volumes.go);
+//  5. build the objects it asks for and apply those that differ (apply.go);
+//  6. compute its status and write it, unless it is already so (status.go).
 //
 // A spec that no retry can fix stops the reconcile with a terminal error: the
 // next change of the Memcached, or of what it names, brings the next one.
@@ -143,10 +147,13 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.readInputs(ctx, s); err != nil {
 		return s.result(err)
 	}
+	if err := r.expandExtstoreVolumes(ctx, s); err != nil {
+		return s.result(err)
+	}
 	if err := r.apply(ctx, s); err != nil {
 		return s.result(err)
 	}
-	if pod := status.PodWithoutItsVolume(mc, s.observed); pod != nil {
+	if pod := status.PodWithoutItsVolume(mc, resources.ClaimTemplate(mc, r.inputs(s)), s.observed); pod != nil {
 		if err := r.replacePod(ctx, mc, pod); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -157,6 +164,11 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			// missing or invalid brings a reconcile when it changes.
 			return ctrl.Result{}, err
 		}
+	}
+	if err := s.outcome.VolumeExpansionError; err != nil {
+		// Retried with backoff: what refuses it, such as the StorageClass,
+		// may change without any event reaching the operator.
+		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: s.servers.RequeueAfter}, nil
 }
@@ -236,15 +248,7 @@ func (r *MemcachedReconciler) observe(ctx context.Context, mc *cachev1alpha1.Mem
 // that differ, then records what it did in s.
 func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
 	mc := s.memcached
-	desired := resources.Build(mc, resources.Inputs{
-		Digests:            s.digests,
-		Servers:            s.servers,
-		PlatformAssignsUID: r.PlatformAssignsUID,
-		Images:             r.Images,
-		RunbookBaseURL:     r.RunbookBaseURL,
-		ProxiesReady:       s.observed.ProxyDeployment != nil && s.observed.ProxyDeployment.Status.ReadyReplicas > 0,
-		HoldExporter:       s.outcome.ExporterInputError != nil,
-	})
+	desired := resources.Build(extstoreBuild(mc, s.extstore), r.inputs(s))
 	result, err := r.applyDesired(ctx, mc, desired)
 	r.tell(mc, result, err)
 	s.useApplied(result)
@@ -270,6 +274,24 @@ func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
 		return err
 	}
 	return nil
+}
+
+// inputs returns what the objects of the Memcached of s are built from,
+// besides its spec.
+func (r *MemcachedReconciler) inputs(s *scope) resources.Inputs {
+	in := resources.Inputs{
+		Digests:            s.digests,
+		Servers:            s.servers,
+		PlatformAssignsUID: r.PlatformAssignsUID,
+		Images:             r.Images,
+		RunbookBaseURL:     r.RunbookBaseURL,
+		ProxiesReady:       s.observed.ProxyDeployment != nil && s.observed.ProxyDeployment.Status.ReadyReplicas > 0,
+		HoldExporter:       s.outcome.ExporterInputError != nil,
+	}
+	if s.extstore != nil {
+		in.ExtstoreClaim = s.extstore.claim
+	}
+	return in
 }
 
 // refuse records that the spec of s cannot be applied as it is, and why, in

@@ -70,8 +70,13 @@ func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 			handler.EnqueueRequestsFromMapFunc(r.memcachedsNamingSecret),
 			builder.OnlyMetadata).
 		Watches(&corev1.Pod{},
-			withPriority(handler.EnqueueRequestsFromMapFunc(podToMemcached), podPriority),
+			withPriority(handler.EnqueueRequestsFromMapFunc(labelledMemcached), podPriority),
 			builder.WithPredicates(podChanged{})).
+		Watches(&corev1.PersistentVolumeClaim{},
+			handler.EnqueueRequestsFromMapFunc(labelledMemcached),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+				return claimChanged(e.ObjectOld, e.ObjectNew)
+			}})).
 		Named("memcached").
 		Complete(r)
 }
@@ -112,14 +117,15 @@ func (r *MemcachedReconciler) memcachedsNamingSecret(ctx context.Context, secret
 	return requests
 }
 
-// podToMemcached maps a memcached pod to the Memcached it belongs to.
-func podToMemcached(_ context.Context, pod client.Object) []reconcile.Request {
-	podLabels := pod.GetLabels()
-	name, ok := podLabels[resources.InstanceLabel]
-	if !ok || podLabels[resources.NameLabel] != resources.AppName {
+// labelledMemcached maps a memcached pod, or the claim of its volume, to the
+// Memcached it belongs to.
+func labelledMemcached(_ context.Context, obj client.Object) []reconcile.Request {
+	objLabels := obj.GetLabels()
+	name, ok := objLabels[resources.InstanceLabel]
+	if !ok || objLabels[resources.NameLabel] != resources.AppName {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.GetNamespace(), Name: name}}}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }
 
 // podChanged passes pod creations and deletions, and the updates that can

@@ -68,6 +68,10 @@ type Inputs struct {
 	// HoldExporter leaves the exporter's Deployment as it is, neither
 	// applied nor deleted: set when its client certificate cannot be used.
 	HoldExporter bool
+	// ExtstoreClaim is the name of the claim template of the extstore
+	// volumes that exist: the name they were created with, kept as they
+	// grow. memcached.ExtstoreClaimName of the spec when empty.
+	ExtstoreClaim string
 }
 
 // Images are the images the operator runs when a Memcached names none.

@@ -85,7 +85,7 @@ func podTemplate(mc *cachev1alpha1.Memcached, in Inputs) *corev1ac.PodTemplateSp
 			// The volume of the StatefulSet's claim template: memcached
 			// creates its file there, and empties it when it starts.
 			container.WithVolumeMounts(corev1ac.VolumeMount().
-				WithName(memcached.ExtstoreClaimName(spec)).WithMountPath(memcached.ExtstoreDir))
+				WithName(ClaimTemplate(mc, in)).WithMountPath(memcached.ExtstoreDir))
 		}
 		if delay > 0 {
 			container.WithLifecycle(corev1ac.Lifecycle().

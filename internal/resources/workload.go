@@ -67,7 +67,7 @@ func statefulSet(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.StatefulSetAp
 				WithMaxUnavailable(intstr.FromInt32(1)))).
 		WithMinReadySeconds(ptr.Deref(mc.Spec.MinReadySeconds, 0)).
 		WithTemplate(template)
-	switch claim := ClaimTemplate(mc); claim {
+	switch claim := ClaimTemplate(mc, in); claim {
 	case "":
 	case MemoryFileClaim:
 		withVolumeClaim(mc, spec, claim, memcached.MemoryFileSize(&mc.Spec), mc.Spec.WarmRestart.StorageClassName)
@@ -83,14 +83,17 @@ func statefulSet(mc *cachev1alpha1.Memcached, in Inputs) *appsv1ac.StatefulSetAp
 
 // ClaimTemplate returns the name of the volume claim template of the
 // StatefulSet of mc, which is also the name of the volume in each pod: the
-// memory file's with warm restart, the flash tier's with extstore, "" when it
-// has none.
-func ClaimTemplate(mc *cachev1alpha1.Memcached) string {
+// memory file's with warm restart, the flash tier's with extstore (the name
+// of the claims that exist, in.ExtstoreClaim, or one after the size), ""
+// when it has none.
+func ClaimTemplate(mc *cachev1alpha1.Memcached, in Inputs) string {
 	switch {
 	case mc.Spec.GetWorkload() != cachev1alpha1.WorkloadStatefulSet:
 		return ""
 	case mc.Spec.WarmRestartEnabled():
 		return MemoryFileClaim
+	case mc.Spec.ExtstoreEnabled() && in.ExtstoreClaim != "":
+		return in.ExtstoreClaim
 	case mc.Spec.ExtstoreEnabled():
 		return memcached.ExtstoreClaimName(&mc.Spec)
 	}

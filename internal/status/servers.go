@@ -153,8 +153,9 @@ func statefulSetReady(s *appsv1.StatefulSet, size int32) bool {
 }
 
 // PodWithoutItsVolume returns the pod of the StatefulSet of mc to delete so
-// that the StatefulSet recreates it with the volume of its claim template,
-// nil when there is none or when it is not yet time. A StatefulSet recreated
+// that the StatefulSet recreates it with the volume of its claim template
+// claim (resources.ClaimTemplate), nil when there is none or when it is not
+// yet time. A StatefulSet recreated
 // with a claim template it did not have (warm restart or extstore turned on,
 // or extstore's size changed) adopts the pods of the previous one, which lack
 // that volume, and its controller cannot add a volume to a running pod: it
@@ -163,8 +164,7 @@ func statefulSetReady(s *appsv1.StatefulSet, size int32) bool {
 // ordinal first (the one the controller stops at), each only once the
 // StatefulSet runs all of its replicas, ready, none of them going: a cache
 // never loses more than one server to it.
-func PodWithoutItsVolume(mc *cachev1alpha1.Memcached, observed Observed) *corev1.Pod {
-	claim := resources.ClaimTemplate(mc)
+func PodWithoutItsVolume(mc *cachev1alpha1.Memcached, claim string, observed Observed) *corev1.Pod {
 	set := observed.StatefulSet
 	if claim == "" || set == nil || !slices.ContainsFunc(set.Spec.VolumeClaimTemplates,
 		func(c corev1.PersistentVolumeClaim) bool { return c.Name == claim }) {

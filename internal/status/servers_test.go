@@ -315,7 +315,7 @@ func TestPodWithoutItsVolumeIsReplacedOneAtATime(t *testing.T) {
 			[]corev1.Pod{member("cache-0", ready, false), member("cache-1", ready, false), member("cache-2", ready, false)}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := PodWithoutItsVolume(tt.mc, Observed{StatefulSet: tt.set, Pods: tt.pods})
+			got := PodWithoutItsVolume(tt.mc, resources.ClaimTemplate(tt.mc, resources.Inputs{}), Observed{StatefulSet: tt.set, Pods: tt.pods})
 			name := ""
 			if got != nil {
 				name = got.Name

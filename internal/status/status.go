@@ -33,6 +33,7 @@ const (
 	ReasonScalingDown       = "ScalingDown"
 	ReasonRollingOut        = "RollingOut"
 	ReasonSwitchingWorkload = "SwitchingWorkload"
+	ReasonExpandingVolumes  = "ExpandingVolumes"
 	ReasonUpToDate          = "UpToDate"
 
 	ReasonServiceMonitorReady      = "ServiceMonitorReady"
@@ -42,6 +43,7 @@ const (
 	ReasonInvalidSpec              = "InvalidSpec"
 	ReasonApplyFailed              = "ApplyFailed"
 	ReasonOwnershipConflict        = "OwnershipConflict"
+	ReasonVolumeExpansionRefused   = "VolumeExpansionRefused"
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
 	ReasonPodUnschedulable         = "PodUnschedulable"
 	ReasonPodFailing               = "PodFailing"
@@ -130,6 +132,13 @@ type Outcome struct {
 	// PrometheusRuleAPIMissing is set when the Memcached asks for alert
 	// rules and the cluster has no PrometheusRule API.
 	PrometheusRuleAPIMissing bool
+	// ExpandingVolumes says how far the expansion of the extstore volumes
+	// to a larger spec.extstore.size is, while some have not grown; empty
+	// otherwise. memcached keeps the file of the size they have until then.
+	ExpandingVolumes string
+	// VolumeExpansionError is why an extstore volume could not be asked to
+	// grow, such as a StorageClass that does not allow it; nil if each was.
+	VolumeExpansionError error
 	// ExporterInputError is why an input only the exporter reads, its
 	// client certificate, could not be used, nil if it could. The exporter
 	// is then left as it is, and everything else applied.
@@ -270,6 +279,8 @@ func progressing(mc *cachev1alpha1.Memcached, observed Observed, outcome Outcome
 		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the %s", mc.Spec.GetWorkload())
 	case outcome.WaitingFor != "":
 		c.Reason, c.Message = ReasonCreating, fmt.Sprintf("Creating the objects besides the %s once %s", mc.Spec.GetWorkload(), outcome.WaitingFor)
+	case outcome.ExpandingVolumes != "":
+		c.Reason, c.Message = ReasonExpandingVolumes, outcome.ExpandingVolumes
 	case previous != nil:
 		c.Reason, c.Message = ReasonSwitchingWorkload, fmt.Sprintf(
 			"Switching to a %s: the pods of the previous workload serve until its %d pods are ready", mc.Spec.GetWorkload(), size)
@@ -308,6 +319,9 @@ func degraded(observed Observed, outcome Outcome, active []corev1.Pod) metav1.Co
 		return c
 	case outcome.ApplyError != nil:
 		c.Reason, c.Message = ReasonApplyFailed, outcome.ApplyError.Error()
+		return c
+	case outcome.VolumeExpansionError != nil:
+		c.Reason, c.Message = ReasonVolumeExpansionRefused, outcome.VolumeExpansionError.Error()
 		return c
 	}
 	if d := observed.Deployment; d != nil {

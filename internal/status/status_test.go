@@ -154,6 +154,31 @@ func TestComputeReportsWhatIsObserved(t *testing.T) {
 				progressingReason: ReasonUpToDate, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 2},
 		},
 		{
+			name: "all ready, extstore volumes growing",
+			mc:   newMemcached(3, 2),
+			observed: Observed{Deployment: rolledOut(3), Pods: []corev1.Pod{
+				pod("cache-c", "10.0.0.3", ready), pod("cache-a", "10.0.0.1", ready), pod("cache-b", "10.0.0.2", ready)}},
+			outcome: Outcome{ExpandingVolumes: "Expanding the extstore volumes from 10240Mi to 20480Mi: 1/3 have grown"},
+			want: want{replicas: 3, ready: 3, nodes: []string{"cache-a", "cache-b", "cache-c"},
+				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"},
+				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
+				progressingReason: ReasonExpandingVolumes, degraded: "False", degradedReason: ReasonAsExpected, observedGeneration: 2,
+				progressingMessage: "Expanding the extstore volumes from 10240Mi to 20480Mi: 1/3 have grown"},
+		},
+		{
+			name: "all ready, extstore volumes refused to grow",
+			mc:   newMemcached(3, 2),
+			observed: Observed{Deployment: rolledOut(3), Pods: []corev1.Pod{
+				pod("cache-c", "10.0.0.3", ready), pod("cache-a", "10.0.0.1", ready), pod("cache-b", "10.0.0.2", ready)}},
+			outcome: Outcome{ExpandingVolumes: "Expanding the extstore volumes from 10240Mi to 20480Mi: 0/3 have grown",
+				VolumeExpansionError: errors.New("failed to expand the extstore volume extstore-10gi-cache-0 to 20Gi: forbidden")},
+			want: want{replicas: 3, ready: 3, nodes: []string{"cache-a", "cache-b", "cache-c"},
+				serverList: []string{"10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"},
+				available:  "True", availableReason: ReasonAllReplicasReady, progressing: "True",
+				progressingReason: ReasonExpandingVolumes, degraded: "True", degradedReason: ReasonVolumeExpansionRefused, observedGeneration: 2,
+				degradedMessage: "failed to expand the extstore volume extstore-10gi-cache-0 to 20Gi: forbidden"},
+		},
+		{
 			name: "scaling up: pods being deleted and pods not ready are not servers",
 			mc:   newMemcached(3, 2),
 			observed: Observed{Deployment: rolledOut(3), Pods: []corev1.Pod{

@@ -36,7 +36,12 @@ type ExtstoreSpecApplyConfiguration struct {
 	Enabled *bool `json:"enabled,omitempty"`
 	// size is the size of each pod's volume, a whole number of Mi, Gi or Ti,
 	// e.g. 100Gi. memcached's file takes 90% of it, the rest is left to the
-	// filesystem. It cannot change while extstore is enabled.
+	// filesystem. While extstore is enabled it can grow, not shrink: where
+	// the StorageClass allows volume expansion, each pod's claim is expanded
+	// in place, then the pods restart one at a time with the larger file;
+	// the claims keep their name, extstore-<the size they were created
+	// with>-<name>-<i>. The Memcached is Degraded while the StorageClass
+	// refuses it, and memcached keeps its file until then.
 	Size *string `json:"size,omitempty"`
 	// storageClassName is the StorageClass of the volumes, e.g. one of local
 	// NVMe disks; the cluster's default one when left out. It cannot
