@@ -17,6 +17,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
@@ -27,7 +28,9 @@ import (
 // A StatefulSet pod with extstore on a local volume of the node: memcached
 // runs with the file on the pod's own claim, serves values of six times its
 // memory, reading the values memory no longer holds back from the file, and
-// stays within the memory limit the operator derived.
+// stays within the memory limit the operator derived. A larger size that its
+// volume holds gives memcached a larger file on it; one beyond, which a local
+// volume cannot grow to, leaves the pod running and the Memcached Degraded.
 func TestExtstoreOnALocalVolumeServesSixTimesItsMemory(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -181,6 +184,68 @@ func TestExtstoreOnALocalVolumeServesSixTimesItsMemory(t *testing.T) {
 		"its container's cgroup with the page cache at %d MiB, of the %s limit; %d OOM kills, %d restarts\n",
 		onDisk.Blocks*512/1000000, resident>>20, peak>>20, limit.String(), oomKills, status.RestartCount)
 	g.Expect(resident).To(BeNumerically("<", limit.Value()))
+
+	// A larger size that the volume already holds (the node's local
+	// volumes have 10Gi): memcached gets the larger file on the same claim,
+	// which is left as it is, in a new pod.
+	grow := func(size string) *cachev1alpha1.Memcached {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		patch := client.MergeFrom(current.DeepCopy())
+		current.Spec.Extstore.Size = size
+		g.Expect(k8sClient.Patch(t.Context(), current, patch)).To(Succeed())
+		return current
+	}
+	grown := grow("4Gi")
+	var replaced *corev1.Pod
+	g.Eventually(func(g Gomega) {
+		replaced = &corev1.Pod{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(pod), replaced)).To(Succeed())
+		g.Expect(replaced.UID).NotTo(Equal(pod.UID))
+		g.Expect(isReady(replaced)).To(BeTrue())
+		g.Expect(memcachedContainer(g, replaced).Args).To(ContainElement(ContainSubstring(
+			fmt.Sprintf("ext_path=%s/%s:%dm,", memcached.ExtstoreDir, memcached.ExtstoreFile, memcached.ExtstoreFileMB(&grown.Spec)))))
+		g.Expect(replaced.Spec.Volumes).To(ContainElement(HaveField("PersistentVolumeClaim.ClaimName", claimName)))
+	}).WithTimeout(2 * time.Minute).Should(Succeed())
+	waitAvailable(t, mc, 1)
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(claim), claim)).To(Succeed())
+	g.Expect(claim.Spec.Resources.Requests.Storage().String()).To(Equal("2Gi"))
+	g.Expect(claim.Spec.VolumeName).To(Equal(volume.Name))
+	pid, err = containerProcess(string(replaced.UID), "memcached")
+	g.Expect(err).NotTo(HaveOccurred())
+	cmdline, err = os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(cmdline)).To(ContainSubstring(fmt.Sprintf(":%dm,", memcached.ExtstoreFileMB(&grown.Spec))))
+	address = net.JoinHostPort(replaced.Status.PodIP, strconv.Itoa(memcached.Port))
+	c = newClient(address)
+	g.Expect(c.Set(&memcache.Item{Key: "after-growth", Value: value(1)})).To(Succeed())
+
+	// A size beyond the volume: local volumes cannot be expanded, so the
+	// API server refuses to grow the claim; the Memcached reports it, and
+	// the pod keeps running, with its file.
+	grow("16Gi")
+	var message string
+	g.Eventually(func(g Gomega) {
+		current := &cachev1alpha1.Memcached{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
+		degraded := meta.FindStatusCondition(current.Status.Conditions, cachev1alpha1.ConditionDegraded)
+		g.Expect(degraded).NotTo(BeNil())
+		g.Expect(degraded.Reason).To(Equal("VolumeExpansionRefused"))
+		g.Expect(degraded.Message).To(ContainSubstring("must support resize"))
+		g.Expect(meta.IsStatusConditionTrue(current.Status.Conditions, cachev1alpha1.ConditionAvailable)).To(BeTrue())
+		message = degraded.Message
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(claim), claim)).To(Succeed())
+	g.Expect(claim.Spec.Resources.Requests.Storage().String()).To(Equal("2Gi"))
+	running := &corev1.Pod{}
+	g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(pod), running)).To(Succeed())
+	g.Expect(running.UID).To(Equal(replaced.UID))
+	g.Expect(memcachedStatus(g, running).RestartCount).To(BeZero())
+	item, err := c.Get("after-growth")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(bytes.Equal(item.Value, value(1))).To(BeTrue())
+	fmt.Printf("Extstore on the real node: 4Gi, which the 10Gi local volume holds, gave memcached a %d MiB file on the same claim; "+
+		"16Gi was refused: %s\n", memcached.ExtstoreFileMB(&grown.Spec), message)
 }
 
 // peakResident returns the most memory process pid has had resident
