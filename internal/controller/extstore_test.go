@@ -258,6 +258,43 @@ func TestExtstoreVolumesGrowInPlace(t *testing.T) {
 	g.Expect(requestedSizes(t, ns)(g)).To(Equal(map[string]string{"extstore-10gi-flash-0": "20Gi", "extstore-10gi-flash-1": "20Gi"}))
 }
 
+// TestAStatefulSetDeletedWhileItsVolumesGrowKeepsTheirSize: a StatefulSet
+// deleted while its claims grow comes back with its claim template's name
+// and the size of the claims that have not grown, which the pods mount:
+// memcached's file never outgrows its volume.
+func TestAStatefulSetDeletedWhileItsVolumesGrowKeepsTheirSize(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	class := createStorageClass(t, true)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Workload: cachev1alpha1.WorkloadStatefulSet,
+			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi", StorageClassName: ptr.To(class)}}}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	createStatefulPodsWithClaims(t, mc, 2)
+	setStatefulSetReady(t, mc)
+	converged(t, mc)
+
+	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Size = "30Gi" })
+	g.Eventually(requestedSizes(t, ns)).Should(Equal(map[string]string{"extstore-10gi-flash-0": "30Gi", "extstore-10gi-flash-1": "30Gi"}))
+	// One volume has grown part of the way, the other not at all.
+	setClaimCapacity(t, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "extstore-10gi-flash-0"}},
+		resource.MustParse("20Gi"))
+	g.Eventually(progressingOf(t, mc)).Should(HaveSuffix("0/2 have grown"))
+
+	before := statefulSetOf(t, mc)
+	g.Expect(k8sClient.Delete(t.Context(), before)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		set := &appsv1.StatefulSet{}
+		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), set)).To(Succeed())
+		g.Expect(set.UID).NotTo(Equal(before.UID))
+		g.Expect(set.Spec.VolumeClaimTemplates).To(HaveLen(1))
+		g.Expect(set.Spec.VolumeClaimTemplates[0].Name).To(Equal("extstore-10gi"))
+		g.Expect(set.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]).To(Equal(resource.MustParse("10Gi")))
+		g.Expect(set.Spec.Template.Spec.Containers[0].Args).To(ContainElement(ContainSubstring("ext_path=" + memcached.ExtstoreDir + "/extstore:9216m,")))
+	}).Should(Succeed())
+	g.Expect(progressingOf(t, mc)(g)).To(HaveSuffix("from 10240Mi to 30720Mi: 0/2 have grown"))
+}
+
 // TestExtstoreVolumesThatCannotGrowDegrade: where the StorageClass does not
 // allow volume expansion, the API server refuses to grow the claims; the
 // Memcached is Degraded with its reason, and memcached keeps its file and

@@ -72,14 +72,18 @@ func (r *MemcachedReconciler) expandExtstoreVolumes(ctx context.Context, s *scop
 	if err != nil {
 		return err
 	}
-	grown, smallestMB := 0, askedMB
+	// smallestMB is the smallest capacity of the bound claims that have
+	// not grown, 0 when none is bound.
+	grown, smallestMB := 0, int64(0)
 	for i := range claims {
 		c := &claims[i]
 		if hasGrown(c, askedMB) {
 			grown++
 			continue
 		}
-		smallestMB = min(smallestMB, capacityMB(c))
+		if capacity := capacityMB(c); capacity > 0 && (smallestMB == 0 || capacity < smallestMB) {
+			smallestMB = capacity
+		}
 		if err := r.expandClaim(ctx, mc, c, askedMB); err != nil {
 			s.outcome.VolumeExpansionError = err
 		}
@@ -88,8 +92,13 @@ func (r *MemcachedReconciler) expandExtstoreVolumes(ctx context.Context, s *scop
 		return nil
 	}
 	if templateMB == 0 {
-		// The StatefulSet is being recreated: the claims tell the size.
+		// The StatefulSet is being recreated: the bound claims tell the
+		// size; with none bound, the size the claims were named after,
+		// which no claim is smaller than.
 		templateMB = smallestMB
+		if templateMB == 0 {
+			templateMB = memcached.ExtstoreClaimSizeMB(claim)
+		}
 	}
 	s.extstore.sizeMB = templateMB
 	s.outcome.ExpandingVolumes = fmt.Sprintf("Expanding the extstore volumes from %dMi to %dMi: %d/%d have grown",

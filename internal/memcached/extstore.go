@@ -81,6 +81,17 @@ func ExtstoreClaimName(spec *cachev1alpha1.MemcachedSpec) string {
 	return "extstore-" + strings.ToLower(spec.Extstore.GetSize())
 }
 
+// ExtstoreClaimSizeMB returns the size, in MiB, that the claim template
+// claim, named by ExtstoreClaimName, was named after; 0 for another name.
+func ExtstoreClaimSizeMB(claim string) int64 {
+	size, ok := strings.CutPrefix(claim, "extstore-")
+	if !ok || len(size) < 3 {
+		return 0
+	}
+	unit := strings.ToUpper(size[len(size)-2:len(size)-1]) + size[len(size)-1:]
+	return volumeMB(size[:len(size)-2] + unit)
+}
+
 // extstoreOptions returns the -o value of spec.extstore.
 func extstoreOptions(spec *cachev1alpha1.MemcachedSpec) string {
 	e := spec.Extstore

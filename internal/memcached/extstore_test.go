@@ -157,3 +157,18 @@ func TestExtstoreArgsAndMemory(t *testing.T) {
 		t.Errorf("ExtstoreClaimName = %s", got)
 	}
 }
+
+func TestExtstoreClaimSizeMBReversesTheClaimName(t *testing.T) {
+	for _, size := range []string{"72Mi", "100Mi", "1Gi", "10Gi", "4551Gi", "1Ti", "3Ti"} {
+		spec := &cachev1alpha1.MemcachedSpec{Extstore: &cachev1alpha1.ExtstoreSpec{Size: size}}
+		volume := ExtstoreVolumeSize(spec)
+		if got := ExtstoreClaimSizeMB(ExtstoreClaimName(spec)); got != volume.Value()>>20 {
+			t.Errorf("%s: the claim %s is named after %d MiB, want %d", size, ExtstoreClaimName(spec), got, volume.Value()>>20)
+		}
+	}
+	for _, claim := range []string{"memory-file", "extstore-", "extstore-gi", "extstore-10", "extstore-10kb", "extstore-x0gi"} {
+		if got := ExtstoreClaimSizeMB(claim); got != 0 {
+			t.Errorf("%s: %d MiB, want 0", claim, got)
+		}
+	}
+}
