@@ -112,9 +112,16 @@ func isWrite(method string) bool {
 	return false
 }
 
-// sampler scrapes the operator every second: its request rate, heap and
-// anonymous resident memory (its heap, stacks and runtime, not the pages of
-// its binary).
+// sampleInterval is how often the sampler scrapes the operator: as often
+// as a Prometheus would. At N=1000, a scrape of the operator's metrics takes
+// it about 30 ms of CPU (its gauges of every Memcached, encoded and
+// compressed): scraped every second, it took a fifth of the operator's CPU
+// to converge.
+const sampleInterval = 10 * time.Second
+
+// sampler scrapes the operator every sampleInterval: its request rate, heap
+// and anonymous resident memory (its heap, stacks and runtime, not the pages
+// of its binary).
 type sampler struct {
 	mu        sync.Mutex
 	start     time.Time
@@ -126,11 +133,12 @@ type sampler struct {
 
 func startSampler(ctx context.Context, op *localrun.Operator) *sampler {
 	s := &sampler{start: time.Now(), last: -1}
-	go every(ctx, time.Second, func() { s.sample(ctx, op) })
+	go every(ctx, sampleInterval, func() { s.sample(ctx, op) })
 	return s
 }
 
-// sample scrapes op once.
+// sample scrapes op once. The requests since the last scrape count as a
+// rate over each of its seconds.
 func (s *sampler) sample(ctx context.Context, op *localrun.Operator) {
 	c, families, err := scrape(ctx, op)
 	if err != nil {
@@ -145,7 +153,10 @@ func (s *sampler) sample(ctx context.Context, op *localrun.Operator) {
 	s.mu.Lock()
 	s.anonMax = max(s.anonMax, mib(status.RssAnon))
 	if s.last >= 0 {
-		s.perSecond = append(s.perSecond, total-s.last)
+		seconds := int(sampleInterval / time.Second)
+		for range seconds {
+			s.perSecond = append(s.perSecond, (total-s.last)/float64(seconds))
+		}
 	}
 	s.last = total
 	if len(heap) > 0 && heap[0].GetGauge().GetValue() > s.heapMax {
