@@ -42,7 +42,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.warmRestart) || !has(oldSelf.warmRestart.enabled) || !oldSelf.warmRestart.enabled || !has(self.warmRestart) || !has(self.warmRestart.enabled) || !self.warmRestart.enabled || self.memoryMB == oldSelf.memoryMB",message="memoryMB cannot change while warmRestart is enabled: each pod's memory file volume is sized for it; turn warmRestart off first"
 // +kubebuilder:validation:XValidation:rule=`!has(self.extraArgs) || !self.extraArgs.exists(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol='))) || (!has(self.auth) || self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol=')), (i > 0 && self.extraArgs[i - 1] == '-B' ? a : a.substring(11)))[0] == 'ascii')`,messageExpression=`'extraArgs ' + '-B' + ' ' + self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-B' || a.startsWith('--protocol=')), (i > 0 && self.extraArgs[i - 1] == '-B' ? a : a.substring(11)))[0] + ': ' + 'with spec.auth, memcached speaks the ascii protocol only'`
 // +kubebuilder:validation:XValidation:rule=`!has(self.extraArgs) || !self.extraArgs.exists(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended='))) || (!has(self.maxItemSizeKB) || self.maxItemSizeKB % 1024 == 0 || !self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended=')), (i > 0 && self.extraArgs[i - 1] == '-o' ? a : a.substring(11)))[0].split(',').exists(e, e.split('=')[0] == 'no_chunked_items'))`,messageExpression=`'extraArgs ' + '-o' + ' ' + self.extraArgs.transformList(i, a, (i > 0 && self.extraArgs[i - 1] == '-o' || a.startsWith('--extended=')), (i > 0 && self.extraArgs[i - 1] == '-o' ? a : a.substring(11)))[0] + ': ' + '-o no_chunked_items needs spec.maxItemSizeKB to be a multiple of 1024'`
-// +kubebuilder:validation:XValidation:rule=`!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || (type(self.resources.limits['memory']) == int ? self.resources.limits['memory'] >= ((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32 + (has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? 6 * (has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : 32) : 0)) * 1048576 : !(size(self.resources.limits['memory']) <= 32 && !self.resources.limits['memory'].startsWith('-') && (self.resources.limits['memory'].lowerAscii() + 'eeee').indexOf('e') >= size(self.resources.limits['memory']) - 4 && isQuantity(self.resources.limits['memory'])) || quantity(self.resources.limits['memory']).compareTo(quantity('0').add(((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32 + (has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? 6 * (has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : 32) : 0)) * 1048576)) >= 0)`,messageExpression=`'resources.limits.memory ' + string(self.resources.limits['memory']) + ' is too small for memoryMB: memcached needs memoryMB + 10% + 32Mi, and 6 x extstore.writeBufferMB with extstore; raise the limit, or leave it out to have it derived'`
+// +kubebuilder:validation:XValidation:rule=`!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || (type(self.resources.limits['memory']) == int ? self.resources.limits['memory'] >= ((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32 + (has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? 7 * (has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : 32) : 0)) * 1048576 : !(size(self.resources.limits['memory']) <= 32 && !self.resources.limits['memory'].startsWith('-') && (self.resources.limits['memory'].lowerAscii() + 'eeee').indexOf('e') >= size(self.resources.limits['memory']) - 4 && isQuantity(self.resources.limits['memory'])) || quantity(self.resources.limits['memory']).compareTo(quantity('0').add(((has(self.memoryMB) ? self.memoryMB : 64) + (has(self.memoryMB) ? self.memoryMB : 64) / 10 + 32 + (has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? 7 * (has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : 32) : 0)) * 1048576)) >= 0)`,messageExpression=`'resources.limits.memory ' + string(self.resources.limits['memory']) + ' is too small for memoryMB: memcached needs memoryMB + 10% + 32Mi, and 7 x extstore.writeBufferMB with extstore; raise the limit, or leave it out to have it derived'`
 type MemcachedSpec struct {
 	// size is the number of memcached pods. It defaults to 1; 0 stops every pod
 	// but keeps the Memcached and what it owns.
@@ -161,7 +161,7 @@ type MemcachedSpec struct {
 
 	// resources are the memcached container's compute resources. When no
 	// memory limit is given, it is memoryMB + 10% + 32Mi, plus, with
-	// extstore, 6 x extstore.writeBufferMB for its write buffers, and the memory
+	// extstore, 7 x extstore.writeBufferMB for its buffers, and the memory
 	// request defaults to the limit. When no CPU request is given, it is the
 	// CPU limit if one is given, else 50m: enough for a namespace whose
 	// ResourceQuota sets requests.cpu to admit the pods, and small because
@@ -344,8 +344,9 @@ type ExtstoreSpec struct {
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
 	// writeBufferMB is the size of each of memcached's write buffers, in
-	// megabytes (ext_wbuf_size). memcached keeps six of them, outside
-	// memoryMB: the derived memory limit adds 6 x writeBufferMB. It must
+	// megabytes (ext_wbuf_size). memcached keeps six of them, and one more
+	// to compact its file, outside memoryMB: the derived memory limit adds
+	// 7 x writeBufferMB. It must
 	// divide the 64 MiB pages of the file, and hold the largest item
 	// (maxItemSizeKB).
 	// +kubebuilder:default=32

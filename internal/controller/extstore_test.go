@@ -48,8 +48,8 @@ func TestExtstoreGivesEachPodAVolume(t *testing.T) {
 		"ext_path=" + memcached.ExtstoreDir + "/" + memcached.ExtstoreFile + ":92160m,ext_wbuf_size=32,ext_threads=10," +
 			"ext_item_size=512,ext_max_sleep=10000,ext_recache_rate=0,slab_automove_freeratio=0.10"))
 	g.Expect(container.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "extstore-100gi", MountPath: memcached.ExtstoreDir}))
-	// 1024 + 10% + 32 + 6 write buffers of 32.
-	g.Expect(container.Resources.Limits[corev1.ResourceMemory]).To(Equal(resource.MustParse("1350Mi")))
+	// 1024 + 10% + 32 + 6 write buffers of 32 and compaction's read buffer.
+	g.Expect(container.Resources.Limits[corev1.ResourceMemory]).To(Equal(resource.MustParse("1382Mi")))
 
 	converged(t, mc)
 	expectNoOpReconcile(t, mc)
@@ -108,6 +108,23 @@ func createStorageClass(t *testing.T, allowExpansion bool) string {
 	}
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
 	return class.Name
+}
+
+// createExpandableMemcached creates a converged Memcached "flash" of two
+// StatefulSet pods with extstore volumes of 10Gi, bound, on a StorageClass
+// that allows volume expansion or not.
+func createExpandableMemcached(t *testing.T, allowExpansion bool) *cachev1alpha1.Memcached {
+	t.Helper()
+	ns := newNamespace(t)
+	class := createStorageClass(t, allowExpansion)
+	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Workload: cachev1alpha1.WorkloadStatefulSet,
+			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi", StorageClassName: ptr.To(class)}}}
+	NewWithT(t).Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	createStatefulPodsWithClaims(t, mc, 2)
+	setStatefulSetReady(t, mc)
+	converged(t, mc)
+	return mc
 }
 
 // createStatefulPodsWithClaims creates the first n pods of the StatefulSet
@@ -192,15 +209,8 @@ func progressingOf(t *testing.T, mc *cachev1alpha1.Memcached) func(Gomega) strin
 // gets the larger file on the same volumes.
 func TestExtstoreVolumesGrowInPlace(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	class := createStorageClass(t, true)
-	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
-		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Workload: cachev1alpha1.WorkloadStatefulSet,
-			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi", StorageClassName: ptr.To(class)}}}
-	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
-	createStatefulPodsWithClaims(t, mc, 2)
-	setStatefulSetReady(t, mc)
-	converged(t, mc)
+	mc := createExpandableMemcached(t, true)
+	ns := mc.Namespace
 	before := statefulSetOf(t, mc)
 	twenty := resource.MustParse("20Gi")
 
@@ -230,15 +240,7 @@ func TestExtstoreVolumesGrowInPlace(t *testing.T) {
 	// leaving its pods and claims, and comes back with the new size under
 	// the same name.
 	setClaimCapacity(t, claim(1), twenty)
-	g.Eventually(func(g Gomega) {
-		deleting := statefulSetOf(t, mc)
-		g.Expect(deleting.DeletionTimestamp).NotTo(BeNil())
-		g.Expect(deleting.Finalizers).To(ContainElement(metav1.FinalizerOrphanDependents))
-	}).Should(Succeed())
-	// What the garbage collector does, which envtest does not run.
-	deleting := statefulSetOf(t, mc)
-	deleting.Finalizers = nil
-	g.Expect(k8sClient.Update(t.Context(), deleting)).To(Succeed())
+	orphanedByTheGarbageCollector(t, mc)
 	g.Eventually(func(g Gomega) {
 		current := &appsv1.StatefulSet{}
 		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())
@@ -264,15 +266,8 @@ func TestExtstoreVolumesGrowInPlace(t *testing.T) {
 // memcached's file never outgrows its volume.
 func TestAStatefulSetDeletedWhileItsVolumesGrowKeepsTheirSize(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	class := createStorageClass(t, true)
-	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
-		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Workload: cachev1alpha1.WorkloadStatefulSet,
-			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi", StorageClassName: ptr.To(class)}}}
-	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
-	createStatefulPodsWithClaims(t, mc, 2)
-	setStatefulSetReady(t, mc)
-	converged(t, mc)
+	mc := createExpandableMemcached(t, true)
+	ns := mc.Namespace
 
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Size = "30Gi" })
 	g.Eventually(requestedSizes(t, ns)).Should(Equal(map[string]string{"extstore-10gi-flash-0": "30Gi", "extstore-10gi-flash-1": "30Gi"}))
@@ -301,15 +296,8 @@ func TestAStatefulSetDeletedWhileItsVolumesGrowKeepsTheirSize(t *testing.T) {
 // its pods.
 func TestExtstoreVolumesThatCannotGrowDegrade(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	class := createStorageClass(t, false)
-	mc := &cachev1alpha1.Memcached{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flash"},
-		Spec: cachev1alpha1.MemcachedSpec{Size: 2, Workload: cachev1alpha1.WorkloadStatefulSet,
-			Extstore: &cachev1alpha1.ExtstoreSpec{Enabled: true, Size: "10Gi", StorageClassName: ptr.To(class)}}}
-	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
-	createStatefulPodsWithClaims(t, mc, 2)
-	setStatefulSetReady(t, mc)
-	converged(t, mc)
+	mc := createExpandableMemcached(t, false)
+	ns := mc.Namespace
 	set := statefulSetOf(t, mc)
 
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Extstore.Size = "20Gi" })

@@ -47,6 +47,22 @@ func createStatefulPods(t *testing.T, mc *cachev1alpha1.Memcached, n int) {
 	}
 }
 
+// orphanedByTheGarbageCollector waits for the StatefulSet of mc to be
+// deleted leaving its pods, then does what the garbage collector, which
+// envtest does not run, does: it orphans the pods and lets it go.
+func orphanedByTheGarbageCollector(t *testing.T, mc *cachev1alpha1.Memcached) {
+	t.Helper()
+	g := NewWithT(t)
+	g.Eventually(func(g Gomega) {
+		deleting := statefulSetOf(t, mc)
+		g.Expect(deleting.DeletionTimestamp).NotTo(BeNil())
+		g.Expect(deleting.Finalizers).To(ContainElement(metav1.FinalizerOrphanDependents))
+	}).Should(Succeed())
+	deleting := statefulSetOf(t, mc)
+	deleting.Finalizers = nil
+	g.Expect(k8sClient.Update(t.Context(), deleting)).To(Succeed())
+}
+
 // setStatefulSetReady reports, as the StatefulSet controller would, that
 // mc's StatefulSet runs its replicas, all available.
 func setStatefulSetReady(t *testing.T, mc *cachev1alpha1.Memcached) {
@@ -176,16 +192,7 @@ func TestWarmRestartRecreatesTheStatefulSetLeavingItsPods(t *testing.T) {
 	// The volume claims of a StatefulSet cannot change: the operator
 	// deletes it, orphaning its pods, and creates it anew.
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.WarmRestart = &cachev1alpha1.WarmRestartSpec{Enabled: true} })
-	g.Eventually(func(g Gomega) {
-		deleting := statefulSetOf(t, mc)
-		g.Expect(deleting.DeletionTimestamp).NotTo(BeNil())
-		g.Expect(deleting.Finalizers).To(ContainElement(metav1.FinalizerOrphanDependents))
-	}).Should(Succeed())
-	// What the garbage collector does, which envtest does not run: it
-	// orphans the pods and lets the StatefulSet go.
-	deleting := statefulSetOf(t, mc)
-	deleting.Finalizers = nil
-	g.Expect(k8sClient.Update(t.Context(), deleting)).To(Succeed())
+	orphanedByTheGarbageCollector(t, mc)
 	g.Eventually(func(g Gomega) {
 		current := &appsv1.StatefulSet{}
 		g.Expect(k8sClient.Get(t.Context(), client.ObjectKeyFromObject(mc), current)).To(Succeed())

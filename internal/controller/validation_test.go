@@ -161,7 +161,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			s.Workload = cachev1alpha1.WorkloadStatefulSet
 			s.Extstore = &cachev1alpha1.ExtstoreSpec{Enabled: true}
 			s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("200Mi")}}
-		}, "and 6 x extstore.writeBufferMB with extstore"},
+		}, "and 7 x extstore.writeBufferMB with extstore"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -254,7 +254,7 @@ func memoryLimitRule() ValidationRule {
 	mb := fmt.Sprintf("(has(self.memoryMB) ? self.memoryMB : %d)", cachev1alpha1.DefaultMemoryMB)
 	ext := fmt.Sprintf("(has(self.extstore) && has(self.extstore.enabled) && self.extstore.enabled ? %d * "+
 		"(has(self.extstore.writeBufferMB) ? self.extstore.writeBufferMB : %d) : 0)",
-		ExtstoreWriteBuffers, cachev1alpha1.DefaultExtstoreWriteBufferMB)
+		ExtstoreBuffersOutsideMemory, cachev1alpha1.DefaultExtstoreWriteBufferMB)
 	need := fmt.Sprintf("(%s + %s / %d + %d + %s) * 1048576", mb, mb, memoryOverheadDivisor, memoryOverheadMi, ext)
 	return ValidationRule{
 		Rule: fmt.Sprintf("!has(self.resources) || !has(self.resources.limits) || !('memory' in self.resources.limits) || "+
@@ -264,7 +264,7 @@ func memoryLimitRule() ValidationRule {
 		// string, so the message does not compute memoryMB + 10% + 32Mi.
 		MessageExpression: fmt.Sprintf("'resources.limits.memory ' + string(%s) + ' is too small for memoryMB: memcached needs memoryMB + %d%% + %dMi, "+
 			"and %d x extstore.writeBufferMB with extstore; raise the limit, or leave it out to have it derived'",
-			limit, 100/memoryOverheadDivisor, memoryOverheadMi, ExtstoreWriteBuffers),
+			limit, 100/memoryOverheadDivisor, memoryOverheadMi, ExtstoreBuffersOutsideMemory),
 	}
 }
 

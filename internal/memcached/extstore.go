@@ -33,6 +33,11 @@ const (
 	// memcached allocates, outside -m: one per page bucket, 6 since
 	// memcached 1.6.25 (PAGE_BUCKET_COUNT; 4 before).
 	ExtstoreWriteBuffers = 6
+	// ExtstoreBuffersOutsideMemory is how many buffers of ext_wbuf_size
+	// memcached may hold outside -m: its write buffers, all of which a
+	// file being compacted can fill, and the compaction thread's read
+	// buffer (storage.c, storage_compact_thread's readback_buf).
+	ExtstoreBuffersOutsideMemory = ExtstoreWriteBuffers + 1
 	// extstoreFilePercent is the share of the volume the file takes: the
 	// rest is left to the filesystem, as Loki's guidance has it.
 	extstoreFilePercent = 90
@@ -158,19 +163,19 @@ func CheckExtstore(spec *cachev1alpha1.MemcachedSpec) error {
 }
 
 // extstoreMemoryMB returns the memory, in MiB, that extstore takes outside
-// -m: its write buffers.
+// -m: its write buffers and the read buffer of compaction.
 func extstoreMemoryMB(spec *cachev1alpha1.MemcachedSpec) int64 {
 	if !spec.ExtstoreEnabled() {
 		return 0
 	}
-	return ExtstoreWriteBuffers * int64(spec.Extstore.GetWriteBufferMB())
+	return ExtstoreBuffersOutsideMemory * int64(spec.Extstore.GetWriteBufferMB())
 }
 
 // extstoreMemoryNote returns what messages about the memory limit add for
-// extstore's write buffers.
+// extstore's buffers.
 func extstoreMemoryNote(spec *cachev1alpha1.MemcachedSpec) string {
 	if !spec.ExtstoreEnabled() {
 		return ""
 	}
-	return fmt.Sprintf(" + %d x extstore.writeBufferMB", ExtstoreWriteBuffers)
+	return fmt.Sprintf(" + %d x extstore.writeBufferMB", ExtstoreBuffersOutsideMemory)
 }

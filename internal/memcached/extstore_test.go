@@ -69,11 +69,11 @@ var extstoreCases = []extstoreCase{
 		s.Extstore.IOThreads, s.Extstore.ItemSizeBytes, s.Extstore.ItemAgeSeconds = 4, 1024, ptr.To[int32](60)
 		s.Extstore.RecacheRate, s.Extstore.FreeMemoryPercent = ptr.To[int32](2000), ptr.To[int32](1)
 	}), ""},
-	{"a memory limit without the write buffers", statefulExtstore(func(s *cachev1alpha1.MemcachedSpec) {
-		s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("293Mi")}}
+	{"a memory limit without compaction's read buffer", statefulExtstore(func(s *cachev1alpha1.MemcachedSpec) {
+		s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("325Mi")}}
 	}), "too small for memoryMB"},
-	{"a memory limit with the write buffers", statefulExtstore(func(s *cachev1alpha1.MemcachedSpec) {
-		s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("294Mi")}}
+	{"a memory limit with the write buffers and compaction's read buffer", statefulExtstore(func(s *cachev1alpha1.MemcachedSpec) {
+		s.Resources = &cachev1alpha1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("326Mi")}}
 	}), ""},
 	{"extstore options in extraArgs", statefulExtstore(func(s *cachev1alpha1.MemcachedSpec) {
 		s.ExtraArgs = []string{"-o", "ext_page_size=32,ext_path=/tmp/f:1g"}
@@ -145,9 +145,9 @@ func TestExtstoreArgsAndMemory(t *testing.T) {
 	if !strings.Contains(args, want) {
 		t.Errorf("Args = %s, want %s", args, want)
 	}
-	// 1024 + 102 + 32 + 6 x 32 write buffers.
-	if got := MemoryLimit(&spec); got.String() != "1350Mi" {
-		t.Errorf("MemoryLimit = %s, want 1350Mi", got.String())
+	// 1024 + 102 + 32 + 6 x 32 write buffers + 32 to compact the file.
+	if got := MemoryLimit(&spec); got.String() != "1382Mi" {
+		t.Errorf("MemoryLimit = %s, want 1382Mi", got.String())
 	}
 	spec.Extstore.Enabled = false
 	if got := MemoryLimit(&spec); got.String() != "1158Mi" || strings.Contains(strings.Join(Args(&spec), " "), "ext_") {

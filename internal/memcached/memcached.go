@@ -99,9 +99,10 @@ const (
 
 // MemoryLimit returns the memory a memcached container needs for spec:
 // memoryMB for items plus 10% and 32Mi for connections, threads and the hash
-// table, and, with spec.extstore, the write buffers memcached allocates
-// outside memoryMB: ExtstoreWriteBuffers (6) of extstore.writeBufferMB each
-// (extstore.c's extstore_init allocates one per page bucket). The keys and
+// table, and, with spec.extstore, the buffers memcached allocates outside
+// memoryMB, ExtstoreBuffersOutsideMemory (7) of extstore.writeBufferMB each:
+// a write buffer per page bucket (extstore.c's extstore_init), all of which
+// compaction can fill, and compaction's read buffer. The keys and
 // headers of the items whose values are on flash stay in memoryMB. It is the
 // container's limit when spec sets none.
 func MemoryLimit(spec *cachev1alpha1.MemcachedSpec) resource.Quantity {

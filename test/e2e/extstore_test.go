@@ -51,7 +51,7 @@ func TestExtstoreGivesEachPodAVolume(t *testing.T) {
 	pod := &corev1.Pod{}
 	g.Expect(k8sClient.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "flash-0"}, pod)).To(Succeed())
 	g.Expect(pod.Spec.Volumes).To(ContainElement(HaveField("Name", "extstore-10gi")))
-	g.Expect(pod.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory]).To(Equal(resource.MustParse("294Mi")))
+	g.Expect(pod.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory]).To(Equal(resource.MustParse("326Mi")))
 
 	// A scale-down deletes the volume of the pod it removes.
 	patchSpec(t, mc, func(s *cachev1alpha1.MemcachedSpec) { s.Size = 2; s.ScaleDownDrainSeconds = ptr.To[int32](0) })

@@ -69,7 +69,7 @@ func TestExtstoreOnALocalVolumeServesSixTimesItsMemory(t *testing.T) {
 	g.Expect(container.VolumeMounts).To(ContainElement(And(
 		HaveField("Name", volumeName), HaveField("MountPath", memcached.ExtstoreDir))))
 	limit := container.Resources.Limits.Memory()
-	g.Expect(limit.String()).To(Equal("294Mi"), "64 + 6 + 32 + 6 x 32 write buffers")
+	g.Expect(limit.String()).To(Equal("326Mi"), "64 + 6 + 32 + 7 x 32: the write buffers and compaction's read buffer")
 
 	// memcached runs with the file on the claim's volume: the file it opened
 	// in its container is the one in the node's local volume.

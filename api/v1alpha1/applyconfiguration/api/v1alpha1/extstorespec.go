@@ -48,8 +48,9 @@ type ExtstoreSpecApplyConfiguration struct {
 	// change while extstore is enabled.
 	StorageClassName *string `json:"storageClassName,omitempty"`
 	// writeBufferMB is the size of each of memcached's write buffers, in
-	// megabytes (ext_wbuf_size). memcached keeps six of them, outside
-	// memoryMB: the derived memory limit adds 6 x writeBufferMB. It must
+	// megabytes (ext_wbuf_size). memcached keeps six of them, and one more
+	// to compact its file, outside memoryMB: the derived memory limit adds
+	// 7 x writeBufferMB. It must
 	// divide the 64 MiB pages of the file, and hold the largest item
 	// (maxItemSizeKB).
 	WriteBufferMB *int32 `json:"writeBufferMB,omitempty"`

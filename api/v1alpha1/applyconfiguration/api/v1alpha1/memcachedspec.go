@@ -90,7 +90,7 @@ type MemcachedSpecApplyConfiguration struct {
 	ExtraArgs *apiv1alpha1.ExtraArgs `json:"extraArgs,omitempty"`
 	// resources are the memcached container's compute resources. When no
 	// memory limit is given, it is memoryMB + 10% + 32Mi, plus, with
-	// extstore, 6 x extstore.writeBufferMB for its write buffers, and the memory
+	// extstore, 7 x extstore.writeBufferMB for its buffers, and the memory
 	// request defaults to the limit. When no CPU request is given, it is the
 	// CPU limit if one is given, else 50m: enough for a namespace whose
 	// ResourceQuota sets requests.cpu to admit the pods, and small because
