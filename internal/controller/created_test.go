@@ -6,7 +6,10 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
@@ -109,4 +112,52 @@ func TestTheServersConfigMapKeepsItsCreatedFieldsAsItsListChanges(t *testing.T) 
 		g.Expect(operatorsEntries(cm)).To(ConsistOf(metav1.ManagedFieldsOperationUpdate, metav1.ManagedFieldsOperationApply))
 	}).Should(Succeed())
 	expectNoOpReconcile(t, mc)
+}
+
+func TestTheReconcileThatCreatesLeavesTheStatusToTheNext(t *testing.T) {
+	g := NewWithT(t)
+	// An operator whose controller does not run: each reconcile is this
+	// test's, as the suite's operator does not watch this namespace.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: byHandNamespace}}
+	g.Expect(client.IgnoreAlreadyExists(k8sClient.Create(t.Context(), ns))).To(Succeed())
+	mgr, r, err := newOperator(t.Context(), testConfig, optionalAPIs)
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = mgr.GetCache().Start(t.Context()) }()
+	g.Expect(mgr.GetCache().WaitForCacheSync(t.Context())).To(BeTrue())
+
+	mc := createMemcached(t, byHandNamespace, "created-"+rand.String(5), 2)
+	key := client.ObjectKeyFromObject(mc)
+	reconcileOnce := func() {
+		t.Helper()
+		g.Eventually(func() error { _, err := r.getMemcached(t.Context(), key); return err }).Should(Succeed())
+		_, err := r.Reconcile(t.Context(), ctrl.Request{NamespacedName: key})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+
+	// The reconcile that creates the objects writes no status: their
+	// events bring the next reconcile.
+	reconcileOnce()
+	g.Expect(k8sClient.Get(t.Context(), key, &appsv1.Deployment{})).To(Succeed())
+	created := getMemcached(t, g, mc)
+	g.Expect(created.ResourceVersion).To(Equal(mc.ResourceVersion), "the status was written")
+
+	// By the next, the pods are there: one status write shows them.
+	pods := []*corev1.Pod{createPod(t, mc, mc.Name+"-a"), createPod(t, mc, mc.Name+"-b")}
+	g.Eventually(func(g Gomega) {
+		list := &corev1.PodList{}
+		g.Expect(r.List(t.Context(), list, client.InNamespace(byHandNamespace),
+			client.MatchingLabels(resources.SelectorLabels(mc)))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(len(pods)))
+	}).Should(Succeed())
+	reconcileOnce()
+	first := getMemcached(t, g, mc)
+	g.Expect(first.Status.ObservedGeneration).To(Equal(first.Generation))
+	g.Expect(first.Status.Nodes).To(ConsistOf(pods[0].Name, pods[1].Name))
+	g.Expect(meta.FindStatusCondition(first.Status.Conditions, cachev1alpha1.ConditionProgressing)).NotTo(BeNil())
+	g.Expect(first.ResourceVersion).NotTo(Equal(mc.ResourceVersion))
+
+	// Then a reconcile that creates nothing and observes nothing new writes
+	// nothing.
+	reconcileOnce()
+	g.Expect(getMemcached(t, g, mc).ResourceVersion).To(Equal(first.ResourceVersion))
 }

@@ -92,6 +92,9 @@ type scope struct {
 	extstore *extstoreVolumes
 	// outcome is what the phases did, or why they stopped.
 	outcome status.Outcome
+	// created tells that applying created objects, whose events bring the
+	// next reconcile.
+	created bool
 	// namespaceGone is set when its namespace is being deleted: the
 	// Memcached goes with it, and nothing is written.
 	namespaceGone bool
@@ -106,7 +109,9 @@ type scope struct {
 //  3. check its spec and read the Secrets it names (inputs.go);
 //  4. grow its extstore volumes when their size grew (volumes.go);
 //  5. build the objects it asks for and apply those that differ (apply.go);
-//  6. compute its status and write it, unless it is already so (status.go).
+//  6. compute its status and write it, unless it is already so (status.go),
+//     or unless it created objects without error: their events bring the
+//     next reconcile, which writes it.
 //
 // A spec that no retry can fix stops the reconcile with a terminal error: the
 // next change of the Memcached, or of what it names, brings the next one.
@@ -132,6 +137,13 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	s.servers = status.PlanServers(mc, s.observed, s.now)
 	defer func() {
+		if reterr == nil && s.created {
+			// The events of the objects it created bring the next
+			// reconcile, which writes the status it then observes, by
+			// then often with the pods: a new Memcached costs one
+			// status write fewer.
+			return
+		}
 		err := r.writeStatus(ctx, s)
 		switch {
 		case err == nil:
@@ -252,6 +264,7 @@ func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
 	result, err := r.applyDesired(ctx, mc, desired)
 	r.tell(mc, result, err)
 	s.useApplied(result)
+	s.created = len(result.created) > 0
 	s.outcome.ServiceMonitorAPIMissing = result.missingAPIs[resources.ServiceMonitorGVK]
 	s.outcome.PrometheusRuleAPIMissing = result.missingAPIs[resources.PrometheusRuleGVK]
 

@@ -13,12 +13,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -199,7 +201,9 @@ func run(m *testing.M) int {
 	defer cancel()
 	mgrConfig := rest.CopyConfig(cfg)
 	mgrConfig.Wrap(requests.Wrap)
-	mgr, r, err := newOperator(ctx, mgrConfig, apis)
+	mgr, r, err := newOperator(ctx, mgrConfig, apis, func(o *cache.Options) {
+		o.DefaultFieldSelector = fields.OneTermNotEqualSelector("metadata.namespace", byHandNamespace)
+	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Failed to set up the operator: %v\n", err)
 		return 1
@@ -218,13 +222,21 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// byHandNamespace is the namespace the operator of the suite does not
+// watch: a test reconciles its Memcacheds itself, one step at a time.
+const byHandNamespace = "reconciled-by-hand"
+
 // newOperator returns a manager running the Memcached reconciler as the
 // operator's main does, and the reconciler, for the cluster of cfg with the
 // optional APIs apis.
-func newOperator(ctx context.Context, cfg *rest.Config, apis APIs) (ctrl.Manager, *MemcachedReconciler, error) {
+func newOperator(ctx context.Context, cfg *rest.Config, apis APIs, cacheOptions ...func(*cache.Options)) (ctrl.Manager, *MemcachedReconciler, error) {
+	opts := CacheOptions(apis)
+	for _, o := range cacheOptions {
+		o(&opts)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  CacheOptions(apis),
+		Cache:                  opts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// A test may run a second operator beside the first.
