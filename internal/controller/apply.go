@@ -337,7 +337,12 @@ func checkOwner(mc *cachev1alpha1.Memcached, ref resources.Ref, obj client.Objec
 // isMemcachedNamed tells whether owner is a Memcached named name, of any
 // version.
 func isMemcachedNamed(owner *metav1.OwnerReference, name string) bool {
-	return owner != nil && owner.Name == name &&
+	return isMemcached(owner) && owner.Name == name
+}
+
+// isMemcached tells whether owner is a Memcached, of any version.
+func isMemcached(owner *metav1.OwnerReference) bool {
+	return owner != nil &&
 		schema.FromAPIVersionAndKind(owner.APIVersion, owner.Kind).GroupKind() == cachev1alpha1.GroupVersion.WithKind("Memcached").GroupKind()
 }
 

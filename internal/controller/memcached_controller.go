@@ -249,7 +249,8 @@ func (r *MemcachedReconciler) observe(ctx context.Context, mc *cachev1alpha1.Mem
 		}
 	}
 	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {
+	if err := r.List(ctx, pods, client.InNamespace(mc.Namespace), client.MatchingFields{memcachedIndex: mc.Name},
+		client.MatchingLabels(resources.SelectorLabels(mc))); err != nil {
 		return observed, fmt.Errorf("failed to list pods: %w", err)
 	}
 	observed.Pods = pods.Items

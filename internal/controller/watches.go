@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,6 +30,11 @@ import (
 // names.
 const secretNameIndex = "spec.secretNames"
 
+// memcachedIndex indexes memcached pods by the name of their Memcached, so
+// that a reconcile lists the pods of its Memcached without going through
+// every pod of the namespace.
+const memcachedIndex = "memcached"
+
 // podPriority is the priority of the reconciles a pod change asks for: they
 // can complete a Memcached's status, so they go before the work of creating
 // new Memcacheds, whose own reconciles have the default priority, 0.
@@ -46,6 +52,9 @@ func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if err := mgr.GetFieldIndexer().IndexField(ctx, newMemcached(), secretNameIndex, secretNames); err != nil {
 		return fmt.Errorf("failed to index Memcacheds by Secret: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, memcachedIndex, labelledMemcachedName); err != nil {
+		return fmt.Errorf("failed to index pods by Memcached: %w", err)
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles, UsePriorityQueue: ptr.To(true)}).
 		For(newMemcached())
@@ -58,12 +67,12 @@ func (r *MemcachedReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 			if err != nil {
 				return fmt.Errorf("the scheme lacks %s: %w", kind.GroupVersionKind, err)
 			}
-			b = b.Owns(obj.(client.Object))
+			b = b.Watches(obj.(client.Object), handler.EnqueueRequestsFromMapFunc(controllingMemcached))
 			continue
 		}
 		obj := &unstructured.Unstructured{}
 		obj.SetGroupVersionKind(kind.GroupVersionKind)
-		b = b.Owns(obj, builder.OnlyMetadata)
+		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(controllingMemcached), builder.OnlyMetadata)
 	}
 	return b.
 		Watches(&corev1.Secret{},
@@ -117,15 +126,37 @@ func (r *MemcachedReconciler) memcachedsNamingSecret(ctx context.Context, secret
 	return requests
 }
 
+// controllingMemcached maps an object to the Memcached that controls it. It
+// does what Owns does, but reads the owner reference alone: Owns looks up
+// the Memcached's REST mapping on every event of every object, which was
+// 8% of what the operator allocated while it created 1000 Memcacheds.
+func controllingMemcached(_ context.Context, obj client.Object) []reconcile.Request {
+	owner := metav1.GetControllerOfNoCopy(obj)
+	if !isMemcached(owner) {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: owner.Name}}}
+}
+
 // labelledMemcached maps a memcached pod, or the claim of its volume, to the
 // Memcached it belongs to.
 func labelledMemcached(_ context.Context, obj client.Object) []reconcile.Request {
+	names := labelledMemcachedName(obj)
+	if len(names) == 0 {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: names[0]}}}
+}
+
+// labelledMemcachedName returns the name of the Memcached whose labels obj
+// carries, or none.
+func labelledMemcachedName(obj client.Object) []string {
 	objLabels := obj.GetLabels()
 	name, ok := objLabels[resources.InstanceLabel]
 	if !ok || objLabels[resources.NameLabel] != resources.AppName {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+	return []string{name}
 }
 
 // podChanged passes pod creations and deletions, and the updates that can
