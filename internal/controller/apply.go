@@ -142,7 +142,7 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 	if exists {
 		log.Info("Updating object")
 	} else {
-		log.Info("Creating object")
+		log.V(1).Info("Creating object")
 	}
 	if upgrade {
 		// Before the apply: a field the create set and desired no longer
@@ -169,7 +169,7 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 		result.created = append(result.created, ref.String())
 	}
 	result.changes = append(result.changes, changes...)
-	return r.typed(answer), nil
+	return r.typed(desired.Kind, answer), nil
 }
 
 // createObject creates desired, which the cache does not show. A create,
@@ -183,7 +183,7 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 // apply would leave any of them behind.
 func (r *MemcachedReconciler) createObject(ctx context.Context, desired resources.Object, result *applied) (client.Object, error) {
 	ref := desired.Ref()
-	logf.FromContext(ctx).Info("Creating object", "kind", desired.Kind.Kind, "object", klog.KRef(ref.Namespace, ref.Name))
+	logf.FromContext(ctx).V(1).Info("Creating object", "kind", desired.Kind.Kind, "object", klog.KRef(ref.Namespace, ref.Name))
 	answer := desired.DeepCopy()
 	if err := r.Create(ctx, answer, fieldOwner); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -193,7 +193,7 @@ func (r *MemcachedReconciler) createObject(ctx context.Context, desired resource
 	}
 	result.created = append(result.created, ref.String())
 	result.createdRefs = append(result.createdRefs, ref)
-	return r.typed(answer), nil
+	return r.typed(desired.Kind, answer), nil
 }
 
 // mustUpgradeCreatedFields reports whether the fields that the operator owns
@@ -390,9 +390,13 @@ func metadataOnly(kind resources.Kind) *metav1.PartialObjectMetadata {
 	return obj
 }
 
-// typed returns the object the API server answered an apply with: typed for
-// the kinds the operator reads.
-func (r *MemcachedReconciler) typed(answer *unstructured.Unstructured) client.Object {
+// typed returns the object the API server answered an apply or a create
+// with: typed for the kinds whose spec and status the operator reads, as it
+// was for the others.
+func (r *MemcachedReconciler) typed(kind resources.Kind, answer *unstructured.Unstructured) client.Object {
+	if !kind.Full {
+		return answer
+	}
 	obj, err := r.Scheme().New(answer.GroupVersionKind())
 	if err != nil {
 		return answer

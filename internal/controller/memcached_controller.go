@@ -263,7 +263,7 @@ func (r *MemcachedReconciler) apply(ctx context.Context, s *scope) error {
 	mc := s.memcached
 	desired := resources.Build(extstoreBuild(mc, s.extstore), r.inputs(s))
 	result, err := r.applyDesired(ctx, mc, desired)
-	r.tell(mc, result, err)
+	r.tell(ctx, mc, result, err)
 	s.useApplied(result)
 	s.created = len(result.created) > 0
 	s.outcome.ServiceMonitorAPIMissing = result.missingAPIs[resources.ServiceMonitorGVK]
@@ -330,10 +330,12 @@ func (s *scope) useApplied(result applied) {
 }
 
 // tell records what applying did as events: what was created in one event,
-// so that a new Memcached costs one event write, not one per object; then
-// the other changes; and an object the Memcached cannot take as a Warning.
-func (r *MemcachedReconciler) tell(mc *cachev1alpha1.Memcached, result applied, applyErr error) {
+// so that a new Memcached costs one event write, not one per object, and
+// one log line; then the other changes; and an object the Memcached cannot
+// take as a Warning.
+func (r *MemcachedReconciler) tell(ctx context.Context, mc *cachev1alpha1.Memcached, result applied, applyErr error) {
 	if len(result.created) > 0 {
+		logf.FromContext(ctx).Info("Created objects", "objects", result.created)
 		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "Created", "Create", "Created %s", strings.Join(result.created, ", "))
 	}
 	for _, c := range result.changes {
