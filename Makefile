@@ -128,9 +128,10 @@ test-e2e-oldest: ## Run the end-to-end tests on the oldest Kubernetes the operat
 
 FUZZTIME ?= 30s
 .PHONY: fuzz
-fuzz: ## Fuzz the argument rules, the object builders and the status computation, each for FUZZTIME (default 30s).
+fuzz: ## Fuzz the argument rules, the object builders, their applied digests and the status computation, each for FUZZTIME (default 30s).
 	go test ./internal/memcached/ -run '^$$' -fuzz '^FuzzCheckExtraArgs$$' -fuzztime $(FUZZTIME)
 	go test ./internal/resources/ -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME)
+	go test ./internal/resources/ -run '^$$' -fuzz '^FuzzContentHash$$' -fuzztime $(FUZZTIME)
 	go test ./internal/status/ -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME)
 
 CHAOS_ARGS ?=

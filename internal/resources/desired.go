@@ -183,7 +183,7 @@ func withAppliedHash(object any) *unstructured.Unstructured {
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[AppliedHashAnnotation] = hashOf(u.Object)
+	annotations[AppliedHashAnnotation] = contentHash(u.Object)
 	u.SetAnnotations(annotations)
 	return u
 }

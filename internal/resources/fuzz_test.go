@@ -170,6 +170,9 @@ func checkDesired(t *testing.T, mc *cachev1alpha1.Memcached, in Inputs, d Desire
 		if errs := validation.IsDNS1123Subdomain(o.GetName()); len(errs) > 0 {
 			t.Errorf("%s has an invalid name: %v", ref, errs)
 		}
+		if got, want := contentHash(o.Object), hashOf(o.Object); got != want {
+			t.Errorf("%s: contentHash = %s, json.Marshal's digest %s", ref, got, want)
+		}
 		switch o.Kind {
 		case ServiceKind:
 			checkService(t, mc, o)
