@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -19,7 +20,8 @@ import (
 // what the operator reads: the metadata, without the fields other managers
 // own; of the workloads, also their replicas and status; of a Pod, its
 // identity, template and readiness; of a Secret, of which only metadata is
-// watched, its identity. The cache then costs memory in proportion to the
+// watched, its identity; of a Memcached, all but its managed fields and
+// annotations. The cache then costs memory in proportion to the
 // Memcacheds, not to the cluster. Of the optional kinds, only those apis
 // has are cached: the cache cannot start with a kind the cluster lacks. With
 // namespaces given, only those are watched.
@@ -31,6 +33,7 @@ func CacheOptions(apis APIs, namespaces ...string) cache.Options {
 			&corev1.Pod{}:                   {Label: managed, Transform: trimPod},
 			&corev1.PersistentVolumeClaim{}: {Label: managed, Transform: trimClaim},
 			&corev1.Secret{}:                {Transform: trimSecretMetadata},
+			newMemcached():                  {Transform: trimMemcached},
 		},
 	}
 	for _, kind := range resources.Kinds {
@@ -149,6 +152,19 @@ func trimClaim(obj any) (any, error) {
 			corev1.PersistentVolumeClaimCondition{Type: condition.Type, Status: condition.Status})
 	}
 	return trimmed, nil
+}
+
+// trimMemcached drops of a Memcached, cached unstructured, what the operator
+// never reads: its managed fields and its annotations, of which kubectl's
+// last-applied-configuration is a second copy of the whole object.
+func trimMemcached(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	unstructured.RemoveNestedField(u.Object, "metadata", "managedFields")
+	unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
+	return u, nil
 }
 
 // trimSecretMetadata keeps of a Secret's metadata its identity: the watch

@@ -4,12 +4,14 @@ import (
 	"strings"
 	"testing"
 
+	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cachev1alpha1 "example.com/memcached-operator/api/v1alpha1"
 	"example.com/memcached-operator/internal/resources"
@@ -144,4 +146,26 @@ func TestStatusFromTrimmedPodsIsTheStatusFromFullPods(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestTheCacheKeepsNeitherAnnotationsNorManagedFieldsOfAMemcached(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	lastApplied := "kubectl.kubernetes.io/last-applied-configuration"
+	mc := &cachev1alpha1.Memcached{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "applied",
+			Annotations: map[string]string{lastApplied: strings.Repeat("x", 8192)}},
+		Spec: cachev1alpha1.MemcachedSpec{Size: 1},
+	}
+	g.Expect(k8sClient.Create(t.Context(), mc)).To(Succeed())
+	live := converged(t, mc)
+	g.Expect(live.Annotations).To(HaveKey(lastApplied))
+	g.Expect(live.ManagedFields).NotTo(BeEmpty())
+
+	cached := newMemcached()
+	g.Expect(reconciler.memcacheds.Get(t.Context(), client.ObjectKeyFromObject(mc), cached)).To(Succeed())
+	g.Expect(cached.GetAnnotations()).To(BeEmpty())
+	g.Expect(cached.GetManagedFields()).To(BeEmpty())
+	g.Expect(cached.Object).To(HaveKey("spec"))
+	g.Expect(cached.Object).To(HaveKey("status"))
 }
