@@ -140,6 +140,8 @@ func TestTheReconcileThatCreatesLeavesTheStatusToTheNext(t *testing.T) {
 	g.Expect(k8sClient.Get(t.Context(), key, &appsv1.Deployment{})).To(Succeed())
 	created := getMemcached(t, g, mc)
 	g.Expect(created.ResourceVersion).To(Equal(mc.ResourceVersion), "the status was written")
+	// Its gauges are set all the same.
+	g.Expect(gauges(g, "memcached_operator_memcached_desired_servers", byHandNamespace, mc.Name)).To(Equal(map[string]float64{"": 2}))
 
 	// By the next, the pods are there: one status write shows them.
 	pods := []*corev1.Pod{createPod(t, mc, mc.Name+"-a"), createPod(t, mc, mc.Name+"-b")}

@@ -137,14 +137,10 @@ func (r *MemcachedReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	s.servers = status.PlanServers(mc, s.observed, s.now)
 	defer func() {
-		if reterr == nil && s.created {
-			// The events of the objects it created bring the next
-			// reconcile, which writes the status it then observes, by
-			// then often with the pods: a new Memcached costs one
-			// status write fewer.
-			return
-		}
-		err := r.writeStatus(ctx, s)
+		// After creating objects, the status is left to the next
+		// reconcile, which their events bring: it then often sees the
+		// pods too, so a new Memcached costs one status write fewer.
+		err := r.writeStatus(ctx, s, reterr == nil && s.created)
 		switch {
 		case err == nil:
 		case errors.Is(reterr, reconcile.TerminalError(nil)):

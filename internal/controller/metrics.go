@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"maps"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,11 +75,13 @@ func (m *memcachedGauges) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. It copies the values first, so
+// that reconciles setting them do not wait for the scrape.
 func (m *memcachedGauges) Collect(ch chan<- prometheus.Metric) {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for key, v := range m.gauges {
+	gauges := maps.Clone(m.gauges)
+	m.mu.RUnlock()
+	for key, v := range gauges {
 		ch <- prometheus.MustNewConstMetric(desiredServersDesc, prometheus.GaugeValue, float64(v.desiredServers), key.Namespace, key.Name)
 		ch <- prometheus.MustNewConstMetric(readyServersDesc, prometheus.GaugeValue, float64(v.readyServers), key.Namespace, key.Name)
 		if v.withProxies {

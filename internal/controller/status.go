@@ -23,15 +23,17 @@ const cacheLagLimit = 10 * time.Second
 
 // writeStatus computes the status of the Memcached of s from what the
 // reconcile observed and did, sets the operator's gauges of it
-// (metrics.go), and applies it unless the Memcached already has it.
-func (r *MemcachedReconciler) writeStatus(ctx context.Context, s *scope) error {
+// (metrics.go), and applies it unless the Memcached already has it, or
+// unless leaveToNext: a reconcile that the next one follows anyway leaves
+// the write to it.
+func (r *MemcachedReconciler) writeStatus(ctx context.Context, s *scope, leaveToNext bool) error {
 	if s.namespaceGone {
 		return nil
 	}
 	mc := s.memcached
 	newStatus := status.Compute(mc, s.observed, s.outcome, s.servers, s.now)
 	recordMetrics(mc, &newStatus)
-	if equality.Semantic.DeepEqual(mc.Status, newStatus) {
+	if leaveToNext || equality.Semantic.DeepEqual(mc.Status, newStatus) {
 		return nil
 	}
 	logf.FromContext(ctx).V(1).Info("Updating status", "old", mc.Status, "new", newStatus)
