@@ -187,14 +187,10 @@ func (r *MemcachedReconciler) applyObject(ctx context.Context, mc *cachev1alpha1
 func (r *MemcachedReconciler) createObject(ctx context.Context, desired resources.Object, result *applied) (client.Object, error) {
 	ref := desired.Ref()
 	logf.FromContext(ctx).V(1).Info("Creating object", "kind", desired.Kind.Kind, "object", klog.KRef(ref.Namespace, ref.Name))
-	obj, err := r.Scheme().New(desired.GroupVersionKind())
+	created, err := r.toTyped(desired.Unstructured)
 	if err != nil {
-		return nil, fmt.Errorf("the scheme lacks %s: %w", desired.Kind.GroupVersionKind, err)
-	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(desired.Object, obj); err != nil {
 		return nil, fmt.Errorf("failed to convert %s: %w", ref, err)
 	}
-	created := obj.(client.Object)
 	if err := r.Create(ctx, created, fieldOwner); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil, err
@@ -407,14 +403,23 @@ func (r *MemcachedReconciler) typed(kind resources.Kind, answer *unstructured.Un
 	if !kind.Full {
 		return answer
 	}
-	obj, err := r.Scheme().New(answer.GroupVersionKind())
+	obj, err := r.toTyped(answer)
 	if err != nil {
 		return answer
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(answer.Object, obj); err != nil {
-		return answer
+	return obj
+}
+
+// toTyped converts u into the Go type of its kind.
+func (r *MemcachedReconciler) toTyped(u *unstructured.Unstructured) (client.Object, error) {
+	obj, err := r.Scheme().New(u.GroupVersionKind())
+	if err != nil {
+		return nil, err
 	}
-	return obj.(client.Object)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
+		return nil, err
+	}
+	return obj.(client.Object), nil
 }
 
 // hasAPI reports whether the cluster has the API of an optional kind.
